@@ -1,0 +1,1 @@
+"""The investigator app: FastAPI, pages, visualisation, evidence export."""

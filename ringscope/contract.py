@@ -1,0 +1,197 @@
+"""The data contract of a marketplace export, as data.
+
+One :class:`TableSpec` per table: its columns with their types, which are
+required, the enum values allowed, the key that makes a row unique, and the
+references to other tables. Loaders check input against it; stores create
+their schema from it; the generator writes it. The normalised form of every
+table (what loaders hand to stores and what stores hand back as projections)
+uses exactly these column names and these dtypes:
+
+- ``str``: pandas string values (``object`` or ``string`` dtype), ``None``/NA when empty
+- ``ts``: ``datetime64[us, UTC]``
+- ``float``: ``float64`` (NaN when empty)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["str", "ts", "float", "roles"]
+
+ROLES = ("creator", "seller", "buyer")
+ENGAGEMENT_KINDS = ("view", "like", "comment", "share", "gift")
+ORDER_STATUSES = ("completed", "cancelled", "refunded")
+IDENTIFIER_KINDS = ("device", "ip", "payment", "phone", "address")
+LABELS = ("abusive", "legit")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = True
+    enum: tuple[str, ...] | None = None
+    non_negative: bool = False
+    max_value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """``column`` must name an existing ``entity`` (``account`` or ``stream``)."""
+
+    column: str
+    entity: Literal["account", "stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    references: tuple[Reference, ...] = field(default_factory=tuple)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+S, TS, F = "str", "ts", "float"
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "accounts",
+            (
+                Column("account_id", S),
+                Column("roles", "roles"),
+                Column("created_at", TS),
+                Column("country", S, required=False),
+                Column("status", S, required=False),
+            ),
+            key=("account_id",),
+        ),
+        TableSpec(
+            "streams",
+            (
+                Column("stream_id", S),
+                Column("creator_id", S),
+                Column("started_at", TS),
+                Column("ended_at", TS, required=False),
+                Column("title", S, required=False),
+            ),
+            key=("stream_id",),
+            references=(Reference("creator_id", "account"),),
+        ),
+        TableSpec(
+            "affiliations",
+            (
+                Column("creator_id", S),
+                Column("seller_id", S),
+                Column("commission_rate", F, non_negative=True, max_value=1.0),
+                Column("since", TS),
+            ),
+            key=("creator_id", "seller_id"),
+            references=(Reference("creator_id", "account"), Reference("seller_id", "account")),
+        ),
+        TableSpec(
+            "follows",
+            (Column("follower_id", S), Column("creator_id", S), Column("ts", TS)),
+            key=("follower_id", "creator_id"),
+            references=(Reference("follower_id", "account"), Reference("creator_id", "account")),
+        ),
+        TableSpec(
+            "engagements",
+            (
+                Column("account_id", S),
+                Column("stream_id", S),
+                Column("kind", S, enum=ENGAGEMENT_KINDS),
+                Column("ts", TS),
+                Column("amount", F, required=False, non_negative=True),
+            ),
+            key=("account_id", "stream_id", "kind", "ts"),
+            references=(Reference("account_id", "account"), Reference("stream_id", "stream")),
+        ),
+        TableSpec(
+            "orders",
+            (
+                Column("order_id", S),
+                Column("buyer_id", S),
+                Column("seller_id", S),
+                Column("product_id", S),
+                Column("amount", F, non_negative=True),
+                Column("status", S, enum=ORDER_STATUSES),
+                Column("ts", TS),
+                Column("creator_id", S, required=False),
+                Column("stream_id", S, required=False),
+                Column("commission", F, required=False, non_negative=True),
+                Column("refunded_at", TS, required=False),
+            ),
+            key=("order_id",),
+            references=(
+                Reference("buyer_id", "account"),
+                Reference("seller_id", "account"),
+                Reference("creator_id", "account"),
+                Reference("stream_id", "stream"),
+            ),
+        ),
+        TableSpec(
+            "identifiers",
+            (
+                Column("account_id", S),
+                Column("kind", S, enum=IDENTIFIER_KINDS),
+                Column("value", S),
+                Column("first_seen", TS),
+                Column("last_seen", TS, required=False),
+            ),
+            key=("account_id", "kind", "value"),
+            references=(Reference("account_id", "account"),),
+        ),
+        TableSpec(
+            "labels",
+            (
+                Column("subject_id", S),
+                Column("label", S, enum=LABELS),
+                Column("decided_at", TS),
+                Column("source", S, required=False),
+                Column("note", S, required=False),
+            ),
+            key=("subject_id", "decided_at"),
+            references=(Reference("subject_id", "account"),),
+        ),
+    )
+}
+
+#: The order in which tables load: every reference points to a table loaded earlier.
+LOAD_ORDER: tuple[str, ...] = (
+    "accounts",
+    "streams",
+    "affiliations",
+    "follows",
+    "engagements",
+    "orders",
+    "identifiers",
+    "labels",
+)
+
+#: File suffixes a table may come in, in the order they are looked for.
+SUFFIXES: tuple[str, ...] = (".parquet", ".csv.gz", ".csv", ".jsonl")
+
+#: Only this table must be present in an export.
+REQUIRED_TABLES: tuple[str, ...] = ("accounts",)
+
+#: Longest identifier accepted (characters); longer values are rejected.
+MAX_ID_LENGTH = 256
+#: Longest free text (titles, notes) accepted (characters).
+MAX_TEXT_LENGTH = 4096

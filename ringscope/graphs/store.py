@@ -1,0 +1,176 @@
+"""The ``GraphStore`` protocol: what every store (embedded, Neo4j) offers.
+
+The semantics below are the contract that ``tests/contract/`` checks on every
+store; where a choice could differ between stores (ties, truncation, time
+windows), it is fixed here.
+
+Graph model (see DESIGN.md) and how each relationship is derived from the tables:
+
+=============  ===========================  =====================================  ==========================
+relationship   from -> to                   source rows                            time used by windows
+=============  ===========================  =====================================  ==========================
+HOSTED         Account -> Stream            streams.creator_id                     [started_at, ended_at]
+ENGAGED        Account -> Stream            engagements, one per (account, stream) [first_ts, last_ts]
+FOLLOWS        Account -> Account           follows                                ts
+PLACED         Account -> Order             orders.buyer_id                        order ts
+FOR            Order -> Product             orders.product_id                      order ts
+SELLS          Account -> Product           orders.seller_id (distinct pairs)      none (always kept)
+ATTRIBUTED_TO  Order -> Account             orders.creator_id when present         order ts
+IN_STREAM      Order -> Stream              orders.stream_id when present          order ts
+AFFILIATE_OF   Account -> Account           affiliations                           since (kept if since < end)
+USES           Account -> Identifier        identifiers                            [first_seen, last_seen]
+=============  ===========================  =====================================  ==========================
+
+A missing end of an interval (``ended_at``, ``last_seen``) means "still open".
+An edge is inside the window ``[start, end)`` when its interval overlaps it.
+
+Node ids are platform ids; an Identifier's id is ``"<kind>:<value>"``.
+Node properties are JSON-able: timestamps as ISO 8601 strings in UTC
+(``datetime.isoformat()`` of an aware UTC datetime), roles as the ``|``-joined
+sorted role list. ENGAGED carries ``views, likes, comments, shares, gifts``
+(ints), ``gift_amount`` (float) and ``first_ts, last_ts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+from ringscope.model import (
+    BatchResult,
+    Decision,
+    Finding,
+    LoadReport,
+    NodeRef,
+    Path,
+    Run,
+    Subgraph,
+)
+
+Entity = Literal["account", "stream"]
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """A store of the marketplace graph, the detectors' tables, runs and decisions."""
+
+    uri: str
+
+    # ------------------------------------------------------------------ loading
+    def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
+        """Write one validated, normalised batch of ``table`` atomically.
+
+        Rows whose key is already stored with identical values are skipped
+        (``duplicates``); rows whose key is stored with other values are not
+        written and their batch positions are returned in ``conflicts``. Either
+        the whole batch (minus those) is written, or nothing (on error,
+        ``StoreError``). Rows written carry ``load_id`` so that
+        :meth:`rollback_load` can remove them.
+        """
+        ...
+
+    def rollback_load(self, load_id: str, table: str) -> int:
+        """Remove every row of ``table`` that the load ``load_id`` inserted (and
+        the graph elements only they created). Returns the number of rows removed."""
+        ...
+
+    def known_ids(self, entity: Entity, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` that name a stored account or stream."""
+        ...
+
+    def record_load(self, report: LoadReport) -> None:
+        """Keep the report of a finished load (for fingerprints and audit)."""
+        ...
+
+    def loads(self) -> list[LoadReport]:
+        """Every recorded load, oldest first."""
+        ...
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) over the fingerprints of every recorded load, in order."""
+        ...
+
+    # ------------------------------------------------------------------ reading
+    def counts(self) -> dict[str, int]:
+        """Rows per table of the data contract (every table, 0 when empty)."""
+        ...
+
+    def graph_counts(self) -> dict[str, int]:
+        """Nodes per label and relationships per type of the graph model."""
+        ...
+
+    def table(self, name: str, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """A whole table in the normalised form of ``ringscope.contract``, sorted by key."""
+        ...
+
+    def neighbourhood(
+        self,
+        seeds: Sequence[NodeRef],
+        *,
+        hops: int = 1,
+        rel_types: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> Subgraph:
+        """Nodes within ``hops`` of the seeds, relationships taken in either direction.
+
+        Breadth first: level 0 is the seeds that exist (``NotFoundError`` if
+        none does); each next level is the not yet seen neighbours of the
+        previous one over the allowed relationships inside the window, sorted
+        by (label, id) and added while fewer than ``limit`` nodes are held.
+        When a level does not fit, the result is ``truncated`` and the walk
+        stops. Edges: every allowed relationship in the window between two
+        returned nodes.
+        """
+        ...
+
+    def shortest_path(
+        self,
+        a: NodeRef,
+        b: NodeRef,
+        *,
+        rel_types: Sequence[str] | None = None,
+        max_hops: int = 6,
+    ) -> Path | None:
+        """A shortest undirected path from ``a`` to ``b`` of at most ``max_hops``
+        relationships, or ``None``. Among shortest paths, the one whose
+        sequence of (label, id) is smallest."""
+        ...
+
+    # ------------------------------------------------------------------ runs and findings
+    def begin_run(self, run: Run) -> None: ...
+
+    def complete_run(self, run_id: str, findings: list[Finding], summary: dict[str, object]) -> None:
+        """Write the findings of a run and mark it succeeded, atomically: a
+        reader sees either no findings for the run or all of them."""
+        ...
+
+    def fail_run(self, run_id: str, error: str) -> None: ...
+
+    def runs(self) -> list[Run]:
+        """Every run, newest first."""
+        ...
+
+    def get_run(self, run_id: str) -> Run:
+        """``NotFoundError`` when unknown."""
+        ...
+
+    def latest_run(self) -> Run | None:
+        """The newest succeeded run."""
+        ...
+
+    def findings(self, run_id: str | None = None) -> list[Finding]:
+        """The findings of a run (default: the latest succeeded), ranked."""
+        ...
+
+    def record_decision(self, decision: Decision) -> None: ...
+
+    def decisions(self, finding_id: str | None = None) -> list[Decision]:
+        """Decisions, oldest first, for one finding or all."""
+        ...
+
+    def close(self) -> None: ...

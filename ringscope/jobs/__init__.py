@@ -1,0 +1,1 @@
+"""The periodic detection run: load -> detect -> diff -> write back."""

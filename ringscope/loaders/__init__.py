@@ -1,0 +1,1 @@
+"""Reading marketplace exports, checking every row, and the synthetic marketplace."""

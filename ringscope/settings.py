@@ -1,0 +1,33 @@
+"""Settings, read from the environment (prefix ``RINGSCOPE_``) through :func:`get_settings`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RINGSCOPE_", extra="ignore")
+
+    store: str = Field(default="ringscope.duckdb", description="store URI or path")
+    neo4j_user: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_USER", "RINGSCOPE_NEO4J_USER")
+    )
+    neo4j_password: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("NEO4J_PASSWORD", "RINGSCOPE_NEO4J_PASSWORD"),
+    )
+    neo4j_database: str = Field(
+        default="neo4j",
+        validation_alias=AliasChoices("NEO4J_DATABASE", "RINGSCOPE_NEO4J_DATABASE"),
+    )
+    #: Where a Neo4j store keeps the raw events (columnar side file), per DESIGN.md.
+    columnar_path: str = Field(default="ringscope-events.duckdb")
+    work_dir: str = Field(default="var", description="rejects, exports, local Neo4j data")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
