@@ -66,7 +66,9 @@ class TableSpec:
         raise KeyError(name)
 
 
-S, TS, F = "str", "ts", "float"
+S: ColumnType = "str"
+TS: ColumnType = "ts"
+F: ColumnType = "float"
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec

@@ -144,7 +144,9 @@ class GraphStore(Protocol):
     # ------------------------------------------------------------------ runs and findings
     def begin_run(self, run: Run) -> None: ...
 
-    def complete_run(self, run_id: str, findings: list[Finding], summary: dict[str, object]) -> None:
+    def complete_run(
+        self, run_id: str, findings: list[Finding], summary: dict[str, object]
+    ) -> None:
         """Write the findings of a run and mark it succeeded, atomically: a
         reader sees either no findings for the run or all of them."""
         ...

@@ -1,0 +1,99 @@
+"""What every detector shares: its input tables, randomness, and small helpers.
+
+Detectors are pure functions with keyword-only parameters that take the
+tables they need (normalised frames of ``ringscope.contract``) and return
+canonical :class:`~ringscope.model.Finding` lists. Nothing here touches a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from ringscope.contract import TABLES
+
+Seed = int | np.random.Generator | None
+
+
+def check_random_state(seed: Seed) -> np.random.Generator:
+    """Normalise a seed once: an int, a Generator (used as is) or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, int | np.integer):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int, a numpy Generator or None, not {type(seed).__name__}")
+
+
+def seed_int(seed: Seed, default: int = 0) -> int:
+    """An int seed for C libraries (igraph, leidenalg) that take one."""
+    if seed is None:
+        return default
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**31 - 1))
+    return int(seed)
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty frame with the normalised columns and dtypes of a contract table."""
+    spec = TABLES[name]
+    data: dict[str, pd.Series] = {}
+    for c in spec.columns:
+        if c.type == "ts":
+            data[c.name] = pd.Series([], dtype="datetime64[us, UTC]")
+        elif c.type == "float":
+            data[c.name] = pd.Series([], dtype="float64")
+        else:
+            data[c.name] = pd.Series([], dtype="object")
+    return pd.DataFrame(data)
+
+
+def _empty(name: str) -> pd.DataFrame:
+    return empty_table(name)
+
+
+@dataclass(frozen=True)
+class MarketTables:
+    """The tables of one marketplace, normalised (see ``ringscope.contract``).
+
+    Any table may be empty. ``as_of`` is the reference time for ages
+    ("accounts created in the last 9 days"); by default the latest timestamp
+    seen in the events and orders.
+    """
+
+    accounts: pd.DataFrame = field(default_factory=lambda: _empty("accounts"))
+    streams: pd.DataFrame = field(default_factory=lambda: _empty("streams"))
+    engagements: pd.DataFrame = field(default_factory=lambda: _empty("engagements"))
+    follows: pd.DataFrame = field(default_factory=lambda: _empty("follows"))
+    orders: pd.DataFrame = field(default_factory=lambda: _empty("orders"))
+    affiliations: pd.DataFrame = field(default_factory=lambda: _empty("affiliations"))
+    identifiers: pd.DataFrame = field(default_factory=lambda: _empty("identifiers"))
+    labels: pd.DataFrame = field(default_factory=lambda: _empty("labels"))
+    as_of: datetime | None = None
+
+    def reference_time(self) -> pd.Timestamp:
+        """``as_of`` if set, else the latest event/order time, else now."""
+        if self.as_of is not None:
+            return pd.Timestamp(self.as_of).tz_convert("UTC")
+        latest = [
+            s.max()
+            for s in (self.engagements.get("ts"), self.orders.get("ts"))
+            if s is not None and len(s)
+        ]
+        if latest:
+            return pd.Timestamp(max(latest))
+        return pd.Timestamp(datetime.now(UTC))
+
+
+def iso(ts: object) -> str | None:
+    """An ISO 8601 UTC string for evidence rows (None for missing)."""
+    if ts is None or (isinstance(ts, float) and np.isnan(ts)) or ts is pd.NaT:
+        return None
+    t = pd.Timestamp(ts)  # type: ignore[arg-type]
+    if pd.isna(t):
+        return None
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return t.tz_convert("UTC").isoformat()

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ringscope.api.deps import StoreDep
+from ringscope.api.schemas import RunOut
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+@router.get("", response_model=list[RunOut])
+async def list_runs(store: StoreDep) -> list[RunOut]:
+    """Every detection run, newest first."""
+    return [RunOut.of(r) for r in store.runs()]
+
+
+@router.get("/{run_id}", response_model=RunOut)
+async def get_run(run_id: str, store: StoreDep) -> RunOut:
+    return RunOut.of(store.get_run(run_id))

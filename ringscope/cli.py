@@ -1,0 +1,461 @@
+"""The ``ringscope`` command: a thin shell over the library.
+
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with rejected input rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ringscope import __version__
+from ringscope.errors import RingscopeError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="ringscope",
+    help="Find collusion and abuse networks in live-shopping marketplaces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store URI: a .duckdb path or neo4j://host:port. "
+        "Default: $RINGSCOPE_STORE or ringscope.duckdb.",
+    ),
+]
+RunOpt = Annotated[
+    str | None, typer.Option("--run", help="Run id (default: the latest succeeded run).")
+]
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn ringscope's errors into a clear message and exit code 1."""
+    try:
+        yield
+    except RingscopeError as e:
+        _fail(str(e).replace("[", "\\["))
+
+
+def _progress(quiet: bool = False) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=quiet,
+    )
+
+
+# ----------------------------------------------------------------------------- library calls
+
+
+def _open(store: str | None) -> Any:
+    from ringscope.graphs import open_store
+
+    return open_store(store)
+
+
+def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
+    from ringscope.loaders.pipeline import load_export
+
+    with _progress(quiet) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(table: str, rows: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"load {table}", total=None)
+            bar.update(tasks[table], completed=rows)
+
+        store = _open(store_uri)
+        try:
+            report = load_export(store, data_dir, progress=progress)
+        finally:
+            store.close()
+        for t in tasks.values():
+            bar.update(t, total=bar.tasks[t].completed)
+    return report
+
+
+def _print_load_report(report: Any) -> None:
+    t = Table(title=f"load {report.load_id[:8]} of {report.data_dir}")
+    for c in ("table", "file", "read", "loaded", "duplicates", "rejected", "note"):
+        t.add_column(
+            c, justify="right" if c in ("read", "loaded", "duplicates", "rejected") else "left"
+        )
+    for name, tr in report.tables.items():
+        note = tr.error or (f"rejects: {tr.rejects_file}" if tr.rejected else "")
+        t.add_row(
+            name,
+            Path(tr.file).name if tr.file else "-",
+            f"{tr.read:,}",
+            f"{tr.loaded:,}",
+            f"{tr.duplicates:,}",
+            f"{tr.rejected:,}",
+            note,
+        )
+    err.print(t)
+
+
+def _load_exit_code(report: Any) -> int:
+    if report.failed:
+        return EXIT_ERROR
+    if report.rejected:
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def _detect(store_uri: str | None, policy_file: Path | None, quiet: bool = False) -> Any:
+    from ringscope.jobs.detect import run_detection
+    from ringscope.policy import load_policy
+
+    policy = load_policy(policy_file)
+    with _progress(quiet) as bar:
+        task = bar.add_task("detect", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"detect: {step}", completed=done, total=total)
+
+        store = _open(store_uri)
+        try:
+            return run_detection(store, policy, progress=progress)
+        finally:
+            store.close()
+
+
+def _print_queue(findings: list[Any], top: int = 10) -> None:
+    t = Table(title=f"top {min(top, len(findings))} of {len(findings)} findings")
+    for c in ("score", "kind", "members", "beneficiaries", "id"):
+        t.add_column(c)
+    for f in findings[:top]:
+        t.add_row(
+            f"{f.score:.2f}",
+            f.kind,
+            str(len(f.members)),
+            ", ".join(b.account_id for b in f.beneficiaries[:3]) or "-",
+            f.id,
+        )
+    err.print(t)
+
+
+def _findings_of(store_uri: str | None, run: str | None) -> tuple[str, list[Any]]:
+    from ringscope.errors import NotFoundError
+
+    store = _open(store_uri)
+    try:
+        run_obj = store.get_run(run) if run else store.latest_run()
+        if run_obj is None:
+            raise NotFoundError(
+                "the store holds no succeeded run yet: run `ringscope detect` first"
+            )
+        return run_obj.id, store.findings(run_obj.id)
+    finally:
+        store.close()
+
+
+def findings_document(run_id: str, findings: list[Any]) -> dict[str, Any]:
+    """The findings JSON of DESIGN.md (stable across runs on the same data)."""
+    keys = ("id", "kind", "score", "members", "beneficiaries", "signals", "explanation", "detector")
+    return {
+        "run_id": run_id,
+        "findings": [{k: f.to_dict(evidence=False)[k] for k in keys} for f in findings],
+    }
+
+
+def scores_rows(findings: list[Any]) -> list[tuple[str, float, str]]:
+    """Every account any finding touches, with its highest member score and that finding."""
+    best: dict[str, tuple[float, str]] = {}
+    for f in findings:
+        for m in f.members:
+            cur = best.get(m.account_id)
+            if cur is None or m.score > cur[0]:  # findings come ranked: ties keep the first
+                best[m.account_id] = (m.score, f.id)
+    rows = [(a, s, fid) for a, (s, fid) in best.items()]
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return rows
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app.command()
+def run(
+    data_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Export folder (default: generate the sample marketplace)."),
+    ] = None,
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Address the app listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the app listens on.")] = 8000,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop after printing the queue.")
+    ] = False,
+    events: Annotated[
+        int, typer.Option(help="Size of the generated sample (engagement events).")
+    ] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated sample.")] = 7,
+) -> None:
+    """The main job: (generate,) load, detect, print the top of the queue, serve the app."""
+    code = EXIT_OK
+    with _errors():
+        if data_dir is None:
+            from ringscope.settings import get_settings
+
+            data_dir = Path(get_settings().work_dir) / f"sample-{events}-{seed}"
+            if (
+                not (data_dir / "accounts.csv").exists()
+                and not (data_dir / "accounts.parquet").exists()
+            ):
+                _generate(data_dir, events, seed)
+        report = _load(store, data_dir)
+        _print_load_report(report)
+        code = _load_exit_code(report)
+        if code == EXIT_ERROR:
+            _fail("some tables could not be read; nothing detected")
+        result = _detect(store, None)
+        err.print(f"run [bold]{result.run.id}[/]: {len(result.findings)} findings")
+        _print_queue(result.findings)
+        if not no_serve:
+            _serve(store, host, port)
+    raise typer.Exit(code)
+
+
+def _generate(out_dir: Path, events: int, seed: int) -> Any:
+    from ringscope.loaders.synthetic import generate as gen
+
+    with _progress() as bar:
+        task = bar.add_task(f"generate {events:,} events (seed {seed})", total=None)
+        report = gen(out_dir, events=events, seed=seed)
+        bar.update(task, total=1, completed=1)
+    return report
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the export and truth.csv into.")],
+    events: Annotated[
+        int, typer.Option(help="Engagement events to generate (10k to 10M).")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 0,
+) -> None:
+    """Write a synthetic marketplace with planted abuse and its truth.csv."""
+    with _errors():
+        if events < 1:
+            _fail("--events must be at least 1", EXIT_USAGE)
+        _generate(out_dir, events, seed)
+        err.print(f"wrote {out_dir}")
+
+
+@app.command()
+def load(
+    data_dir: Annotated[Path, typer.Argument(help="Export folder: one file per table.")],
+    store: StoreOpt = None,
+) -> None:
+    """Load an export into the store; rejected rows go to a rejects file per table."""
+    with _errors():
+        report = _load(store, data_dir)
+        _print_load_report(report)
+    raise typer.Exit(_load_exit_code(report))
+
+
+@app.command()
+def detect(
+    store: StoreOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
+    ] = None,
+) -> None:
+    """Run every detector once: prints the run id and a summary."""
+    with _errors():
+        result = _detect(store, policy)
+        print(result.run.id)
+        _print_queue(result.findings)
+        err.print(json.dumps(result.run.summary, sort_keys=True))
+
+
+@app.command()
+def findings(
+    store: StoreOpt = None,
+    run: RunOpt = None,
+    format: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """The findings of a run, ranked."""
+    if format not in ("json", "csv"):
+        _fail(f"--format must be json or csv, not {format!r}", EXIT_USAGE)
+    with _errors():
+        run_id, fs = _findings_of(store, run)
+        if format == "json":
+            _write(json.dumps(findings_document(run_id, fs), indent=1, sort_keys=True) + "\n", out)
+        else:
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(
+                [
+                    "run_id",
+                    "id",
+                    "kind",
+                    "score",
+                    "size",
+                    "members",
+                    "beneficiaries",
+                    "detector",
+                    "explanation",
+                ]
+            )
+            for f in fs:
+                w.writerow(
+                    [
+                        run_id,
+                        f.id,
+                        f.kind,
+                        f"{f.score:.6f}",
+                        len(f.members),
+                        "|".join(f.member_ids),
+                        "|".join(b.account_id for b in f.beneficiaries),
+                        f.detector.name,
+                        f.explanation,
+                    ]
+                )
+            _write(buf.getvalue(), out)
+
+
+@app.command()
+def scores(
+    store: StoreOpt = None,
+    run: RunOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """CSV account_id,score,finding_id: each flagged account's highest member score."""
+    with _errors():
+        _, fs = _findings_of(store, run)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["account_id", "score", "finding_id"])
+        for a, s, fid in scores_rows(fs):
+            w.writerow([a, f"{s:.6f}", fid])
+        _write(buf.getvalue(), out)
+
+
+@app.command()
+def evaluate(
+    truth_csv: Annotated[Path, typer.Argument(help="truth.csv of a generated marketplace.")],
+    store: StoreOpt = None,
+    run: RunOpt = None,
+) -> None:
+    """Precision and recall per kind against planted truth (table on stderr, JSON on stdout)."""
+    import pandas as pd
+
+    from ringscope.algorithms.evaluate import evaluate as ev
+    from ringscope.algorithms.evaluate import read_truth
+
+    with _errors():
+        truth = read_truth(truth_csv)
+        run_id, fs = _findings_of(store, run)
+        sc = pd.DataFrame(scores_rows(fs), columns=["account_id", "score", "finding_id"])
+        st = _open(store)
+        try:
+            accounts = st.table("accounts", columns=["account_id"])["account_id"].tolist()
+        finally:
+            st.close()
+        report = ev(fs, truth, sc, all_accounts=accounts)
+        rows = report.to_rows()
+        if rows:
+            t = Table(title=f"evaluation of {run_id}")
+            for c in rows[0]:
+                t.add_column(str(c))
+            for r in rows[1:]:
+                t.add_row(*[str(x) for x in r])
+            err.print(t)
+        doc = {"run_id": run_id, **report.to_dict()}
+        sys.stdout.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def _serve(store: str | None, host: str, port: int) -> None:
+    import uvicorn
+
+    from ringscope.api.app import create_app
+
+    err.print(f"serving the investigator app on http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(create_app(store_uri=store), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the investigator app and its API."""
+    with _errors():
+        _serve(store, host, port)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """ringscope: collusion and abuse networks in live-shopping marketplaces."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and returns its exit code."""
+    runner: Callable[..., Any] = app
+    try:
+        runner(args=argv, standalone_mode=True)
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""One detection run on a store: read the tables, run every enabled detector,
+build the queue, and save it as a run.
+
+The run is written atomically (``complete_run``): an interrupted run stays
+``running``/``failed`` and the previous succeeded run remains the current one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ringscope import __version__
+from ringscope.algorithms.base import MarketTables
+from ringscope.algorithms.queue import build_queue
+from ringscope.contract import LOAD_ORDER
+from ringscope.graphs.store import GraphStore
+from ringscope.model import Finding, Run
+from ringscope.policy import Policy, default_policy
+
+#: progress(step, done, total): called before each step and after the last one.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    run: Run
+    findings: list[Finding]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"run-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def read_tables(store: GraphStore) -> MarketTables:
+    """Every contract table of the store, as the detectors' input."""
+    t = {name: store.table(name) for name in LOAD_ORDER}
+    return MarketTables(
+        accounts=t["accounts"],
+        streams=t["streams"],
+        engagements=t["engagements"],
+        follows=t["follows"],
+        orders=t["orders"],
+        affiliations=t["affiliations"],
+        identifiers=t["identifiers"],
+        labels=t["labels"],
+    )
+
+
+def detect_tables(
+    tables: MarketTables,
+    policy: Policy,
+    *,
+    progress: Progress | None = None,
+) -> tuple[list[Finding], dict[str, float]]:
+    """Run the policy's enabled detectors on ``tables`` and build the queue (pure)."""
+    from ringscope.algorithms.registry import DETECTORS
+
+    enabled = [
+        n for n in DETECTORS if policy.detectors.get(n) is None or policy.detectors[n].enabled
+    ]
+    found: list[Finding] = []
+    timings: dict[str, float] = {}
+    for i, name in enumerate(enabled):
+        if progress:
+            progress(name, i, len(enabled))
+        params = policy.detectors[name].params if name in policy.detectors else {}
+        t0 = time.perf_counter()
+        found.extend(DETECTORS[name].run(tables, params, policy.seed))
+        timings[name] = time.perf_counter() - t0
+    if progress:
+        progress("queue", len(enabled), len(enabled))
+    q = policy.queue
+    queue = build_queue(
+        found,
+        merge_overlap=q.merge_overlap,
+        merge_containment=q.merge_containment,
+        min_score=q.min_score,
+    )
+    return queue, timings
+
+
+def run_detection(
+    store: GraphStore,
+    policy: Policy | None = None,
+    *,
+    progress: Progress | None = None,
+) -> DetectionResult:
+    """One run on ``store``: begin, detect, complete (or fail and re-raise)."""
+    policy = policy or default_policy()
+    started = datetime.now(UTC)
+    run = Run(
+        id=new_run_id(started),
+        started_at=started,
+        status="running",
+        policy=policy.model_dump(),
+        data_fingerprint=store.fingerprint(),
+        summary={"ringscope_version": __version__, "policy_digest": policy.digest()},
+    )
+    store.begin_run(run)
+    try:
+        if progress:
+            progress("read tables", 0, 1)
+        t0 = time.perf_counter()
+        tables = read_tables(store)
+        read_s = time.perf_counter() - t0
+        findings, timings = detect_tables(tables, policy, progress=progress)
+        timings = {"read tables": read_s, **timings}
+        by_kind: dict[str, int] = {}
+        for f in findings:
+            by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
+        summary: dict[str, Any] = {
+            **run.summary,
+            "findings": len(findings),
+            "by_kind": dict(sorted(by_kind.items())),
+            "accounts_flagged": len({a for f in findings for a in f.member_ids}),
+            "seconds": {k: round(v, 3) for k, v in timings.items()},
+        }
+        store.complete_run(run.id, findings, summary)
+    except BaseException as e:
+        try:
+            store.fail_run(run.id, f"{type(e).__name__}: {e}")
+        except Exception as status_error:  # keep the original error, note the second
+            e.add_note(f"marking run {run.id} as failed also failed: {status_error}")
+        raise
+    return DetectionResult(run=store.get_run(run.id), findings=findings, timings=timings)

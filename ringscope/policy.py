@@ -1,0 +1,139 @@
+"""The detection policy: which detectors run, their thresholds, windows and weights.
+
+A policy is a YAML (or TOML) file that a policy analyst can read and change;
+``ringscope/default_policy.yaml`` holds the documented defaults. Parameters
+not given in a file keep the detector's own defaults. Unknown detectors or
+parameters are errors, named with the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ringscope.errors import ConfigError
+
+
+class DetectorPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueuePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merge_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
+    merge_containment: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = "default"
+    seed: int = 0
+    detectors: dict[str, DetectorPolicy] = Field(default_factory=dict)
+    queue: QueuePolicy = Field(default_factory=QueuePolicy)
+
+    def digest(self) -> str:
+        """SHA-256 of the policy's canonical JSON: which policy a run used."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def _parse(text: str, name: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text) if name.endswith(".toml") else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(
+            f"policy {name}: not valid {'TOML' if name.endswith('.toml') else 'YAML'}: {e}"
+        ) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"policy {name}: the top level must be a mapping")
+    return data
+
+
+def _check_params(policy: Policy, name: str) -> None:
+    from ringscope.algorithms.registry import DETECTORS
+
+    for det, section in policy.detectors.items():
+        if det not in DETECTORS:
+            known = ", ".join(sorted(DETECTORS))
+            raise ConfigError(f"policy {name}: unknown detector {det!r} (known: {known})")
+        accepted = DETECTORS[det].parameters()
+        for p in section.params:
+            if p not in accepted:
+                raise ConfigError(
+                    f"policy {name}: detectors.{det}.params.{p} is not a parameter of {det} "
+                    f"(parameters: {', '.join(sorted(accepted))})"
+                )
+
+
+def default_policy() -> Policy:
+    """The policy shipped with ringscope."""
+    text = resources.files("ringscope").joinpath("default_policy.yaml").read_text("utf-8")
+    return _from_mapping(_parse(text, "default_policy.yaml"), "default_policy.yaml")
+
+
+def _from_mapping(data: dict[str, Any], name: str) -> Policy:
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"policy {name}: {loc}: {first['msg']}") from e
+    _check_params(policy, name)
+    return policy
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read a policy file; ``None`` gives the default policy.
+
+    A file's detector sections are laid over the defaults: a detector or a
+    parameter not named in the file keeps its default.
+    """
+    base = default_policy()
+    if path is None:
+        return base
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except OSError as e:
+        raise ConfigError(f"policy {p}: cannot read: {e.strerror}") from e
+    data = _parse(text, str(p))
+    merged = base.model_dump()
+    for key, value in data.items():
+        if key == "detectors" and isinstance(value, dict):
+            for det, section in value.items():
+                if not isinstance(section, dict):
+                    raise ConfigError(f"policy {p}: detectors.{det} must be a mapping")
+                cur = merged["detectors"].setdefault(det, {"enabled": True, "params": {}})
+                for k, v in section.items():
+                    if k == "params" and isinstance(v, dict):
+                        cur["params"] = {**cur.get("params", {}), **v}
+                    else:
+                        cur[k] = v
+        elif key == "queue" and isinstance(value, dict):
+            merged["queue"] = {**merged["queue"], **value}
+        else:
+            merged[key] = value
+    return _from_mapping(merged, str(p))
+
+
+def signature_parameters(fn: Any) -> set[str]:
+    """Keyword parameters a detector function accepts (its policy ``params``)."""
+    return {
+        name
+        for name, prm in inspect.signature(fn).parameters.items()
+        if prm.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"
+    }
