@@ -1,0 +1,840 @@
+"""Dense blocks in bipartite graphs: FRAUDAR greedy peeling, weighted and fast.
+
+:func:`fraudar` works on integer index arrays (one entry per edge) and returns
+:class:`Block` s: sets of rows and columns whose average suspiciousness
+``g(S) = f(S) / |S|`` is the highest that greedy peeling reaches, where
+``f(S)`` is the total weight of the edges inside ``S``. Column weights
+``1 / log(deg + c)`` discount popular columns so that a fraudster cannot hide a
+block by also engaging with popular targets (camouflage resistance).
+
+:func:`detect_dense_blocks` runs it on the account x creator engagement graph
+and on the buyer x seller order graph and turns blocks that are dense and
+unusual into findings.
+
+The peeling loop is compiled with numba when numba is installed (about
+0.1-0.3 microseconds per edge); without it the same loop runs as plain Python,
+with identical results, roughly a hundred times slower.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+
+from ringscope.algorithms.base import MarketTables, iso
+from ringscope.errors import InputError
+from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, rank
+
+NAME = "dense_blocks"
+VERSION = "1.0.0"
+
+ColumnWeighting = Literal["log", "none"]
+
+__all__ = [
+    "NAME",
+    "VERSION",
+    "Block",
+    "detect_dense_blocks",
+    "detect_dense_blocks_tables",
+    "fraudar",
+    "fraudar_blocks",
+    "peel",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One dense block found by :func:`fraudar`.
+
+    Attributes
+    ----------
+    rows, cols : tuple of int
+        Sorted row and column indices of the block (as given to :func:`fraudar`).
+    score : float
+        Average suspiciousness ``g(S) = f(S) / (|rows| + |cols|)`` of the block,
+        with the column weighting applied.
+    mass : float
+        ``f(S)``: the total (column-weighted) weight of the block's edges.
+    n_edges : int
+        Number of distinct (row, col) edges inside the block.
+    """
+
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    score: float
+    mass: float
+    n_edges: int
+
+
+# --------------------------------------------------------------------------- peeling kernel
+
+
+def _peel_kernel(
+    indptr: np.ndarray, nbr: np.ndarray, ew: np.ndarray, prio0: np.ndarray, total: float
+) -> tuple[np.ndarray, int, float]:
+    """Greedy peeling with a lazy-deletion binary heap keyed by (priority, node).
+
+    Returns the removal order, the number of removals before the best prefix
+    and the best value of ``g``. Written in the numba-compatible subset of
+    Python: compiled when numba is available, run as is otherwise.
+    """
+    n = prio0.shape[0]
+    prio = prio0.copy()
+    alive = np.ones(n, dtype=np.bool_)
+    cap = n + nbr.shape[0] + 1
+    hp = np.empty(cap, dtype=np.float64)
+    hn = np.empty(cap, dtype=np.int64)
+    size = 0
+    # heapify: the nodes in index order form a heap once sifted down
+    for i in range(n):
+        hp[i] = prio[i]
+        hn[i] = i
+    size = n
+    for start in range(n // 2 - 1, -1, -1):
+        pos = start
+        while True:
+            left = 2 * pos + 1
+            if left >= size:
+                break
+            best = left
+            right = left + 1
+            if right < size and (
+                hp[right] < hp[left] or (hp[right] == hp[left] and hn[right] < hn[left])
+            ):
+                best = right
+            if hp[best] < hp[pos] or (hp[best] == hp[pos] and hn[best] < hn[pos]):
+                tp = hp[pos]
+                tn = hn[pos]
+                hp[pos] = hp[best]
+                hn[pos] = hn[best]
+                hp[best] = tp
+                hn[best] = tn
+                pos = best
+            else:
+                break
+
+    order = np.empty(n, dtype=np.int64)
+    f = total
+    best_g = f / n if n > 0 else 0.0
+    best_k = 0
+    removed = 0
+    while removed < n:
+        # pop the smallest valid entry
+        v = -1
+        while size > 0:
+            p = hp[0]
+            node = hn[0]
+            size -= 1
+            hp[0] = hp[size]
+            hn[0] = hn[size]
+            pos = 0
+            while True:
+                left = 2 * pos + 1
+                if left >= size:
+                    break
+                best = left
+                right = left + 1
+                if right < size and (
+                    hp[right] < hp[left] or (hp[right] == hp[left] and hn[right] < hn[left])
+                ):
+                    best = right
+                if hp[best] < hp[pos] or (hp[best] == hp[pos] and hn[best] < hn[pos]):
+                    tp = hp[pos]
+                    tn = hn[pos]
+                    hp[pos] = hp[best]
+                    hn[pos] = hn[best]
+                    hp[best] = tp
+                    hn[best] = tn
+                    pos = best
+                else:
+                    break
+            if alive[node] and p == prio[node]:
+                v = node
+                break
+        if v < 0:
+            break
+        order[removed] = v
+        removed += 1
+        alive[v] = False
+        f -= prio[v]
+        for k in range(indptr[v], indptr[v + 1]):
+            u = nbr[k]
+            if alive[u]:
+                prio[u] -= ew[k]
+                # push (prio[u], u) and sift up
+                pos = size
+                hp[pos] = prio[u]
+                hn[pos] = u
+                size += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if hp[pos] < hp[parent] or (hp[pos] == hp[parent] and hn[pos] < hn[parent]):
+                        tp = hp[pos]
+                        tn = hn[pos]
+                        hp[pos] = hp[parent]
+                        hn[pos] = hn[parent]
+                        hp[parent] = tp
+                        hn[parent] = tn
+                        pos = parent
+                    else:
+                        break
+        remaining = n - removed
+        if remaining > 0:
+            g = f / remaining
+            if g > best_g:
+                best_g = g
+                best_k = removed
+    return order, best_k, best_g
+
+
+_KERNEL: Callable[..., tuple[np.ndarray, int, float]] | None = None
+
+
+def _kernel() -> Callable[..., tuple[np.ndarray, int, float]]:
+    """The peeling kernel, compiled by numba when it is installed.
+
+    The compiled code is cached on disk next to this module; if the cache
+    cannot be written or read, the kernel is compiled in memory instead.
+    """
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on the environment
+            _KERNEL = _peel_kernel
+            return _KERNEL
+        tiny = (
+            np.array([0, 1, 2], dtype=np.int64),
+            np.array([1, 0], dtype=np.int64),
+            np.array([1.0, 1.0]),
+            np.array([1.0, 1.0]),
+            1.0,
+        )
+        try:
+            compiled = numba.njit(cache=True, nogil=True)(_peel_kernel)
+            compiled(*tiny)
+        except Exception:  # pragma: no cover - unusable cache directory
+            compiled = numba.njit(cache=False, nogil=True)(_peel_kernel)
+            compiled(*tiny)
+        _KERNEL = compiled
+    return _KERNEL
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check_edges(rows: Any, cols: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.asarray(rows)
+    c = np.asarray(cols)
+    if r.ndim != 1 or c.ndim != 1 or r.shape != c.shape:
+        raise InputError("rows and cols must be one-dimensional arrays of the same length")
+    if r.size and (
+        not np.issubdtype(r.dtype, np.integer) or not np.issubdtype(c.dtype, np.integer)
+    ):
+        raise InputError("rows and cols must hold integer indices")
+    r = r.astype(np.int64, copy=False)
+    c = c.astype(np.int64, copy=False)
+    if r.size and (r.min() < 0 or c.min() < 0):
+        raise InputError("rows and cols must be non-negative indices")
+    if weights is None:
+        w = np.ones(r.shape[0], dtype=np.float64)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != r.shape:
+            raise InputError("weights must have one value per edge")
+        if w.size and (not np.all(np.isfinite(w)) or w.min() < 0):
+            raise InputError("weights must be finite and non-negative")
+    return r, c, w
+
+
+def _dedupe(r: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Merge repeated (row, col) edges by summing their weights; drop zero weights."""
+    if r.size == 0:
+        return r, c, w
+    n_cols = int(c.max()) + 1
+    key = r * n_cols + c
+    uniq, inv = np.unique(key, return_inverse=True)
+    ww = np.bincount(inv, weights=w, minlength=uniq.size)
+    keep = ww > 0
+    uniq = uniq[keep]
+    return uniq // n_cols, uniq % n_cols, ww[keep]
+
+
+def peel(
+    rows: Any,
+    cols: Any,
+    weights: Any = None,
+    *,
+    column_weighting: ColumnWeighting = "log",
+    c: float = 5.0,
+) -> Block | None:
+    """Find one dense block by greedy peeling (one round of :func:`fraudar`).
+
+    Parameters
+    ----------
+    rows, cols : array_like of int
+        One entry per edge. Repeated (row, col) pairs are merged, summing weights.
+    weights : array_like of float, optional
+        Non-negative edge weights (default 1).
+    column_weighting : {"log", "none"}
+        ``"log"`` multiplies each edge's weight by ``1 / log(deg(col) + c)``,
+        with ``deg`` the number of distinct rows of the column.
+    c : float
+        Offset of the log column weighting (must make ``log(1 + c) > 0``).
+
+    Returns
+    -------
+    Block or None
+        The best prefix of the peeling order, or None when there is no edge.
+    """
+    r, col, w = _check_edges(rows, cols, weights)
+    r, col, w = _dedupe(r, col, w)
+    return _peel_once(r, col, w, column_weighting=column_weighting, c=c)
+
+
+def _peel_once(
+    r: np.ndarray,
+    col: np.ndarray,
+    w: np.ndarray,
+    *,
+    column_weighting: ColumnWeighting,
+    c: float,
+) -> Block | None:
+    if r.size == 0:
+        return None
+    if column_weighting == "log":
+        if not math.log(1.0 + c) > 0:
+            raise InputError("c must make log(1 + c) positive")
+        ucol, cinv, cdeg = np.unique(col, return_inverse=True, return_counts=True)
+        w = w / np.log(cdeg.astype(np.float64) + c)[cinv]
+    elif column_weighting != "none":
+        raise InputError(f"column_weighting must be 'log' or 'none', not {column_weighting!r}")
+    # compact node ids: rows first, then columns
+    urow, rinv = np.unique(r, return_inverse=True)
+    ucol, cinv = np.unique(col, return_inverse=True)
+    n_r = urow.size
+    n = n_r + ucol.size
+    a = rinv.astype(np.int64)
+    b = cinv.astype(np.int64) + n_r
+    prio0 = np.bincount(a, weights=w, minlength=n) + np.bincount(b, weights=w, minlength=n)
+    total = float(w.sum())
+    # CSR adjacency, both directions
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    ew = np.concatenate([w, w])
+    perm = np.argsort(src, kind="stable")
+    nbr = dst[perm]
+    ew = ew[perm]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    order, best_k, best_g = _kernel()(indptr, nbr, ew, prio0, total)
+    keep = np.ones(n, dtype=bool)
+    keep[order[:best_k]] = False
+    in_rows = keep[:n_r]
+    in_cols = keep[n_r:]
+    inside = in_rows[rinv] & in_cols[cinv]
+    return Block(
+        rows=tuple(int(x) for x in urow[in_rows]),
+        cols=tuple(int(x) for x in ucol[in_cols]),
+        score=float(best_g),
+        mass=float(w[inside].sum()),
+        n_edges=int(inside.sum()),
+    )
+
+
+def fraudar_blocks(
+    rows: Any,
+    cols: Any,
+    weights: Any = None,
+    *,
+    column_weighting: ColumnWeighting = "log",
+    c: float = 5.0,
+) -> Any:
+    """Yield dense blocks one after another, removing each block's edges before the next.
+
+    The iterator behind :func:`fraudar`: stop consuming it whenever enough
+    blocks were found. Column weights are recomputed on the remaining edges
+    at each round.
+
+    Yields
+    ------
+    Block
+    """
+    r, col, w = _check_edges(rows, cols, weights)
+    r, col, w = _dedupe(r, col, w)
+    while r.size:
+        block = _peel_once(r, col, w, column_weighting=column_weighting, c=c)
+        if block is None or not block.rows or not block.cols:
+            return
+        yield block
+        inside = np.isin(r, np.asarray(block.rows, dtype=np.int64)) & np.isin(
+            col, np.asarray(block.cols, dtype=np.int64)
+        )
+        r, col, w = r[~inside], col[~inside], w[~inside]
+
+
+def fraudar(
+    rows: Any,
+    cols: Any,
+    weights: Any = None,
+    *,
+    n_blocks: int = 1,
+    column_weighting: ColumnWeighting = "log",
+    c: float = 5.0,
+) -> list[Block]:
+    """Dense blocks of a weighted bipartite graph by FRAUDAR greedy peeling.
+
+    Every node (row or column) starts with priority equal to the sum of the
+    weights of its edges. The node of least priority is removed, and each of
+    its neighbours' priorities decreases by the weight of the shared edge,
+    until nothing is left. Of all the prefixes of this order, the node set
+    with the highest average suspiciousness ``g(S) = f(S) / |S|`` is the
+    block. Further blocks come from repeating on the graph with the found
+    blocks' edges removed. The greedy result is within a factor 2 of the
+    optimum of ``g`` (Hooi et al., Theorem 2).
+
+    Parameters
+    ----------
+    rows, cols : array_like of int
+        Edge list as two index arrays of equal length (e.g. account and creator
+        codes). Repeated (row, col) pairs are merged by summing their weights.
+    weights : array_like of float, optional
+        Non-negative edge weights; default 1 per edge.
+    n_blocks : int
+        How many blocks to find at most (fewer when the edges run out).
+    column_weighting : {"log", "none"}
+        ``"log"`` (default) multiplies each edge's weight by
+        ``1 / log(deg(col) + c)``, where ``deg`` is the number of distinct rows
+        of the column in the graph being peeled: edges to popular columns
+        count less, which defeats camouflage.
+    c : float
+        Offset of the log column weighting (5 in the paper).
+
+    Returns
+    -------
+    list of Block
+        In the order found (the first is the densest).
+
+    Raises
+    ------
+    InputError
+        If the arrays differ in length, hold negative or non-integer indices,
+        or the weights are negative or not finite.
+
+    References
+    ----------
+    .. [1] B. Hooi, H. A. Song, A. Beutel, N. Shah, K. Shin, C. Faloutsos,
+       "FRAUDAR: Bounding Graph Fraud in the Face of Camouflage", KDD 2016.
+       https://doi.org/10.1145/2939672.2939747
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> noise_r, noise_c = rng.integers(0, 50, 100), rng.integers(0, 40, 100)
+    >>> block_r, block_c = np.repeat(np.arange(50, 58), 4), np.tile(np.arange(40, 44), 8)
+    >>> blocks = fraudar(np.r_[noise_r, block_r], np.r_[noise_c, block_c])
+    >>> blocks[0].rows, blocks[0].cols
+    ((50, 51, 52, 53, 54, 55, 56, 57), (40, 41, 42, 43))
+    """
+    if n_blocks < 1:
+        raise InputError(f"n_blocks must be at least 1, not {n_blocks}")
+    out: list[Block] = []
+    for block in fraudar_blocks(rows, cols, weights, column_weighting=column_weighting, c=c):
+        out.append(block)
+        if len(out) >= n_blocks:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- detector
+
+
+def _check_frame(frame: Any, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"{name} must be a pandas DataFrame, not {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{name} lacks column(s) {', '.join(missing)}")
+    return frame
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """A bipartite weighted graph with the ids behind its integer codes."""
+
+    row_ids: np.ndarray
+    col_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray  # what is peeled
+    counts: np.ndarray  # raw interaction counts per edge
+
+
+def _bipartite(left: pd.Series, right: pd.Series, *, count_weighting: str) -> _Graph:
+    ok = left.notna().to_numpy() & right.notna().to_numpy()
+    lcodes, lids = pd.factorize(left[ok].astype(str), sort=True)
+    rcodes, rids = pd.factorize(right[ok].astype(str), sort=True)
+    n_r = max(len(rids), 1)
+    key = lcodes.astype(np.int64) * n_r + rcodes.astype(np.int64)
+    uniq, counts = np.unique(key, return_counts=True)
+    counts = counts.astype(np.float64)
+    w = np.log1p(counts) if count_weighting == "log" else counts
+    return _Graph(
+        row_ids=np.asarray(lids, dtype=object),
+        col_ids=np.asarray(rids, dtype=object),
+        rows=uniq // n_r,
+        cols=uniq % n_r,
+        weights=w,
+        counts=counts,
+    )
+
+
+def _graph_average(g: _Graph, *, column_weighting: ColumnWeighting, c: float) -> float:
+    """Average suspiciousness ``f(V) / |V|`` of the whole graph (same column weighting)."""
+    w = g.weights
+    if column_weighting == "log":
+        _, inv, deg = np.unique(g.cols, return_inverse=True, return_counts=True)
+        w = w / np.log(deg.astype(np.float64) + c)[inv]
+    n = np.unique(g.rows).size + np.unique(g.cols).size
+    return float(w.sum() / max(n, 1))
+
+
+def _block_findings(
+    g: _Graph,
+    *,
+    kind: str,
+    row_role: str,
+    col_role: str,
+    what: str,
+    evidence_of: Callable[[list[str], list[str], int], list[dict[str, Any]]],
+    ages: pd.Series | None,
+    info: DetectorInfo,
+    p: dict[str, Any],
+) -> list[Finding]:
+    if g.rows.size == 0:
+        return []
+    cw: ColumnWeighting = p["column_weighting"]
+    avg = _graph_average(g, column_weighting=cw, c=p["c"])
+    row_total = np.bincount(g.rows, weights=g.counts, minlength=g.row_ids.size)
+    out: list[Finding] = []
+    for block in fraudar(
+        g.rows, g.cols, g.weights, n_blocks=p["n_blocks"], column_weighting=cw, c=p["c"]
+    ):
+        n_r, n_c = len(block.rows), len(block.cols)
+        if n_r < p["min_block"]:
+            continue
+        ratio = block.score / avg if avg > 0 else 0.0
+        if ratio < p["min_density_ratio"]:
+            continue
+        fill = block.n_edges / (n_r * n_c)
+        if fill < p["min_fill"]:
+            continue
+        rset = np.asarray(block.rows, dtype=np.int64)
+        cset = np.asarray(block.cols, dtype=np.int64)
+        inside = np.isin(g.rows, rset) & np.isin(g.cols, cset)
+        in_w = np.bincount(g.rows[inside], weights=g.counts[inside], minlength=g.row_ids.size)
+        in_deg = np.bincount(g.rows[inside], minlength=g.row_ids.size)
+        focus_each = in_w[rset] / np.maximum(row_total[rset], 1.0)
+        focus = float(in_w[rset].sum() / max(row_total[rset].sum(), 1.0))
+        if focus < p["min_focus"]:
+            continue
+        member_ids = [str(x) for x in g.row_ids[rset]]
+        col_ids = [str(x) for x in g.col_ids[cset]]
+        strength = min(1.0, ratio / (2.0 * p["min_density_ratio"]))
+        parts = [
+            ("density_vs_average", ratio, p["min_density_ratio"], 0.4, strength),
+            ("focus_on_block", focus, p["min_focus"], 0.3, focus),
+            ("block_fill", fill, p["min_fill"], 0.3, fill),
+        ]
+        young_n = 0
+        if ages is not None:
+            a = ages.reindex(pd.Index(member_ids)).to_numpy(dtype=np.float64)
+            known = ~np.isnan(a)
+            if known.any():
+                young_n = int((a[known] <= p["young_days"]).sum())
+                ys = young_n / int(known.sum())
+                parts.append(("young_account_share", ys, 0.0, 0.2, ys))
+        score = sum(x[3] * x[4] for x in parts) / sum(x[3] for x in parts)
+        signals = [Signal(nm, round(float(v), 6), float(th), wt) for nm, v, th, wt, _ in parts]
+        signals += [
+            Signal("block_rows", float(n_r), float(p["min_block"]), 0.0),
+            Signal("block_cols", float(n_c), 0.0, 0.0),
+            Signal("block_edges", float(block.n_edges), 0.0, 0.0),
+            Signal("interactions", float(in_w[rset].sum()), 0.0, 0.0),
+        ]
+        mscore = np.sqrt(focus_each * (in_deg[rset] / n_c))
+        members = [
+            Member(a, row_role, round(float(s), 6)) for a, s in zip(member_ids, mscore, strict=True)
+        ]
+        young = f" ({young_n} created in the last {p['young_days']:g} days)" if young_n else ""
+        shown = ", ".join(col_ids[:3]) + (f" and {n_c - 3} more" if n_c > 3 else "")
+        explanation = (
+            f"{n_r} accounts{young} put {focus:.0%} of their {what} "
+            f"({int(in_w[rset].sum())} in all) on {n_c} {col_role}(s): {shown}; "
+            f"the block is {ratio:.1f} times as dense as the graph on average and "
+            f"{fill:.0%} of its account-{col_role} pairs interact."
+        )
+        out.append(
+            Finding.build(
+                kind=kind,
+                score=score,
+                members=members,
+                beneficiaries=[Beneficiary(x, col_role) for x in col_ids],
+                signals=signals,
+                explanation=explanation,
+                detector=info,
+                evidence={
+                    "engagements" if kind == "dense_block" else "orders": evidence_of(
+                        member_ids, col_ids, p["max_evidence"]
+                    )
+                },
+            )
+        )
+    return out
+
+
+def detect_dense_blocks(
+    engagements: pd.DataFrame | None,
+    orders: pd.DataFrame | None,
+    *,
+    streams: pd.DataFrame | None,
+    accounts: pd.DataFrame | None = None,
+    n_blocks: int = 5,
+    min_block: int = 5,
+    min_density_ratio: float = 1.5,
+    min_fill: float = 0.5,
+    min_focus: float = 0.5,
+    column_weighting: ColumnWeighting = "log",
+    c: float = 5.0,
+    count_weighting: Literal["log", "linear"] = "log",
+    young_days: float = 30.0,
+    as_of: Any = None,
+    max_evidence: int = 500,
+    seed: Any = None,
+) -> list[Finding]:
+    """Dense, unusual blocks in the account x creator and buyer x seller graphs (FRAUDAR).
+
+    Two graphs are peeled with :func:`fraudar`:
+
+    - **engagement**: accounts x creators (a stream's engagements go to its
+      creator), edge weight ``log(1 + events)``; blocks become findings of
+      kind ``dense_block`` whose beneficiaries are the creators.
+    - **orders**: buyers x sellers, edge weight ``log(1 + orders)``; blocks
+      become findings of kind ``dense_orders`` whose beneficiaries are the
+      sellers.
+
+    A block is reported when it has ``min_block`` rows, its average
+    suspiciousness is ``min_density_ratio`` times the graph's, at least
+    ``min_fill`` of its (row, column) pairs are edges, and its rows put at
+    least ``min_focus`` of their activity inside it. Dense blocks of
+    loyal fans exist too, so these findings are a weaker signal than lockstep
+    timing: they rank below it unless other detectors agree.
+
+    Parameters
+    ----------
+    engagements : pandas.DataFrame or None
+        Normalised engagements (``account_id``, ``stream_id``, ...); None or empty skips.
+    orders : pandas.DataFrame or None
+        Normalised orders (``order_id``, ``buyer_id``, ``seller_id``, ...); None or empty skips.
+    streams : pandas.DataFrame or None
+        Normalised streams (``stream_id``, ``creator_id``), needed for engagements.
+    accounts : pandas.DataFrame, optional
+        Normalised accounts with ``created_at`` for the young-account signal.
+    n_blocks : int
+        Blocks peeled from each graph.
+    min_block : int
+        Least number of accounts (rows) in a reported block.
+    min_density_ratio : float
+        Least ratio of the block's average suspiciousness ``g`` to the whole
+        graph's ``f(V) / |V|``.
+    min_fill : float
+        Least share of the block's (row, column) pairs that are edges: a block
+        spanning most of a sparse graph is not unusual.
+    min_focus : float
+        Least share of the block accounts' interactions that fall inside the block.
+    column_weighting : {"log", "none"}
+        FRAUDAR column weighting (see :func:`fraudar`).
+    c : float
+        Offset of the log column weighting.
+    count_weighting : {"log", "linear"}
+        Edge weight from the number of interactions: ``log(1 + n)`` (default;
+        one very active account cannot make a block alone) or ``n``.
+    young_days : float
+        Accounts created at most this many days before ``as_of`` count as young.
+    as_of : datetime-like, optional
+        Reference time for account ages (default: the latest event or order).
+    max_evidence : int
+        At most this many evidence rows per finding.
+    seed : optional
+        Recorded for uniformity; the method is deterministic.
+
+    Returns
+    -------
+    list of Finding
+        Canonically ordered (score descending, then id).
+
+    Raises
+    ------
+    InputError
+        If a table lacks a required column or a parameter is out of range.
+
+    References
+    ----------
+    .. [1] B. Hooi, H. A. Song, A. Beutel, N. Shah, K. Shin, C. Faloutsos,
+       "FRAUDAR: Bounding Graph Fraud in the Face of Camouflage", KDD 2016.
+       https://doi.org/10.1145/2939672.2939747
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2024-05-01", tz="UTC")
+    >>> orders = pd.DataFrame({
+    ...     "order_id": [f"o{i}" for i in range(60)],
+    ...     "buyer_id": [f"b{i % 12}" for i in range(48)] + [f"x{i}" for i in range(12)],
+    ...     "seller_id": [f"s{i % 2}" for i in range(48)] + [f"s{2 + i}" for i in range(12)],
+    ...     "status": "completed", "amount": 10.0, "ts": t})
+    >>> found = detect_dense_blocks(None, orders, streams=None, min_density_ratio=1.5)
+    >>> [(f.kind, len(f.members), [b.account_id for b in f.beneficiaries]) for f in found]
+    [('dense_orders', 12, ['s0', 's1'])]
+    """
+    params: dict[str, Any] = {
+        "n_blocks": int(n_blocks),
+        "min_block": int(min_block),
+        "min_density_ratio": float(min_density_ratio),
+        "min_fill": float(min_fill),
+        "min_focus": float(min_focus),
+        "column_weighting": column_weighting,
+        "c": float(c),
+        "count_weighting": count_weighting,
+        "young_days": float(young_days),
+        "max_evidence": int(max_evidence),
+        "seed": None if seed is None else int(seed) if isinstance(seed, int) else str(seed),
+    }
+    if n_blocks < 1 or min_block < 1:
+        raise InputError("n_blocks and min_block must be at least 1")
+    for name, v in (("min_focus", min_focus), ("min_fill", min_fill)):
+        if not 0 <= v <= 1:
+            raise InputError(f"{name} must lie in [0, 1], not {v}")
+    if column_weighting not in ("log", "none"):
+        raise InputError(f"column_weighting must be 'log' or 'none', not {column_weighting!r}")
+    if count_weighting not in ("log", "linear"):
+        raise InputError(f"count_weighting must be 'log' or 'linear', not {count_weighting!r}")
+    info = DetectorInfo(NAME, VERSION, params)
+    have_ev = engagements is not None and not engagements.empty
+    have_or = orders is not None and not orders.empty
+    if have_ev:
+        assert engagements is not None
+        _check_frame(engagements, "engagements", ("account_id", "stream_id", "kind", "ts"))
+        if streams is None:
+            raise InputError("streams are needed to map engagements to creators")
+        _check_frame(streams, "streams", ("stream_id", "creator_id"))
+    if have_or:
+        assert orders is not None
+        _check_frame(orders, "orders", ("order_id", "buyer_id", "seller_id", "ts"))
+    ages: pd.Series | None = None
+    if accounts is not None and not accounts.empty and "created_at" in accounts.columns:
+        if as_of is None:
+            latest = [f["ts"].max() for f in (engagements, orders) if f is not None and not f.empty]
+            ref = pd.Timestamp(max(latest)) if latest else pd.Timestamp.now(tz="UTC")
+        else:
+            ref = pd.Timestamp(as_of)
+        ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
+        created = pd.DatetimeIndex(pd.to_datetime(accounts["created_at"], utc=True))
+        ages = pd.Series(
+            np.asarray((ref - created) / pd.Timedelta(days=1), dtype=np.float64),
+            index=accounts["account_id"].astype(str).to_numpy(),
+        )
+        ages = ages[~ages.index.duplicated(keep="first")]
+
+    findings: list[Finding] = []
+    if have_ev:
+        assert engagements is not None and streams is not None
+        creator = (
+            streams.assign(stream_id=streams["stream_id"].astype(str))
+            .drop_duplicates("stream_id")
+            .set_index("stream_id")["creator_id"]
+        )
+        ev = engagements[["account_id", "stream_id", "kind", "ts"]].copy()
+        ev["creator_id"] = ev["stream_id"].astype(str).map(creator)
+        g = _bipartite(ev["account_id"], ev["creator_id"], count_weighting=count_weighting)
+
+        def ev_evidence(rows: list[str], cols: list[str], cap: int) -> list[dict[str, Any]]:
+            sub = ev[ev["account_id"].astype(str).isin(rows) & ev["creator_id"].isin(cols)]
+            agg = (
+                sub.groupby(["account_id", "creator_id"], sort=True)["ts"]
+                .agg(["count", "min", "max"])
+                .reset_index()
+                .rename(columns={"count": "n"})
+            )
+            return [
+                {
+                    "account_id": str(r.account_id),
+                    "creator_id": str(r.creator_id),
+                    "events": int(cast(Any, r.n)),
+                    "first_ts": iso(r.min),
+                    "last_ts": iso(r.max),
+                }
+                for r in agg.head(cap).itertuples(index=False)
+            ]
+
+        findings += _block_findings(
+            g,
+            kind="dense_block",
+            row_role="engager",
+            col_role="creator",
+            what="engagement events",
+            evidence_of=ev_evidence,
+            ages=ages,
+            info=info,
+            p=params,
+        )
+    if have_or:
+        assert orders is not None
+        od = orders
+        g = _bipartite(od["buyer_id"], od["seller_id"], count_weighting=count_weighting)
+
+        def or_evidence(rows: list[str], cols: list[str], cap: int) -> list[dict[str, Any]]:
+            sub = od[od["buyer_id"].astype(str).isin(rows) & od["seller_id"].astype(str).isin(cols)]
+            sub = sub.sort_values(["ts", "order_id"], kind="stable").head(cap)
+            keep = [
+                k
+                for k in ("order_id", "buyer_id", "seller_id", "creator_id", "amount", "status")
+                if k in sub.columns
+            ]
+            out: list[dict[str, Any]] = []
+            for rec, ts in zip(sub[keep].to_dict("records"), sub["ts"], strict=True):
+                row = {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
+                row["ts"] = iso(ts)
+                out.append(row)
+            return out
+
+        findings += _block_findings(
+            g,
+            kind="dense_orders",
+            row_role="buyer",
+            col_role="seller",
+            what="orders",
+            evidence_of=or_evidence,
+            ages=ages,
+            info=info,
+            p=params,
+        )
+    return rank(findings)
+
+
+def detect_dense_blocks_tables(tables: MarketTables, **params: Any) -> list[Finding]:
+    """:func:`detect_dense_blocks` on a :class:`MarketTables` (``as_of`` from the tables)."""
+    params.setdefault("as_of", tables.reference_time())
+    return detect_dense_blocks(
+        tables.engagements,
+        tables.orders,
+        streams=tables.streams,
+        accounts=tables.accounts,
+        **params,
+    )
