@@ -1,0 +1,616 @@
+"""Link analysis: who benefits, and guilt by association from investigator labels.
+
+:func:`benefit_rank` runs PageRank and HITS on the directed graph of money
+and attention (buyer -> seller by order amount, buyer -> creator for
+attributed orders, seller -> creator by commission, viewer -> creator by
+engagement): the accounts that collect the most are where abuse pays off.
+
+:func:`propagate_labels` spreads investigator decisions over an undirected
+account graph built from shared identifiers (discounted by how many accounts
+use each), orders (buyer - seller, buyer - creator) and co-engagement on small
+streams. Personalised PageRank from the ``legit`` seeds gives trust
+(TrustRank); from the ``abusive`` seeds, distrust (anti-TrustRank). Both are
+put on a scale of decades below the highest value; the guilt of an account is
+its distrust times its share of distrust over trust (each per seed).
+
+:func:`detect_guilt_by_association` turns unlabelled accounts with high guilt,
+with the labelled abusers they are linked to, into ``label_propagation``
+findings.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import igraph as ig
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from ringscope.algorithms.base import iso
+from ringscope.algorithms.identifiers import identifier_pairs, identifier_usage
+from ringscope.model import DetectorInfo, Finding, Member, Signal, rank
+
+NAME = "label_propagation"
+VERSION = "1.0.0"
+KIND = "label_propagation"
+
+
+def _check_damping(damping: float) -> None:
+    if not 0.0 < damping < 1.0:
+        raise ValueError("damping must be in (0, 1)")
+
+
+# --------------------------------------------------------------------------- benefit rank
+
+
+def benefit_rank(
+    orders: pd.DataFrame | None,
+    engagements: pd.DataFrame | None,
+    streams: pd.DataFrame | None,
+    *,
+    damping: float = 0.85,
+) -> pd.DataFrame:
+    """PageRank and HITS on the graph of money and attention: who benefits.
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame or None
+        Normalised ``orders``: edges buyer -> seller (amount), buyer -> creator
+        (amount of attributed orders), seller -> creator (commission).
+    engagements : pandas.DataFrame or None
+        Normalised ``engagements``: edges account -> the stream's creator
+        (one per event, gifts by amount).
+    streams : pandas.DataFrame or None
+        Normalised ``streams``, to find each stream's creator.
+    damping : float
+        PageRank damping factor.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``pagerank`` (sums to 1), ``hub``,
+        ``authority`` (HITS, scaled to a maximum of 1), sorted by pagerank
+        descending then account id. Edge weights are ``log1p`` of the totals
+        per pair and relation.
+
+    References
+    ----------
+    .. [1] Page, Brin, Motwani & Winograd, "The PageRank Citation Ranking:
+       Bringing Order to the Web", Stanford InfoLab, 1999.
+    .. [2] Kleinberg, "Authoritative Sources in a Hyperlinked Environment",
+       JACM 46(5), 1999.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> orders = pd.DataFrame({"order_id": ["o1", "o2"], "buyer_id": ["b1", "b2"],
+    ...     "seller_id": "s1", "product_id": "p", "amount": 10.0,
+    ...     "status": "completed", "ts": t})
+    >>> benefit_rank(orders, None, None)["account_id"].iloc[0]
+    's1'
+    """
+    _check_damping(damping)
+    cols = ["account_id", "pagerank", "hub", "authority"]
+    parts: list[pd.DataFrame] = []
+    if orders is not None and len(orders):
+        o = orders.dropna(subset=["buyer_id", "seller_id"])
+        amt = o["amount"].astype(float).fillna(0.0)
+        parts.append(
+            pd.DataFrame(
+                {"s": o["buyer_id"].astype(str), "d": o["seller_id"].astype(str), "w": amt}
+            ).assign(rel="order")
+        )
+        if "creator_id" in o.columns:
+            a = o[o["creator_id"].notna()]
+            aw = a["amount"].astype(float).fillna(0.0)
+            parts.append(
+                pd.DataFrame(
+                    {"s": a["buyer_id"].astype(str), "d": a["creator_id"].astype(str), "w": aw}
+                ).assign(rel="attributed")
+            )
+            if "commission" in a.columns:
+                cw = a["commission"].astype(float).fillna(0.0)
+                parts.append(
+                    pd.DataFrame(
+                        {"s": a["seller_id"].astype(str), "d": a["creator_id"].astype(str), "w": cw}
+                    ).assign(rel="commission")
+                )
+    if (
+        engagements is not None
+        and len(engagements)
+        and streams is not None
+        and len(streams)
+        and "creator_id" in streams.columns
+    ):
+        host = streams.drop_duplicates("stream_id").set_index("stream_id")["creator_id"]
+        e = engagements.dropna(subset=["account_id", "stream_id"])
+        cr = host.reindex(e["stream_id"]).to_numpy()
+        gift = (
+            e["amount"].astype(float).fillna(0.0).to_numpy()
+            if "amount" in e.columns
+            else np.zeros(len(e))
+        )
+        ew = pd.DataFrame({"s": e["account_id"].astype(str).to_numpy(), "d": cr, "w": 1.0 + gift})
+        parts.append(ew.dropna(subset=["d"]).assign(d=lambda x: x["d"].astype(str), rel="engage"))
+    if not parts:
+        return pd.DataFrame(
+            {c: pd.Series([], dtype=object if c == "account_id" else float) for c in cols}
+        )
+    edges = pd.concat(parts, ignore_index=True)
+    edges = edges[edges["s"] != edges["d"]]
+    accounts = pd.Index(sorted(set(edges["s"]) | set(edges["d"])))
+    per_rel = edges.groupby(["s", "d", "rel"], sort=True)["w"].sum().reset_index()
+    per_rel["w"] = np.log1p(per_rel["w"].to_numpy(dtype=float))
+    agg = per_rel.groupby(["s", "d"], sort=True)["w"].sum()
+    agg = agg[agg > 0]
+    n = len(accounts)
+    src = accounts.get_indexer(agg.index.get_level_values(0))
+    dst = accounts.get_indexer(agg.index.get_level_values(1))
+    g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=True)
+    g.es["weight"] = agg.to_numpy(dtype=float)
+    if g.ecount():
+        pr = np.asarray(g.pagerank(directed=True, damping=damping, weights="weight"))
+        with warnings.catch_warnings():
+            # igraph warns when many scores are zero (accounts that only buy or only sell)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            hub = np.asarray(g.hub_score(weights="weight"))
+            auth = np.asarray(g.authority_score(weights="weight"))
+    else:
+        pr = np.full(n, 1.0 / max(1, n))
+        hub = np.zeros(n)
+        auth = np.zeros(n)
+    out = pd.DataFrame(
+        {
+            "account_id": accounts.to_numpy(dtype=object),
+            "pagerank": np.round(pr, 12),
+            "hub": np.round(np.clip(hub, 0.0, 1.0), 12),
+            "authority": np.round(np.clip(auth, 0.0, 1.0), 12),
+        }
+    )
+    return out.sort_values(["pagerank", "account_id"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+def latest_labels(labels: pd.DataFrame | None) -> pd.Series:
+    """The latest decision per subject: a Series label by subject id (sorted)."""
+    if labels is None or not len(labels):
+        return pd.Series([], dtype=object)
+    lab = labels.dropna(subset=["subject_id", "label"])
+    if "decided_at" in lab.columns:
+        lab = lab.assign(_t=pd.to_datetime(lab["decided_at"], utc=True)).sort_values(
+            ["subject_id", "_t"], kind="stable"
+        )
+    last = lab.groupby(lab["subject_id"].astype(str), sort=True)["label"].last()
+    return last.astype(str)
+
+
+def account_graph(
+    *,
+    identifiers: pd.DataFrame | None = None,
+    orders: pd.DataFrame | None = None,
+    engagements: pd.DataFrame | None = None,
+    extra_accounts: list[str] | tuple[str, ...] = (),
+    max_accounts_per_identifier: int = 30,
+    identifier_weight: float = 1.0,
+    order_weight: float = 0.5,
+    engagement_weight: float = 0.25,
+    max_stream_engagers: int = 50,
+) -> tuple[pd.Index, pd.DataFrame]:
+    """The undirected account graph used for label propagation.
+
+    Returns the sorted account index and the edges ``a``, ``b`` (positions,
+    a < b), ``weight`` and ``via`` (the relations behind the edge, joined by
+    ``+``: ``identifier``, ``order``, ``co_engagement``). Identifier links
+    weigh ``identifier_weight * kind_weight / log2(n)`` per shared identifier
+    used by ``n`` accounts; order links ``order_weight * log1p(orders)``;
+    co-engagement links ``engagement_weight / (n - 1)`` per stream with ``n``
+    engaged accounts, for streams with at most ``max_stream_engagers``.
+    """
+    parts: list[pd.DataFrame] = []
+    usage = identifier_usage(identifiers, max_accounts_per_identifier=max_accounts_per_identifier)
+    if len(usage):
+        p = identifier_pairs(usage)
+        w = usage.drop_duplicates("ident").set_index("ident")["weight"]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "a": p["a"],
+                    "b": p["b"],
+                    "w": identifier_weight * w.reindex(p["ident"]).to_numpy(dtype=float),
+                    "via": "identifier",
+                }
+            )
+        )
+    if orders is not None and len(orders):
+        o = orders.dropna(subset=["buyer_id", "seller_id"])
+        rel = [o[["buyer_id", "seller_id"]].to_numpy(dtype=str)]
+        if "creator_id" in o.columns:
+            a = o[o["creator_id"].notna()]
+            rel.append(a[["buyer_id", "creator_id"]].to_numpy(dtype=str))
+        arr = np.concatenate(rel)
+        first_lower = arr[:, 0] < arr[:, 1]
+        lo = np.where(first_lower, arr[:, 0], arr[:, 1])
+        hi = np.where(first_lower, arr[:, 1], arr[:, 0])
+        df = pd.DataFrame({"a": lo, "b": hi})
+        df = df[df["a"] != df["b"]]
+        cnt = df.groupby(["a", "b"], sort=True).size()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "a": cnt.index.get_level_values(0),
+                    "b": cnt.index.get_level_values(1),
+                    "w": order_weight * np.log1p(cnt.to_numpy(dtype=float)),
+                    "via": "order",
+                }
+            )
+        )
+    if engagements is not None and len(engagements):
+        e = engagements.dropna(subset=["account_id", "stream_id"])
+        e = pd.DataFrame(
+            {"account_id": e["account_id"].astype(str), "stream_id": e["stream_id"].astype(str)}
+        ).drop_duplicates()
+        e["n"] = e.groupby("stream_id")["account_id"].transform("size")
+        e = e[(e["n"] >= 2) & (e["n"] <= max_stream_engagers)]
+        if len(e):
+            pp = e.merge(e[["stream_id", "account_id"]], on="stream_id", suffixes=("_a", "_b"))
+            pp = pp[pp["account_id_a"] < pp["account_id_b"]]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "a": pp["account_id_a"].to_numpy(),
+                        "b": pp["account_id_b"].to_numpy(),
+                        "w": engagement_weight / (pp["n"].to_numpy(dtype=float) - 1.0),
+                        "via": "co_engagement",
+                    }
+                )
+            )
+    if not parts:
+        idx = pd.Index(sorted(set(map(str, extra_accounts))), dtype=object)
+        return idx, pd.DataFrame({"a": [], "b": [], "weight": [], "via": []})
+    edges = pd.concat(parts, ignore_index=True)
+    edges = edges[edges["w"] > 0]
+    nodes = pd.Index(
+        sorted(set(edges["a"].astype(str)) | set(edges["b"].astype(str)) | set(extra_accounts)),
+        dtype=object,
+    )
+    flag = edges["via"].map(_VIA_FLAG).to_numpy(dtype=np.int64)
+    edges = edges.assign(flag=flag)
+    agg = edges.groupby(["a", "b"], sort=True).agg(weight=("w", "sum"))
+    flags = edges.drop_duplicates(["a", "b", "flag"]).groupby(["a", "b"], sort=True)["flag"].sum()
+    agg["via"] = flags.reindex(agg.index).map(_VIA_NAME).to_numpy()
+    out = pd.DataFrame(
+        {
+            "a": nodes.get_indexer(agg.index.get_level_values(0)),
+            "b": nodes.get_indexer(agg.index.get_level_values(1)),
+            "weight": agg["weight"].to_numpy(dtype=float),
+            "via": agg["via"].to_numpy(dtype=object),
+        }
+    )
+    return nodes, out
+
+
+_VIA_FLAG = {"identifier": 1, "order": 2, "co_engagement": 4}
+_VIA_NAME = {k: "+".join(n for n, f in _VIA_FLAG.items() if k & f) for k in range(1, 8)}
+
+
+def _decade_scale(x: np.ndarray, decades: float) -> np.ndarray:
+    top = float(x.max()) if len(x) else 0.0
+    if top <= 0:
+        return np.zeros_like(x)
+    with np.errstate(divide="ignore"):
+        lg = np.log10(np.where(x > 0, x / top, 1e-300))
+    return np.clip(1.0 + lg / decades, 0.0, 1.0)
+
+
+def propagate_labels(
+    labels: pd.DataFrame,
+    *,
+    identifiers: pd.DataFrame | None = None,
+    orders: pd.DataFrame | None = None,
+    engagements: pd.DataFrame | None = None,
+    damping: float = 0.85,
+    decades: float = 3.0,
+    max_accounts_per_identifier: int = 30,
+    identifier_weight: float = 1.0,
+    order_weight: float = 0.5,
+    engagement_weight: float = 0.25,
+    max_stream_engagers: int = 50,
+) -> pd.DataFrame:
+    """Trust, distrust and guilt of every account from investigator labels.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame
+        Normalised ``labels`` (subject_id, label, decided_at); the latest
+        decision per subject counts. ``legit`` subjects seed trust,
+        ``abusive`` subjects seed distrust.
+    identifiers, orders, engagements : pandas.DataFrame, optional
+        The tables the account graph is built from (see :func:`account_graph`).
+    damping : float
+        Probability of following a link rather than jumping back to a seed.
+    decades : float
+        Trust and distrust are scaled to [0, 1] over this many decades below
+        their highest value (``1 + log10(x / max) / decades``, clipped).
+    max_accounts_per_identifier, identifier_weight, order_weight, \
+engagement_weight, max_stream_engagers
+        See :func:`account_graph`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``trust``, ``distrust``, ``guilt`` (all in
+        [0, 1]) and ``label`` (the seed label or None), for every account in
+        the graph, sorted by guilt descending then account id. ``guilt`` is
+        ``distrust * d / (d + t)`` where ``d`` and ``t`` are the raw scores
+        per seed; it is 0 wherever no abusive seed reaches.
+
+    References
+    ----------
+    .. [1] Gyöngyi, Garcia-Molina & Pedersen, "Combating Web Spam with
+       TrustRank", VLDB 2004.
+    .. [2] Krishnan & Raj, "Web Spam Detection with Anti-Trust Rank",
+       AIRWeb 2006.
+    .. [3] Haveliwala, "Topic-Sensitive PageRank", WWW 2002.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> ids = pd.DataFrame({"account_id": ["x", "y", "y", "z"],
+    ...     "kind": "device", "value": ["d1", "d1", "d2", "d2"], "first_seen": t})
+    >>> labels = pd.DataFrame({"subject_id": ["x"], "label": ["abusive"], "decided_at": [t]})
+    >>> out = propagate_labels(labels, identifiers=ids)
+    >>> out["account_id"].tolist()[-1]  # z is two hops away from the abuser
+    'z'
+    >>> bool(out["guilt"].between(0, 1).all())
+    True
+    """
+    _check_damping(damping)
+    seeds = latest_labels(labels)
+    nodes, edges = account_graph(
+        identifiers=identifiers,
+        orders=orders,
+        engagements=engagements,
+        extra_accounts=tuple(seeds.index),
+        max_accounts_per_identifier=max_accounts_per_identifier,
+        identifier_weight=identifier_weight,
+        order_weight=order_weight,
+        engagement_weight=engagement_weight,
+        max_stream_engagers=max_stream_engagers,
+    )
+    return _scores(nodes, edges, seeds, damping=damping, decades=decades)
+
+
+def _scores(
+    nodes: pd.Index, edges: pd.DataFrame, seeds: pd.Series, *, damping: float, decades: float
+) -> pd.DataFrame:
+    cols = ["account_id", "trust", "distrust", "guilt", "label"]
+    n = len(nodes)
+    if n == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+    g = ig.Graph(n=n, edges=edges[["a", "b"]].to_numpy(dtype=np.int64), directed=False)
+    g.es["weight"] = edges["weight"].to_numpy(dtype=float)
+    lab = seeds.reindex(nodes)
+
+    def ppr(which: str) -> tuple[np.ndarray, int]:
+        mask = (lab == which).to_numpy()
+        k = int(mask.sum())
+        if k == 0:
+            return np.zeros(n), 0
+        reset = (mask / k).tolist()
+        kw: dict[str, Any] = {"weights": "weight"} if g.ecount() else {}
+        pr = g.personalized_pagerank(directed=False, damping=damping, reset=reset, **kw)
+        return np.asarray(pr, dtype=float), k
+
+    t_raw, kt = ppr("legit")
+    d_raw, kd = ppr("abusive")
+    trust = _decade_scale(t_raw, decades)
+    distrust = _decade_scale(d_raw, decades)
+    d_per = d_raw * (kd + kt) / max(1, kd)
+    t_per = t_raw * (kd + kt) / max(1, kt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(d_per + t_per > 0, d_per / (d_per + t_per), 0.0)
+    guilt = np.clip(distrust * share, 0.0, 1.0)
+    out = pd.DataFrame(
+        {
+            "account_id": nodes.to_numpy(dtype=object),
+            "trust": np.round(trust, 9),
+            "distrust": np.round(distrust, 9),
+            "guilt": np.round(guilt, 9),
+            "label": lab.astype(object).where(lab.notna(), None).to_numpy(),
+        }
+    )
+    return out.sort_values(["guilt", "account_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def detect_guilt_by_association(
+    labels: pd.DataFrame | None,
+    *,
+    identifiers: pd.DataFrame | None = None,
+    orders: pd.DataFrame | None = None,
+    engagements: pd.DataFrame | None = None,
+    min_score: float = 0.6,
+    damping: float = 0.85,
+    decades: float = 3.0,
+    max_accounts_per_identifier: int = 30,
+    identifier_weight: float = 1.0,
+    order_weight: float = 0.5,
+    engagement_weight: float = 0.25,
+    max_stream_engagers: int = 50,
+    max_evidence: int = 50,
+    seed: int | np.random.Generator | None = None,
+) -> list[Finding]:
+    """Unlabelled accounts strongly linked to labelled abusers, as findings.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame or None
+        Normalised ``labels``. With no ``abusive`` label there is nothing to
+        propagate and the result is empty.
+    identifiers, orders, engagements : pandas.DataFrame, optional
+        The tables the account graph is built from.
+    min_score : float
+        Unlabelled accounts with guilt at least this are suspects.
+    damping, decades, max_accounts_per_identifier, identifier_weight, \
+order_weight, engagement_weight, max_stream_engagers
+        See :func:`propagate_labels`.
+    max_evidence : int
+        At most this many rows per evidence list (totals under ``counts``).
+    seed : int, numpy.random.Generator or None
+        Accepted for the common detector signature; the method is deterministic.
+
+    Returns
+    -------
+    list of Finding
+        Kind ``label_propagation``: one per connected group of suspects and
+        the labelled abusers they link to (roles ``associate`` and
+        ``labelled_abusive``), ranked by score then id.
+
+    References
+    ----------
+    .. [1] Gyöngyi, Garcia-Molina & Pedersen, "Combating Web Spam with
+       TrustRank", VLDB 2004.
+    .. [2] Krishnan & Raj, "Web Spam Detection with Anti-Trust Rank",
+       AIRWeb 2006.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> ids = pd.DataFrame({"account_id": ["x", "y", "x", "y"],
+    ...     "kind": ["device", "device", "payment", "payment"],
+    ...     "value": ["d1", "d1", "p1", "p1"], "first_seen": t})
+    >>> labels = pd.DataFrame({"subject_id": ["x"], "label": ["abusive"], "decided_at": [t]})
+    >>> [f.member_ids for f in detect_guilt_by_association(labels, identifiers=ids, seed=0)]
+    [('x', 'y')]
+    """
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError("min_score must be in [0, 1]")
+    params: dict[str, Any] = {
+        "min_score": min_score,
+        "damping": damping,
+        "decades": decades,
+        "max_accounts_per_identifier": max_accounts_per_identifier,
+        "identifier_weight": identifier_weight,
+        "order_weight": order_weight,
+        "engagement_weight": engagement_weight,
+        "max_stream_engagers": max_stream_engagers,
+        "seed": seed if isinstance(seed, int) else None,
+    }
+    info = DetectorInfo(name=NAME, version=VERSION, params=params)
+    seeds = latest_labels(labels)
+    if not (seeds == "abusive").any():
+        return []
+    graph_kw: dict[str, Any] = {
+        "max_accounts_per_identifier": max_accounts_per_identifier,
+        "identifier_weight": identifier_weight,
+        "order_weight": order_weight,
+        "engagement_weight": engagement_weight,
+        "max_stream_engagers": max_stream_engagers,
+    }
+    _check_damping(damping)
+    nodes, edges = account_graph(
+        identifiers=identifiers,
+        orders=orders,
+        engagements=engagements,
+        extra_accounts=tuple(seeds.index),
+        **graph_kw,
+    )
+    scores = _scores(nodes, edges, seeds, damping=damping, decades=decades)
+    sc = scores.set_index("account_id").reindex(nodes)
+    is_abusive = (sc["label"] == "abusive").to_numpy()
+    suspect = (sc["label"].isna() & (sc["guilt"] >= min_score)).to_numpy()
+    keep = is_abusive | suspect
+    if not suspect.any():
+        return []
+    e = edges[keep[edges["a"].to_numpy(dtype=int)] & keep[edges["b"].to_numpy(dtype=int)]]
+    n = len(nodes)
+    ea = e["a"].to_numpy(dtype=int)
+    eb = e["b"].to_numpy(dtype=int)
+    adj = sparse.coo_matrix((np.ones(len(e)), (ea, eb)), shape=(n, n)).tocsr()
+    _, comp = connected_components(adj, directed=False)
+    lab_rows = (
+        labels.assign(subject_id=labels["subject_id"].astype(str))
+        if labels is not None
+        else pd.DataFrame()
+    )
+    findings: list[Finding] = []
+    for c in np.unique(comp[suspect]):
+        grp = np.flatnonzero((comp == c) & keep)
+        sus = [int(v) for v in grp if suspect[v]]
+        abu = [int(v) for v in grp if is_abusive[v]]
+        if not abu:
+            continue  # only suspects linked to each other through nobody labelled
+        guilt = sc["guilt"].to_numpy(dtype=float)
+        top = sorted((guilt[v] for v in sus), reverse=True)[:3]
+        score = float(np.mean(top))
+        members = [Member(str(nodes[v]), "associate", round(float(guilt[v]), 6)) for v in sus]
+        members += [Member(str(nodes[v]), "labelled_abusive", 1.0) for v in abu]
+        gset = set(grp.tolist())
+        ge = e[e["a"].isin(gset) & e["b"].isin(gset)].sort_values(
+            ["weight", "a", "b"], ascending=[False, True, True], kind="stable"
+        )
+        link_rows = [
+            {
+                "a": str(nodes[int(r.a)]),
+                "b": str(nodes[int(r.b)]),
+                "weight": round(float(r.weight), 6),
+                "via": str(r.via),
+            }
+            for r in ge.head(max_evidence).itertuples(index=False)
+        ]
+        abu_ids = {str(nodes[v]) for v in abu}
+        label_rows: list[dict[str, Any]] = []
+        if len(lab_rows):
+            lr = lab_rows[lab_rows["subject_id"].isin(abu_ids)].sort_values(
+                ["subject_id", "decided_at"], kind="stable"
+            )
+            for r in lr.head(max_evidence).itertuples(index=False):
+                label_rows.append(
+                    {
+                        "subject_id": str(r.subject_id),
+                        "label": str(r.label),
+                        "decided_at": iso(r.decided_at),
+                        "source": None
+                        if "source" not in lr.columns or pd.isna(getattr(r, "source", None))
+                        else str(r.source),
+                    }
+                )
+        vias = sorted({v for x in ge["via"] for v in str(x).split("+")})
+        signals = [
+            Signal("top_guilt", round(score, 6), min_score, 1.0),
+            Signal("labelled_abusers_linked", float(len(abu)), 1.0, 0.0),
+        ]
+        text = (
+            f"{len(sus)} unlabelled account(s) are closely linked to {len(abu)} account(s) "
+            f"labelled abusive by investigators (through {', '.join(vias) or 'links'}): guilt "
+            f"from personalised PageRank from the abusive labels, against trust from legit "
+            f"labels, reaches {max(top):.2f} (threshold {min_score:.2f})."
+        )
+        findings.append(
+            Finding.build(
+                kind=KIND,
+                score=score,
+                members=members,
+                signals=signals,
+                explanation=text,
+                detector=info,
+                evidence={
+                    "links": link_rows,
+                    "labels": label_rows,
+                    "counts": [
+                        {"source": "links", "shown": len(link_rows), "total": len(ge)},
+                        {"source": "labels", "shown": len(label_rows), "total": len(abu_ids)},
+                    ],
+                },
+            )
+        )
+    return rank(findings)

@@ -1,0 +1,250 @@
+"""Commission rings on a gallery of small hand-built marketplaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ringscope.algorithms.commission import KIND, NAME, VERSION, detect_commission_rings
+from ringscope.model import canonical_json
+
+T0 = pd.Timestamp("2026-10-01", tz="UTC")
+
+
+def _orders(rows: list[dict[str, object]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for c in ("ts", "refunded_at"):
+        df[c] = pd.to_datetime(df.get(c), utc=True).astype("datetime64[us, UTC]")
+    return df
+
+
+def _accounts(ids: list[str], days_old: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ids,
+            "roles": "buyer",
+            "created_at": T0 - pd.Timedelta(days=days_old),
+        }
+    )
+
+
+def _ids(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "kind": [r[1] for r in rows],
+            "value": [r[2] for r in rows],
+            "first_seen": T0,
+        }
+    )
+
+
+def background(rng: np.random.Generator, n_orders: int = 400) -> list[dict[str, object]]:
+    """Ordinary affiliate sales of many creators and sellers, about 6% refunded."""
+    rows = []
+    for i in range(n_orders):
+        bad = rng.random() < 0.06
+        ts = T0 + pd.Timedelta(minutes=int(rng.integers(0, 30 * 24 * 60)))
+        rows.append(
+            {
+                "order_id": f"bg{i}",
+                "buyer_id": f"u{rng.integers(0, 300)}",
+                "seller_id": f"s{rng.integers(10, 20)}",
+                "product_id": f"p{rng.integers(0, 50)}",
+                "amount": float(rng.integers(5, 60)),
+                "status": "refunded" if bad else "completed",
+                "ts": ts,
+                "creator_id": f"c{rng.integers(10, 30)}",
+                "commission": 2.0,
+                "refunded_at": ts + pd.Timedelta(days=2) if bad else None,
+            }
+        )
+    return rows
+
+
+def planted_ring() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Creator C + seller S + 8 new buyers, 70% refunded after commission, one shared card."""
+    rng = np.random.default_rng(7)
+    rows = background(rng)
+    buyers = [f"rb{i}" for i in range(8)]
+    k = 0
+    for b in buyers:
+        for _ in range(5):
+            ts = T0 + pd.Timedelta(days=3, minutes=int(rng.integers(0, 600)))
+            bad = k % 10 < 7
+            rows.append(
+                {
+                    "order_id": f"r{k}",
+                    "buyer_id": b,
+                    "seller_id": "S",
+                    "product_id": "pR",
+                    "amount": 80.0,
+                    "status": "refunded" if bad else "completed",
+                    "ts": ts,
+                    "creator_id": "C",
+                    "commission": 16.0,
+                    "refunded_at": ts + pd.Timedelta(days=3) if bad else None,
+                }
+            )
+            k += 1
+    acc = pd.concat(
+        [_accounts(buyers, 5), _accounts([f"u{i}" for i in range(300)], 900)], ignore_index=True
+    )
+    ids = _ids([(b, "payment", "card-1") for b in buyers] + [("C", "payment", "card-1")])
+    return _orders(rows), acc, ids
+
+
+def stealth_ring() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """6 old buyers with almost no refunds, ordering only through C for S, on 2 shared cards."""
+    rng = np.random.default_rng(8)
+    rows = background(rng)
+    buyers = [f"sb{i}" for i in range(6)]
+    k = 0
+    for b in buyers:
+        for _ in range(3):
+            rows.append(
+                {
+                    "order_id": f"st{k}",
+                    "buyer_id": b,
+                    "seller_id": "S",
+                    "product_id": "pS",
+                    "amount": 40.0,
+                    "status": "completed",
+                    "ts": T0 + pd.Timedelta(days=int(rng.integers(0, 20)), hours=k % 24),
+                    "creator_id": "C",
+                    "commission": 8.0,
+                    "refunded_at": None,
+                }
+            )
+            k += 1
+    acc = pd.concat(
+        [_accounts(buyers, 400), _accounts([f"u{i}" for i in range(300)], 900)], ignore_index=True
+    )
+    ids = _ids([(b, "payment", f"card-{i % 2}") for i, b in enumerate(buyers)])
+    return _orders(rows), acc, ids
+
+
+def flash_sale() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """300 unrelated buyers order one product in one minute; 5% refunded; nothing shared."""
+    rng = np.random.default_rng(9)
+    rows = background(rng)
+    buyers = [f"fb{i}" for i in range(300)]
+    for i, b in enumerate(buyers):
+        ts = T0 + pd.Timedelta(days=5, seconds=int(rng.integers(0, 60)))
+        bad = i % 20 == 0
+        rows.append(
+            {
+                "order_id": f"fs{i}",
+                "buyer_id": b,
+                "seller_id": "S",
+                "product_id": "pF",
+                "amount": 15.0,
+                "status": "refunded" if bad else "completed",
+                "ts": ts,
+                "creator_id": "C",
+                "commission": 1.5,
+                "refunded_at": ts + pd.Timedelta(days=1) if bad else None,
+            }
+        )
+    ages = rng.integers(1, 2000, size=300).astype(float)
+    acc = pd.DataFrame(
+        {"account_id": buyers, "roles": "buyer", "created_at": T0 - pd.to_timedelta(ages, "D")}
+    )
+    ids = _ids([(b, "device", f"dev-{b}") for b in buyers])
+    return _orders(rows), acc, ids
+
+
+def popular_creator() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A popular creator's normal sales: 200 buyers, repeat customers, 6% refunds."""
+    rng = np.random.default_rng(10)
+    rows = background(rng)
+    for i in range(600):
+        bad = rng.random() < 0.06
+        ts = T0 + pd.Timedelta(minutes=int(rng.integers(0, 30 * 24 * 60)))
+        rows.append(
+            {
+                "order_id": f"pc{i}",
+                "buyer_id": f"pb{rng.integers(0, 200)}",
+                "seller_id": f"s{rng.integers(0, 3)}",
+                "product_id": f"p{rng.integers(0, 20)}",
+                "amount": float(rng.integers(5, 90)),
+                "status": "refunded" if bad else "completed",
+                "ts": ts,
+                "creator_id": "POP",
+                "commission": 3.0,
+                "refunded_at": ts + pd.Timedelta(days=4) if bad else None,
+            }
+        )
+    ages = rng.integers(1, 2000, size=200).astype(float)
+    acc = pd.DataFrame(
+        {
+            "account_id": [f"pb{i}" for i in range(200)],
+            "roles": "buyer",
+            "created_at": T0 - pd.to_timedelta(ages, "D"),
+        }
+    )
+    return _orders(rows), acc, _ids([])
+
+
+def test_planted_ring_found_with_exact_members() -> None:
+    orders, acc, ids = planted_ring()
+    found = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
+    assert len(found) == 1
+    f = found[0]
+    assert f.kind == KIND
+    assert set(f.member_ids) == {f"rb{i}" for i in range(8)} | {"C", "S"}
+    roles = {m.account_id: m.role for m in f.members}
+    assert roles["C"] == "creator" and roles["S"] == "seller" and roles["rb0"] == "buyer"
+    assert {(b.account_id, b.role) for b in f.beneficiaries} == {("C", "creator"), ("S", "seller")}
+    names = {s.name for s in f.signals}
+    assert {"excess_refund_cancel_rate", "shared_identifier_share", "new_buyer_share"} <= names
+    assert "8 buyers" in f.explanation and "70%" in f.explanation
+    assert f.evidence["orders"] and f.evidence["identifiers"][0]["value"] == "card-1"
+    assert f.evidence["orders"][0]["ts"].endswith("+00:00")
+    assert f.detector.name == NAME and f.detector.version == VERSION
+    assert f.detector.params["min_buyers"] == 4
+
+
+def test_stealth_ring_with_shared_cards_found() -> None:
+    orders, acc, ids = stealth_ring()
+    found = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
+    assert [set(f.member_ids) for f in found] == [{f"sb{i}" for i in range(6)} | {"C", "S"}]
+    assert "excess_refund_cancel_rate" not in {s.name for s in found[0].signals}
+
+
+def test_flash_sale_not_flagged() -> None:
+    orders, acc, ids = flash_sale()
+    assert detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0) == []
+
+
+def test_popular_creator_not_flagged() -> None:
+    orders, acc, ids = popular_creator()
+    assert detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0) == []
+
+
+def test_empty_and_single() -> None:
+    orders, acc, ids = planted_ring()
+    assert detect_commission_rings(orders.iloc[:0], accounts=acc, identifiers=ids) == []
+    assert detect_commission_rings(orders.iloc[:1], accounts=acc, identifiers=ids) == []
+
+
+def test_invariants_and_determinism() -> None:
+    orders, acc, ids = planted_ring()
+    a = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=1)
+    b = detect_commission_rings(
+        orders.sample(frac=1.0, random_state=3), accounts=acc, identifiers=ids, seed=1
+    )
+    assert canonical_json([f.to_dict() for f in a]) == canonical_json([f.to_dict() for f in b])
+    for f in a:
+        assert 0.0 <= f.score <= 1.0
+        assert all(0.0 <= m.score <= 1.0 for m in f.members)
+        assert list(f.member_ids) == sorted(f.member_ids)
+
+
+def test_bad_parameters() -> None:
+    orders, _acc, _ids_table = planted_ring()
+    with pytest.raises(ValueError):
+        detect_commission_rings(orders, min_buyers=1)
+    with pytest.raises(ValueError):
+        detect_commission_rings(orders.drop(columns=["status"]))
