@@ -384,6 +384,7 @@ def evaluate(
     """Precision and recall per kind against planted truth (table on stderr, JSON on stdout)."""
     import pandas as pd
 
+    from ringscope.algorithms.evaluate import ROW_COLUMNS
     from ringscope.algorithms.evaluate import evaluate as ev
     from ringscope.algorithms.evaluate import read_truth
 
@@ -397,14 +398,12 @@ def evaluate(
         finally:
             st.close()
         report = ev(fs, truth, sc, all_accounts=accounts)
-        rows = report.to_rows()
-        if rows:
-            t = Table(title=f"evaluation of {run_id}")
-            for c in rows[0]:
-                t.add_column(str(c))
-            for r in rows[1:]:
-                t.add_row(*[str(x) for x in r])
-            err.print(t)
+        t = Table(title=f"evaluation of {run_id}")
+        for c in ROW_COLUMNS:
+            t.add_column(c, justify="right" if c == "value" else "left")
+        for r in report.to_rows():
+            t.add_row(*[str(x) for x in r])
+        err.print(t)
         doc = {"run_id": run_id, **report.to_dict()}
         sys.stdout.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
