@@ -384,9 +384,8 @@ def evaluate(
     """Precision and recall per kind against planted truth (table on stderr, JSON on stdout)."""
     import pandas as pd
 
-    from ringscope.algorithms.evaluate import ROW_COLUMNS
+    from ringscope.algorithms.evaluate import ROW_COLUMNS, read_truth
     from ringscope.algorithms.evaluate import evaluate as ev
-    from ringscope.algorithms.evaluate import read_truth
 
     with _errors():
         truth = read_truth(truth_csv)
