@@ -1,0 +1,627 @@
+"""Loading a marketplace export into a store: read, check, quarantine, write.
+
+:func:`load_export` is the load; :func:`check_export` runs the same reading
+and checking without a store; :func:`read_table` reads and checks one file
+into one normalised frame.
+
+Rejects files
+-------------
+Rows that fail go to ``<rejects_dir>/<table>.rejects.csv``, one line per
+rejected row: ``file, row, column, reason`` followed by the table's contract
+columns holding the row's original values as text (the values of a row that
+the reader could not take apart are left empty; its reason quotes it). After
+removing the first four columns and fixing the values, the file can be loaded
+again as ``<table>.csv``. The default ``rejects_dir`` is a folder beside the
+export named after it, ``<data_dir>.rejects`` (``exports/2026-11-27`` ->
+``exports/2026-11-27.rejects``): next to the data it came from, yet outside the
+export so that it never changes the export's fingerprint. Each load replaces
+the rejects files of the tables it reads; a table without rejects leaves no
+file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from queue import Full, Queue
+from typing import IO, Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ringscope.contract import LOAD_ORDER, REQUIRED_TABLES, SUFFIXES, TABLES, TableSpec
+from ringscope.errors import InputError, Problem, StoreError
+from ringscope.graphs.store import GraphStore
+from ringscope.loaders.read import (
+    DEFAULT_BATCH_ROWS,
+    ExactReadNeeded,
+    RawChunk,
+    iter_raw_chunks,
+    table_file,
+)
+from ringscope.loaders.validate import (
+    DEFAULT_EARLIEST,
+    REJECT_COLUMNS,
+    CheckedChunk,
+    KnownIds,
+    check_chunk,
+    rejects_to_problems,
+)
+from ringscope.model import LoadReport, TableReport
+
+#: ``progress(table, rows_done)``, called after every chunk (and with 0 when a table starts).
+Progress = Callable[[str, int], None]
+
+#: Reason given to rows whose key the store already holds with other values.
+CONFLICT_REASON = "already loaded with different values"
+
+#: Tables whose keys are the entities that references name.
+_ENTITY_OF: dict[str, Any] = {"accounts": "account", "streams": "stream"}
+
+
+# --------------------------------------------------------------------------- files and fingerprint
+
+
+def default_rejects_dir(data_dir: str | Path) -> Path:
+    """``<data_dir>.rejects`` beside the export (see the module docstring)."""
+    folder = Path(data_dir).resolve()
+    return folder.parent / f"{folder.name}.rejects"
+
+
+def export_files(data_dir: str | Path) -> list[Path]:
+    """Every file of ``data_dir`` that holds a table of the contract, sorted by name."""
+    folder = Path(data_dir)
+    found = [folder / f"{t}{s}" for t in LOAD_ORDER for s in SUFFIXES]
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.name)
+
+
+def fingerprint_export(data_dir: str | Path) -> str:
+    """SHA-256 (hex) over the names, sizes and bytes of the export's table files.
+
+    Files are streamed in 1 MiB pieces, so memory does not grow with their size.
+    """
+    h = hashlib.sha256()
+    for path in export_files(data_dir):
+        h.update(path.name.encode() + b"\x00")
+        h.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            while piece := handle.read(1 << 20):
+                h.update(piece)
+    return h.hexdigest()
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    if not data_dir.is_dir():
+        raise InputError(Problem(str(data_dir), None, None, "not a folder"))
+    for table in REQUIRED_TABLES:
+        if not any((data_dir / f"{table}{s}").is_file() for s in SUFFIXES):
+            names = ", ".join(f"{table}{s}" for s in SUFFIXES)
+            raise InputError(
+                Problem(
+                    str(data_dir), None, None, f"required table {table!r} missing (none of {names})"
+                )
+            )
+
+
+# --------------------------------------------------------------------------- rejects files
+
+
+class _RejectsFile:
+    """Appends the rejects of one table to a CSV file, opened on first use."""
+
+    def __init__(self, path: Path | None, spec: TableSpec, collect: list[Problem] | None) -> None:
+        self.path = path
+        self.spec = spec
+        self.collect = collect
+        self.handle: IO[str] | None = None
+        self.mark = len(collect) if collect is not None else 0
+        if path is not None and path.exists():
+            path.unlink()
+
+    def write(self, rejects: pd.DataFrame) -> None:
+        if rejects.empty:
+            return
+        if self.collect is not None:
+            self.collect.extend(rejects_to_problems(rejects))
+        if self.path is None:
+            return
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = self.path.open("w", encoding="utf-8", newline="")
+            rejects.iloc[:0].to_csv(self.handle, index=False)
+        rejects.to_csv(self.handle, index=False, header=False)
+
+    @property
+    def written(self) -> str | None:
+        return str(self.path) if self.handle is not None and self.path is not None else None
+
+    def reset(self) -> None:
+        """Forget what was written (the table is read again)."""
+        self.close()
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+        self.handle = None
+        if self.collect is not None:
+            del self.collect[self.mark :]
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class _Sink(Protocol):
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]: ...
+
+    def rollback(self, table: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _StoreSink:
+    store: GraphStore
+    load_id: str
+
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]:
+        frame = checked.frame
+        if frame.empty:
+            return 0, 0, _empty_rejects(TABLES[table])
+        result = self.store.write_batch(table, frame, self.load_id)
+        conflicts = np.asarray(result.conflicts, dtype=np.int64)
+        return result.inserted, result.duplicates, _conflict_rejects(checked, conflicts)
+
+    def rollback(self, table: str) -> None:
+        self.store.rollback_load(self.load_id, table)
+
+
+@dataclass(slots=True)
+class _CheckSink:
+    """Keeps nothing: every row that passes counts as loaded."""
+
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]:
+        return len(checked.frame), 0, _empty_rejects(TABLES[table])
+
+    def rollback(self, table: str) -> None:
+        return None
+
+
+def _empty_rejects(spec: TableSpec) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in (*REJECT_COLUMNS, *spec.names)})
+
+
+def _conflict_rejects(checked: CheckedChunk, positions: np.ndarray) -> pd.DataFrame:
+    spec = TABLES[checked.table]
+    if not len(positions):
+        return _empty_rejects(spec)
+    rows = checked.frame.iloc[positions]
+    out = pd.DataFrame(
+        {
+            "file": checked.file,
+            "row": checked.rows[positions],
+            "column": "|".join(spec.key),
+            "reason": CONFLICT_REASON,
+        }
+    )
+    for name in spec.names:
+        values = rows[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = [v.isoformat() if not pd.isna(v) else "" for v in values]
+        else:
+            text = ["" if pd.isna(v) else str(v) for v in values]
+        out[name] = text
+    return out
+
+
+# --------------------------------------------------------------------------- one table
+
+_DONE = object()
+
+
+@contextlib.contextmanager
+def _prefetch(items: Iterator[CheckedChunk], depth: int = 2) -> Iterator[Iterator[CheckedChunk]]:
+    """Run ``items`` in a background thread, ``depth`` chunks ahead of the consumer.
+
+    Reading and checking the next chunk (Arrow and pandas release the GIL for
+    most of it) then overlaps with the store writing the current one. Errors
+    raised by ``items`` are raised again in the consumer; leaving the ``with``
+    block early stops the thread.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    def consume() -> Iterator[CheckedChunk]:
+        while True:
+            item = queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    thread = threading.Thread(target=work, name="ringscope-check", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass(slots=True)
+class _Options:
+    batch_rows: int
+    earliest: datetime
+    latest: datetime | None
+    progress: Progress | None
+
+
+def _load_table(
+    spec: TableSpec,
+    path: Path,
+    sink: _Sink,
+    known: KnownIds,
+    rejects: _RejectsFile,
+    opts: _Options,
+) -> TableReport:
+    entity = _ENTITY_OF.get(spec.name)
+    report = TableReport(table=spec.name, file=str(path))
+    for exact in (False, True):
+        report = TableReport(table=spec.name, file=str(path))
+        if opts.progress:
+            opts.progress(spec.name, 0)
+        checked = _checked(
+            path, spec, known, opts.batch_rows, exact, earliest=opts.earliest, latest=opts.latest
+        )
+        try:
+            with _prefetch(checked) as chunks:
+                for chunk in chunks:
+                    _load_chunk(spec, chunk, sink, known, rejects, opts, report, entity)
+            break
+        except ExactReadNeeded:
+            _undo(spec, sink, known, rejects, entity)
+        except InputError as exc:
+            _undo(spec, sink, known, rejects, entity, keep_rejects=True)
+            report.error = str(exc)
+            report.loaded = 0
+            break
+        except StoreError:
+            _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise
+    rejects.close()
+    report.rejects_file = rejects.written
+    return report
+
+
+def _load_chunk(
+    spec: TableSpec,
+    checked: CheckedChunk,
+    sink: _Sink,
+    known: KnownIds,
+    rejects: _RejectsFile,
+    opts: _Options,
+    report: TableReport,
+    entity: Any,
+) -> None:
+    inserted, duplicates, conflicts = sink.write(spec.name, checked)
+    bad = checked.rejects if conflicts.empty else pd.concat([checked.rejects, conflicts])
+    rejects.write(bad)
+    report.read += checked.read
+    report.loaded += inserted
+    report.duplicates += checked.duplicates + duplicates
+    report.rejected += len(bad)
+    if entity is not None and not checked.frame.empty:
+        known.add(entity, checked.frame[spec.key[0]].to_numpy(dtype=object))
+    if opts.progress:
+        opts.progress(spec.name, report.read)
+
+
+def _undo(
+    spec: TableSpec,
+    sink: _Sink,
+    known: KnownIds,
+    rejects: _RejectsFile,
+    entity: Any,
+    *,
+    keep_rejects: bool = False,
+    quiet: bool = False,
+) -> None:
+    """Take back what this load wrote for the table, so the store is as it was."""
+    if entity is not None:
+        known.forget_all(entity)
+    if not keep_rejects:
+        rejects.reset()
+    try:
+        sink.rollback(spec.name)
+    except StoreError:
+        if not quiet:
+            raise
+
+
+# --------------------------------------------------------------------------- the whole export
+
+
+def _run(
+    data_dir: str | Path,
+    sink: _Sink,
+    known: KnownIds,
+    load_id: str,
+    *,
+    rejects_dir: Path | None,
+    collect: list[Problem] | None,
+    opts: _Options,
+) -> LoadReport:
+    folder = Path(data_dir)
+    _check_data_dir(folder)
+    report = LoadReport(load_id=load_id, data_dir=str(folder))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        fingerprint = pool.submit(fingerprint_export, folder)
+        for name in LOAD_ORDER:
+            spec = TABLES[name]
+            try:
+                path = table_file(folder, name)
+            except InputError as exc:
+                report.tables[name] = TableReport(table=name, error=str(exc))
+                if name in _ENTITY_OF:
+                    known.forget_all(_ENTITY_OF[name])
+                continue
+            if path is None:
+                continue
+            target = rejects_dir / f"{name}.rejects.csv" if rejects_dir is not None else None
+            writer = _RejectsFile(target, spec, collect)
+            report.tables[name] = _load_table(spec, path, sink, known, writer, opts)
+        report.fingerprint = fingerprint.result()
+    return report
+
+
+def load_export(
+    store: GraphStore,
+    data_dir: str | Path,
+    *,
+    rejects_dir: str | Path | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+    earliest: datetime = DEFAULT_EARLIEST,
+    latest: datetime | None = None,
+) -> LoadReport:
+    """Load a marketplace export into ``store``.
+
+    Tables load in :data:`~ringscope.contract.LOAD_ORDER`, in chunks of
+    ``batch_rows`` rows. Every chunk is checked; the rows that fail go to the
+    table's rejects file and the others to :meth:`GraphStore.write_batch`
+    (atomic per batch). Rows whose key the store already holds with other
+    values become rejects too. A table whose file cannot be read at all is
+    rolled back (the store keeps what it had before) and its
+    :attr:`TableReport.error` says why; the load goes on with the next tables,
+    where references to the failed table's rows are then rejected as unknown.
+    Loading the same export again loads nothing new: every row is a duplicate.
+
+    Parameters
+    ----------
+    store
+        The store to write to.
+    data_dir
+        The export's folder (see ``DESIGN.md``, "Data contract").
+    rejects_dir
+        Where ``<table>.rejects.csv`` files go; default
+        :func:`default_rejects_dir`.
+    batch_rows
+        Rows per chunk and per store batch.
+    progress
+        Called as ``progress(table, rows_done)``; the load itself prints nothing.
+    earliest, latest
+        Timestamps outside ``[earliest, latest]`` are rejected; ``latest``
+        defaults to now plus one day.
+
+    Returns
+    -------
+    LoadReport
+        Per table: rows read, loaded, rejected, skipped as duplicates, the
+        rejects file and any error; the export's fingerprint. The report is
+        also kept by the store (:meth:`GraphStore.record_load`).
+
+    Raises
+    ------
+    InputError
+        ``data_dir`` is not a folder or holds no ``accounts`` table.
+    StoreError
+        The store failed; the table being loaded is rolled back first.
+    """
+    load_id = uuid.uuid4().hex
+    folder = Path(data_dir)
+    rejects = Path(rejects_dir) if rejects_dir is not None else default_rejects_dir(folder)
+    opts = _Options(batch_rows, earliest, latest, progress)
+    report = _run(
+        folder,
+        _StoreSink(store, load_id),
+        KnownIds(store),
+        load_id,
+        rejects_dir=rejects,
+        collect=None,
+        opts=opts,
+    )
+    store.record_load(report)
+    return report
+
+
+def check_export(
+    data_dir: str | Path,
+    *,
+    rejects_dir: str | Path | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    earliest: datetime = DEFAULT_EARLIEST,
+    latest: datetime | None = None,
+    problems: list[Problem] | None = None,
+) -> LoadReport:
+    """Check an export without writing it anywhere.
+
+    The same reading and checking as :func:`load_export`, with references
+    checked against the ids of the export alone. ``loaded`` counts the rows
+    that would load.
+
+    Parameters
+    ----------
+    data_dir
+        The export's folder.
+    rejects_dir
+        When given, rejects files are written there (nothing is written otherwise).
+    batch_rows, earliest, latest
+        As for :func:`load_export`.
+    problems
+        When given, every rejected row's problem is appended to it.
+
+    Returns
+    -------
+    LoadReport
+        ``report.rejected == 0 and not report.failed`` means the export is clean.
+    """
+    opts = _Options(batch_rows, earliest, latest, None)
+    return _run(
+        data_dir,
+        _CheckSink(),
+        KnownIds(None),
+        uuid.uuid4().hex,
+        rejects_dir=Path(rejects_dir) if rejects_dir is not None else None,
+        collect=problems,
+        opts=opts,
+    )
+
+
+def export_problems(data_dir: str | Path, **kwargs: Any) -> list[Problem]:
+    """Every problem in an export: the rejected rows, then the tables that failed.
+
+    Keyword arguments go to :func:`check_export`.
+    """
+    found: list[Problem] = []
+    report = check_export(data_dir, problems=found, **kwargs)
+    for table in report.tables.values():
+        if table.error:
+            found.append(Problem(table.file or str(data_dir), None, None, table.error))
+    return found
+
+
+# --------------------------------------------------------------------------- one file
+
+
+@dataclass(slots=True)
+class TableResult:
+    """One file read and checked: the normalised good rows and the rejects."""
+
+    table: str
+    frame: pd.DataFrame
+    rows: np.ndarray
+    rejects: pd.DataFrame
+    duplicates: int = 0
+    read: int = 0
+
+    def problems(self) -> list[Problem]:
+        """The rejects as :class:`~ringscope.errors.Problem` objects."""
+        return rejects_to_problems(self.rejects)
+
+
+def table_of(path: str | Path) -> str:
+    """The table a file holds, from its name (``orders.csv.gz`` -> ``orders``)."""
+    name = Path(path).name
+    for suffix in SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)] in TABLES:
+            return name[: -len(suffix)]
+    raise InputError(Problem(str(path), None, None, "file name names no table of the contract"))
+
+
+def read_table(
+    path: str | Path,
+    spec: TableSpec | str | None = None,
+    *,
+    known: KnownIds | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    earliest: datetime = DEFAULT_EARLIEST,
+    latest: datetime | None = None,
+) -> TableResult:
+    """Read and check one table file into one normalised frame, without a store.
+
+    Parameters
+    ----------
+    path
+        A table file (``.csv``, ``.csv.gz``, ``.parquet``, ``.jsonl``).
+    spec
+        Its table spec or name; default from the file name.
+    known
+        Ids that references may name; ``None`` skips the reference checks.
+    batch_rows, earliest, latest
+        As for :func:`load_export`.
+
+    Returns
+    -------
+    TableResult
+        ``frame`` has the table's contract columns in their normalised dtypes.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read at all.
+    """
+    spec = TABLES[table_of(path)] if spec is None else spec
+    spec = TABLES[spec] if isinstance(spec, str) else spec
+    for exact in (False, True):
+        try:
+            chunks = list(
+                _checked(path, spec, known, batch_rows, exact, earliest=earliest, latest=latest)
+            )
+        except ExactReadNeeded:
+            continue
+        break
+    if not chunks:
+        empty = check_chunk(
+            RawChunk(str(path), np.zeros(0, dtype=np.int64), pa.table({})), spec, known=None
+        )
+        chunks = [empty]
+    frame = pd.concat([c.frame for c in chunks], ignore_index=True)
+    rejects = pd.concat([c.rejects for c in chunks], ignore_index=True)
+    return TableResult(
+        table=spec.name,
+        frame=frame,
+        rows=np.concatenate([c.rows for c in chunks]),
+        rejects=rejects,
+        duplicates=sum(c.duplicates for c in chunks),
+        read=sum(c.read for c in chunks),
+    )
+
+
+def _checked(
+    path: str | Path,
+    spec: TableSpec,
+    known: KnownIds | None,
+    batch_rows: int,
+    exact: bool,
+    *,
+    earliest: datetime,
+    latest: datetime | None,
+) -> Iterator[CheckedChunk]:
+    for raw in iter_raw_chunks(path, spec, batch_rows=batch_rows, exact=exact):
+        yield check_chunk(raw, spec, known=known, earliest=earliest, latest=latest)
