@@ -7,7 +7,8 @@ their schema from it; the generator writes it. The normalised form of every
 table (what loaders hand to stores and what stores hand back as projections)
 uses exactly these column names and these dtypes:
 
-- ``str``: pandas string values (``object`` or ``string`` dtype), ``None``/NA when empty
+- ``str``: pandas string values (``object``, ``string`` or pandas 3's ``str`` dtype);
+  missing values are ``None`` or NaN (test with ``pandas.isna``)
 - ``ts``: ``datetime64[us, UTC]``
 - ``float``: ``float64`` (NaN when empty)
 """

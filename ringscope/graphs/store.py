@@ -24,6 +24,16 @@ USES           Account -> Identifier        identifiers                         
 A missing end of an interval (``ended_at``, ``last_seen``) means "still open".
 An edge is inside the window ``[start, end)`` when its interval overlaps it.
 
+Choices every store makes the same way: missing properties are left out
+(Neo4j cannot store nulls); HOSTED, PLACED, FOR, SELLS, ATTRIBUTED_TO and
+IN_STREAM carry no properties; ENGAGED properties cover all of a pair's
+events (the window only decides whether the edge is shown); between two
+consecutive nodes of a path the relationship smallest by (type, source,
+target) is used. Invalid arguments (unknown table, column, label or type,
+``hops < 0``, ``limit < 1``) raise ``ValueError``; ``shortest_path`` raises
+``NotFoundError`` when an end does not exist. Runs order newest first by
+``started_at``, decisions oldest first by ``decided_at``, ties in recording order.
+
 Node ids are platform ids; an Identifier's id is ``"<kind>:<value>"``.
 Node properties are JSON-able: timestamps as ISO 8601 strings in UTC
 (``datetime.isoformat()`` of an aware UTC datetime), roles as the ``|``-joined
@@ -90,7 +100,8 @@ class GraphStore(Protocol):
         ...
 
     def fingerprint(self) -> str:
-        """SHA-256 (hex) over the fingerprints of every recorded load, in order."""
+        """SHA-256 (hex) over each recorded load's fingerprint (UTF-8) followed by ``\\n``,
+        oldest first."""
         ...
 
     # ------------------------------------------------------------------ reading
