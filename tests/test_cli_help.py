@@ -42,7 +42,9 @@ def test_documented_command_and_options_exist(command: str, options: list[str]) 
 
 def test_every_cli_command_is_documented() -> None:
     documented = {c for c, _ in _documented()}
-    registered = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    registered = {
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    }
     assert registered <= documented | {"export"}, registered - documented
 
 

@@ -37,7 +37,9 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     base = default_policy()
     assert p.version == "strict"
     assert p.detectors["lockstep"].params["min_group"] == 12
-    assert p.detectors["lockstep"].params["window_s"] == base.detectors["lockstep"].params["window_s"]
+    assert (
+        p.detectors["lockstep"].params["window_s"] == base.detectors["lockstep"].params["window_s"]
+    )
     assert p.detectors["money_cycles"].enabled is False
     assert p.queue.min_score == 0.4
     assert p.queue.merge_overlap == base.queue.merge_overlap
@@ -46,7 +48,7 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
 
 def test_toml_policy(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
-    f.write_text('[detectors.shared_identifiers.params]\nmin_shared = 3\n')
+    f.write_text("[detectors.shared_identifiers.params]\nmin_shared = 3\n")
     assert load_policy(f).detectors["shared_identifiers"].params["min_shared"] == 3
 
 
@@ -54,7 +56,10 @@ def test_toml_policy(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("detectors:\n  hugs: {enabled: true}\n", "unknown detector 'hugs'"),
-        ("detectors:\n  lockstep:\n    params: {windw_s: 3}\n", "detectors.lockstep.params.windw_s"),
+        (
+            "detectors:\n  lockstep:\n    params: {windw_s: 3}\n",
+            "detectors.lockstep.params.windw_s",
+        ),
         ("queue: {min_score: 7}\n", "queue.min_score"),
         ("detectors: [1, 2\n", "not valid YAML"),
         ("- just\n- a list\n", "top level must be a mapping"),

@@ -40,7 +40,7 @@ and again on the streams it is paid to boost. The steps:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,7 @@ class _Buckets:
     size: np.ndarray  # per bucket: number of accounts
     bucket_stream: np.ndarray  # per bucket: stream
     bucket_t0: np.ndarray  # per bucket: window start (seconds)
+    bucket_grid: np.ndarray  # per bucket: grid (0 or 1)
     entry_arrival: np.ndarray  # per entry: index of one arrival behind it (the earliest)
 
 
@@ -159,6 +160,41 @@ def _stream_starts(streams: pd.DataFrame, stream_ids: np.ndarray) -> np.ndarray 
         return None
     sec = pd.Series(_seconds(st["started_at"]).astype(np.float64), index=st["stream_id"].to_numpy())
     return sec.reindex(pd.Index(stream_ids.astype(str))).to_numpy(dtype=np.float64)
+
+
+def _stream_windows(
+    streams: pd.DataFrame,
+    arr: _Arrivals,
+    starts: np.ndarray | None,
+    *,
+    window_s: float,
+    grace_s: float,
+) -> np.ndarray:
+    """Number of windows of each stream after its grace period.
+
+    The span runs from ``started_at + grace`` (else the first arrival) to
+    ``ended_at`` (else the last arrival), at least one window.
+    """
+    n_s = arr.stream_ids.size
+    first = np.full(n_s, np.inf)
+    last = np.full(n_s, -np.inf)
+    np.minimum.at(first, arr.stream, arr.t.astype(np.float64))
+    np.maximum.at(last, arr.stream, arr.t.astype(np.float64))
+    lo = first
+    if starts is not None:
+        lo = np.where(np.isnan(starts), first, starts + grace_s)
+    hi = last
+    if "ended_at" in streams.columns and not streams.empty:
+        st = streams[["stream_id", "ended_at"]].dropna()
+        if not st.empty:
+            st = st.assign(stream_id=st["stream_id"].astype(str)).drop_duplicates("stream_id")
+            sec = pd.Series(
+                _seconds(st["ended_at"]).astype(np.float64), index=st["stream_id"].to_numpy()
+            )
+            end = sec.reindex(pd.Index(arr.stream_ids.astype(str))).to_numpy(dtype=np.float64)
+            hi = np.where(np.isnan(end), last, np.maximum(end, last))
+    span = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.maximum(1, np.ceil(np.maximum(span, 0.0) / window_s)).astype(np.int64)
 
 
 def _buckets(
@@ -208,6 +244,7 @@ def _buckets(
     keep = new_entry
     bucket = np.cumsum(new_bucket) - 1
     bucket, acct, stream, t0, idx = bucket[keep], acct[keep], stream[keep], t0[keep], idx[keep]
+    grid = grid[keep]
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if bucket.size else bucket
     sizes = np.diff(np.r_[starts, bucket.size]) if bucket.size else bucket
     return _Buckets(
@@ -218,6 +255,7 @@ def _buckets(
         size=sizes.astype(np.int64),
         bucket_stream=stream[starts] if bucket.size else stream,
         bucket_t0=t0[starts] if bucket.size else t0,
+        bucket_grid=grid[starts] if bucket.size else grid,
         entry_arrival=idx,
     )
 
@@ -329,60 +367,351 @@ def _bursts(key: np.ndarray, stream: np.ndarray, t0: np.ndarray, gap: float) -> 
     return first
 
 
-def _sync_counts(
-    bk: _Buckets, n_acct: int, *, max_bucket: int, min_bursts: int, gap: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Co-action counts of account pairs: (a, b, bursts, streams) with a < b.
+def _pair_kernel(
+    acct_ptr: np.ndarray,
+    acct_bucket: np.ndarray,
+    b_start: np.ndarray,
+    b_size: np.ndarray,
+    b_acct: np.ndarray,
+    b_stream: np.ndarray,
+    b_t0: np.ndarray,
+    stream_ptr: np.ndarray,
+    acct_stream: np.ndarray,
+    a_lo: int,
+    a_hi: int,
+    max_bucket: int,
+    min_bursts: int,
+    gap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Co-burst counts of the pairs (a, b), ``a_lo <= a < a_hi``, ``a < b``.
 
-    ``bursts`` counts distinct bursts (a stream and a moment) the two shared,
-    ``streams`` the distinct streams. Pass 1 counts shared buckets per pair and
-    keeps the pairs with at least ``min_bursts`` of them (each burst fills at
-    least one bucket); pass 2 groups the kept pairs' buckets into bursts.
+    Row by row (Gustavson's sparse product of the account x bucket matrix with
+    its transpose): for account ``a`` its buckets are walked in (stream, time)
+    order and every later account ``b`` met in them updates a dense counter,
+    so no pair list is ever materialised and only pairs with at least
+    ``min_bursts`` bursts are returned: (a, b, bursts, burst streams, streams
+    both engaged with). Written in the numba-compatible subset of Python.
     """
-    n = np.int64(max(n_acct, 1))
+    n = acct_ptr.size - 1
+    cnt = np.zeros(n, dtype=np.int32)
+    nstr = np.zeros(n, dtype=np.int32)
+    last_s = np.full(n, -1, dtype=np.int64)
+    last_t = np.zeros(n, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int64)
+    cap = 1024
+    oa = np.empty(cap, dtype=np.int64)
+    ob = np.empty(cap, dtype=np.int64)
+    oc = np.empty(cap, dtype=np.int64)
+    os_ = np.empty(cap, dtype=np.int64)
+    ou = np.empty(cap, dtype=np.int64)
+    m = 0
+    for a in range(a_lo, a_hi):
+        nt = 0
+        for e in range(acct_ptr[a], acct_ptr[a + 1]):
+            j = acct_bucket[e]
+            k = b_size[j]
+            if k < 2 or k > max_bucket:
+                continue
+            st = b_stream[j]
+            t = b_t0[j]
+            lo = b_start[j]
+            for x in range(lo + k - 1, lo - 1, -1):
+                b = b_acct[x]
+                if b <= a:
+                    break
+                if cnt[b] == 0:
+                    touched[nt] = b
+                    nt += 1
+                    cnt[b] = 1
+                    nstr[b] = 1
+                elif last_s[b] != st:
+                    cnt[b] += 1
+                    nstr[b] += 1
+                elif t - last_t[b] > gap:
+                    cnt[b] += 1
+                last_s[b] = st
+                last_t[b] = t
+        for i in range(nt):
+            b = touched[i]
+            if cnt[b] >= min_bursts:
+                if m == cap:
+                    cap *= 2
+                    oa2 = np.empty(cap, dtype=np.int64)
+                    ob2 = np.empty(cap, dtype=np.int64)
+                    oc2 = np.empty(cap, dtype=np.int64)
+                    os2 = np.empty(cap, dtype=np.int64)
+                    ou2 = np.empty(cap, dtype=np.int64)
+                    oa2[:m] = oa[:m]
+                    ob2[:m] = ob[:m]
+                    oc2[:m] = oc[:m]
+                    os2[:m] = os_[:m]
+                    ou2[:m] = ou[:m]
+                    oa, ob, oc, os_, ou = oa2, ob2, oc2, os2, ou2
+                # streams both engaged with: merge of two sorted stream lists
+                p, pe = stream_ptr[a], stream_ptr[a + 1]
+                q, qe = stream_ptr[b], stream_ptr[b + 1]
+                both = 0
+                while p < pe and q < qe:
+                    if acct_stream[p] < acct_stream[q]:
+                        p += 1
+                    elif acct_stream[p] > acct_stream[q]:
+                        q += 1
+                    else:
+                        both += 1
+                        p += 1
+                        q += 1
+                oa[m] = a
+                ob[m] = b
+                oc[m] = cnt[b]
+                os_[m] = nstr[b]
+                ou[m] = both
+                m += 1
+            cnt[b] = 0
+            nstr[b] = 0
+            last_s[b] = -1
+    return oa[:m], ob[:m], oc[:m], os_[:m], ou[:m]
+
+
+_PAIR_KERNEL: Callable[..., tuple[np.ndarray, ...]] | None = None
+
+
+def _pair_kernel_compiled() -> Callable[..., tuple[np.ndarray, ...]]:
+    """:func:`_pair_kernel` compiled by numba (cached on disk when possible)."""
+    global _PAIR_KERNEL
+    if _PAIR_KERNEL is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on the environment
+            _PAIR_KERNEL = _pair_kernel
+            return _PAIR_KERNEL
+        try:
+            compiled = numba.njit(cache=True, nogil=True)(_pair_kernel)
+        except Exception:  # pragma: no cover - unusable cache directory
+            compiled = numba.njit(cache=False, nogil=True)(_pair_kernel)
+        _PAIR_KERNEL = compiled
+    return _PAIR_KERNEL
+
+
+def _sync_counts(
+    bk: _Buckets,
+    arr: _Arrivals,
+    *,
+    max_bucket: int,
+    min_bursts: int,
+    gap: float,
+    workers: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Co-action counts of account pairs with at least ``min_bursts`` shared bursts.
+
+    Returns (a, b, bursts, burst streams, streams both engaged with), ``a < b``,
+    ordered by (a, b). ``bursts`` counts distinct bursts (a stream and a
+    moment: shared buckets of one stream less than ``gap`` seconds apart are
+    one burst). The account range is split by work among ``workers`` threads.
+    """
+    n_acct = arr.account_ids.size
     e = np.zeros(0, dtype=np.int64)
-    uniq: list[np.ndarray] = []
-    cnts: list[np.ndarray] = []
-    pending = 0
+    if bk.acct.size == 0:
+        return e, e, e, e, e
+    entry_bucket = np.repeat(np.arange(bk.size.size, dtype=np.int64), bk.size)
+    order = np.lexsort((bk.bucket_t0[entry_bucket], bk.stream, bk.acct))
+    acct_bucket = entry_bucket[order]
+    acct_ptr = np.zeros(n_acct + 1, dtype=np.int64)
+    np.cumsum(np.bincount(bk.acct, minlength=n_acct), out=acct_ptr[1:])
+    as_key = np.unique(arr.acct * np.int64(max(arr.stream_ids.size, 1)) + arr.stream)
+    acct_stream = as_key % max(arr.stream_ids.size, 1)
+    stream_ptr = np.zeros(n_acct + 1, dtype=np.int64)
+    np.cumsum(
+        np.bincount(as_key // max(arr.stream_ids.size, 1), minlength=n_acct), out=stream_ptr[1:]
+    )
+    kernel = _pair_kernel_compiled()
+    # split accounts so that each part has about the same pair work
+    size = np.where(bk.size <= max_bucket, bk.size, 0)
+    work = np.cumsum(np.bincount(bk.acct, weights=size[entry_bucket], minlength=n_acct))
+    parts = max(1, int(workers)) * 4
+    cuts = np.searchsorted(work, np.linspace(0, work[-1], parts + 1)[1:-1])
+    bounds = np.unique(np.r_[0, cuts, n_acct]).astype(np.int64)
+    args = (
+        acct_ptr,
+        acct_bucket,
+        bk.start,
+        bk.size,
+        bk.acct,
+        bk.bucket_stream,
+        bk.bucket_t0,
+        stream_ptr,
+        acct_stream,
+    )
 
-    def _merge(u: list[np.ndarray], c: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        allu = np.concatenate(u)
-        mu, inv = np.unique(allu, return_inverse=True)
-        return mu, np.bincount(inv, weights=np.concatenate(c), minlength=mu.size)
+    def run(i: int) -> tuple[np.ndarray, ...]:
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        return kernel(*args, lo, hi, int(max_bucket), int(min_bursts), float(gap))
 
-    for cp in _code_pairs(bk, max_bucket=max_bucket):
-        pk, c = np.unique(cp.a * n + cp.b, return_counts=True)
-        uniq.append(pk)
-        cnts.append(c.astype(np.float64))
-        pending += pk.size
-        if pending > 4 * _PAIR_CHUNK:
-            mu, mc = _merge(uniq, cnts)
-            uniq, cnts, pending = [mu], [mc], mu.size
-    if not uniq:
-        return e, e, e, e
-    mu, mc = _merge(uniq, cnts)
-    cand = mu[mc >= min_bursts]
-    if cand.size == 0:
-        return e, e, e, e
-    keys, buckets = [], []
-    for cp in _code_pairs(bk, max_bucket=max_bucket):
-        pk = cp.a * n + cp.b
-        pos = np.minimum(np.searchsorted(cand, pk), cand.size - 1)
-        hit = cand[pos] == pk
-        keys.append(pk[hit])
-        buckets.append(cp.bucket[hit])
-    key = np.concatenate(keys)
-    bucket = np.concatenate(buckets)
-    stream = bk.bucket_stream[bucket]
-    t0 = bk.bucket_t0[bucket]
-    order = np.lexsort((t0, stream, key))
-    key, stream, t0 = key[order], stream[order], t0[order]
-    burst_first = _bursts(key, stream, t0, gap)
-    stream_first = _bursts(key, stream, np.zeros_like(t0), np.inf)
-    pk, start = np.unique(key, return_index=True)
-    n_bursts = np.add.reduceat(burst_first.astype(np.int64), start) if key.size else e
-    n_streams = np.add.reduceat(stream_first.astype(np.int64), start) if key.size else e
-    return pk // n, pk % n, n_bursts, n_streams
+    idx = range(bounds.size - 1)
+    if workers > 1 and bounds.size > 2:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+            outs = list(pool.map(run, idx))
+    else:
+        outs = [run(i) for i in idx]
+    a, b, c, st, both = (np.concatenate([o[i] for o in outs]) for i in range(5))
+    o = np.lexsort((b, a))
+    return a[o], b[o], c[o], st[o], both[o]
+
+
+@dataclass(frozen=True)
+class _GroupStats:
+    """Group bursts of every candidate group at once (entries of grouped accounts)."""
+
+    quorum: np.ndarray  # per group: least members in a bucket for a group burst
+    n_bursts: np.ndarray  # per group: distinct group bursts
+    n_burst_streams: np.ndarray  # per group: distinct streams of its bursts
+    joined: np.ndarray  # per account: group bursts it joined
+    joined_streams: np.ndarray  # per account: streams on which it joined a group burst
+    key: np.ndarray  # sorted (group * n_buckets + bucket) of buckets the groups touched
+    count: np.ndarray  # members of the group in that bucket
+    sync_entry: np.ndarray  # entries in group bursts, ordered by group
+    sync_ptr: np.ndarray  # per group: slice of sync_entry
+
+
+def _group_bursts(
+    bk: _Buckets, acct_group: np.ndarray, n_groups: int, *, burst_quorum: float, gap: float
+) -> _GroupStats:
+    """Buckets in which a quorum of a group co-acted, merged into bursts, for all groups."""
+    n_b = np.int64(max(bk.size.size, 1))
+    gsize = np.bincount(acct_group[acct_group >= 0], minlength=n_groups)
+    quorum = np.maximum(3, np.ceil(burst_quorum * gsize - 1e-9)).astype(np.int64)
+    entry_bucket = np.repeat(np.arange(bk.size.size, dtype=np.int64), bk.size)
+    eg = acct_group[bk.acct]
+    ent = np.flatnonzero(eg >= 0)
+    key_all = eg[ent] * n_b + entry_bucket[ent]
+    key, inv, count = np.unique(key_all, return_inverse=True, return_counts=True)
+    k_group = key // n_b
+    k_bucket = key % n_b
+    is_burst = count >= quorum[k_group]
+    # merge burst buckets of one group and stream less than ``gap`` apart
+    bb = np.flatnonzero(is_burst)
+    o = np.lexsort((bk.bucket_t0[k_bucket[bb]], bk.bucket_stream[k_bucket[bb]], k_group[bb]))
+    bb = bb[o]
+    first = _bursts(k_group[bb], bk.bucket_stream[k_bucket[bb]], bk.bucket_t0[k_bucket[bb]], gap)
+    burst_id = np.full(key.size, -1, dtype=np.int64)
+    burst_id[bb] = np.cumsum(first) - 1
+    n_bursts = np.bincount(k_group[bb][first], minlength=n_groups)
+    gs = np.unique(k_group[bb] * np.int64(bk.size.size + 1) + bk.bucket_stream[k_bucket[bb]])
+    n_burst_streams = np.bincount(gs // np.int64(bk.size.size + 1), minlength=n_groups)
+    # entries in group bursts, and what each account joined
+    in_burst = is_burst[inv]
+    sync = ent[in_burst]
+    n_acct = acct_group.size
+    ab = np.unique(bk.acct[sync] * np.int64(max(burst_id.max() + 1, 1)) + burst_id[inv[in_burst]])
+    joined = np.bincount(ab // np.int64(max(burst_id.max() + 1, 1)), minlength=n_acct)
+    n_s = np.int64(max(int(bk.stream.max()) + 1, 1)) if bk.stream.size else np.int64(1)
+    as_ = np.unique(bk.acct[sync] * n_s + bk.stream[sync])
+    joined_streams = np.bincount(as_ // n_s, minlength=n_acct)
+    so = np.argsort(eg[sync], kind="stable")
+    sync = sync[so]
+    sync_ptr = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(eg[sync], minlength=n_groups), out=sync_ptr[1:])
+    return _GroupStats(
+        quorum=quorum,
+        n_bursts=n_bursts,
+        n_burst_streams=n_burst_streams,
+        joined=joined,
+        joined_streams=joined_streams,
+        key=key,
+        count=count,
+        sync_entry=sync,
+        sync_ptr=sync_ptr,
+    )
+
+
+def _group_log10_p(
+    bk: _Buckets,
+    acct_group: np.ndarray,
+    n_groups: int,
+    gst: _GroupStats,
+    window_s: float,
+    stream_w: np.ndarray,
+) -> np.ndarray:
+    """Significance of each group's bursts: ``-log10`` of the chance of as many by luck.
+
+    Null model: the members present on a stream after its start (``m`` of
+    them) arrive independently, each in a window with the probability that
+    the *other* accounts of the stream arrived in it (Laplace-smoothed over
+    the stream's windows, so quiet moments are not impossible). The expected
+    number of windows in which at least ``quorum`` members co-act is summed
+    over the group's streams and both grids; the observed number of group
+    bursts is compared with it by a Poisson tail. Summing both grids counts a
+    window twice, which only makes the test conservative.
+    """
+    from scipy.stats import binom, poisson
+
+    out = np.zeros(n_groups, dtype=np.float64)
+    nb = bk.size.size
+    if nb == 0 or n_groups == 0:
+        return out
+    n_b = np.int64(nb)
+    entry_bucket = np.repeat(np.arange(nb, dtype=np.int64), bk.size)
+    # lanes: buckets of one stream, kind and grid are contiguous
+    lane_first = np.r_[
+        True,
+        (bk.bucket_stream[1:] != bk.bucket_stream[:-1]) | (bk.bucket_grid[1:] != bk.bucket_grid[:-1])
+        | (bk.bucket_t0[1:] < bk.bucket_t0[:-1]),
+    ]
+    lane = np.cumsum(lane_first) - 1
+    lane_lo = np.flatnonzero(lane_first)
+    lane_hi = np.r_[lane_lo[1:], nb]
+    lane_n = np.add.reduceat(bk.size, lane_lo)
+    lane_w = (bk.bucket_t0[lane_hi - 1] - bk.bucket_t0[lane_lo]) // max(window_s, 1e-9) + 1
+    lane_stream = bk.bucket_stream[lane_lo]
+    lane_w = np.maximum(lane_w, stream_w[lane_stream])
+    # members of each group present on each stream
+    eg = acct_group[bk.acct]
+    ent = np.flatnonzero(eg >= 0)
+    n_s = np.int64(int(bk.stream.max()) + 1)
+    gas = np.unique((eg[ent] * np.int64(acct_group.size) + bk.acct[ent]) * n_s + bk.stream[ent])
+    gs_key, m = np.unique((gas // n_s // acct_group.size) * n_s + gas % n_s, return_counts=True)
+    g_of, s_of = gs_key // n_s, gs_key % n_s
+    ok = m >= gst.quorum[g_of]
+    g_of, s_of, m = g_of[ok], s_of[ok], m[ok]
+    if g_of.size == 0:
+        return out
+    # (group, lane) pairs for those streams
+    lo_s = np.searchsorted(lane_stream, s_of, side="left")
+    hi_s = np.searchsorted(lane_stream, s_of, side="right")
+    rep = hi_s - lo_s
+    gl_g = np.repeat(g_of, rep)
+    gl_m = np.repeat(m, rep)
+    gl_lane = np.repeat(lo_s, rep) + (np.arange(rep.sum()) - np.repeat(np.cumsum(rep) - rep, rep))
+    # group entries per (group, lane)
+    gle, glc = np.unique(eg[ent] * np.int64(lane_n.size) + lane[entry_bucket[ent]], return_counts=True)
+    pos = np.searchsorted(gle, gl_g * np.int64(lane_n.size) + gl_lane)
+    pos = np.minimum(pos, max(gle.size - 1, 0))
+    hit = gle[pos] == gl_g * np.int64(lane_n.size) + gl_lane
+    own = np.where(hit, glc[pos], 0)
+    denom = (lane_n[gl_lane] - own + lane_w[gl_lane]).astype(np.float64)
+    q = gst.quorum[gl_g]
+    # empty windows of the lane
+    n_nonempty = lane_hi[gl_lane] - lane_lo[gl_lane]
+    lam = np.maximum(lane_w[gl_lane] - n_nonempty, 0) * binom.sf(q - 1, gl_m, 1.0 / denom)
+    # every bucket of the lane
+    nrep = n_nonempty
+    bj_i = np.repeat(np.arange(gl_g.size), nrep)
+    bj = np.repeat(lane_lo[gl_lane], nrep) + (
+        np.arange(nrep.sum()) - np.repeat(np.cumsum(nrep) - nrep, nrep)
+    )
+    kk = gl_g[bj_i] * n_b + bj
+    pos = np.minimum(np.searchsorted(gst.key, kk), max(gst.key.size - 1, 0))
+    c = np.where(gst.key[pos] == kk, gst.count[pos], 0) if gst.key.size else np.zeros_like(kk)
+    p_j = (bk.size[bj] - c + 1.0) / denom[bj_i]
+    tail = binom.sf(q[bj_i] - 1, gl_m[bj_i], np.minimum(p_j, 1.0))
+    lam = lam + np.bincount(bj_i, weights=tail, minlength=gl_g.size)
+    lam_g = np.bincount(gl_g, weights=lam, minlength=n_groups)
+    b_obs = gst.n_bursts
+    with np.errstate(divide="ignore"):
+        lp = poisson.logsf(b_obs - 1, np.maximum(lam_g, 1e-300)) / np.log(10.0)
+    out = np.where(b_obs > 0, np.minimum(-lp, 300.0), 0.0)
+    return np.asarray(out, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- clustering
@@ -471,9 +800,11 @@ def detect_lockstep(
     min_sync_rate: float = 0.5,
     resolution: float = 0.05,
     min_group: int = 6,
-    min_density: float = 0.35,
+    min_density: float = 0.0,
     burst_quorum: float = 0.3,
-    min_sync_share: float = 0.25,
+    min_sync_share: float = 0.0,
+    min_member_bursts: int = 2,
+    min_significance: float = 8.0,
     young_days: float = 30.0,
     as_of: Any = None,
     max_evidence: int = 500,
@@ -594,6 +925,8 @@ def detect_lockstep(
         "min_density": float(min_density),
         "burst_quorum": float(burst_quorum),
         "min_sync_share": float(min_sync_share),
+        "min_member_bursts": int(min_member_bursts),
+        "min_significance": float(min_significance),
         "young_days": float(young_days),
         "max_evidence": int(max_evidence),
         "seed": seed_int(seed),
@@ -613,25 +946,9 @@ def detect_lockstep(
     starts = _stream_starts(streams, arr.stream_ids)
     bk = _buckets(arr, window_s=window_s, by_kind=by_kind, starts=starts, grace_s=start_grace_s)
     gap = 2.0 * window_s
-    a, b, n_sync, n_sync_streams = _sync_counts(
-        bk, n_acct, max_bucket=max_bucket, min_bursts=min_shared_windows, gap=gap
+    a, b, n_sync, n_sync_streams, n_both = _sync_counts(
+        bk, arr, max_bucket=max_bucket, min_bursts=min_shared_windows, gap=gap
     )
-    keep = n_sync >= min_shared_windows
-    a, b, n_sync, n_sync_streams = a[keep], b[keep], n_sync[keep], n_sync_streams[keep]
-    if a.size == 0:
-        return []
-
-    # streams each account engaged with at all, and streams both of a pair did
-    from scipy.sparse import csr_matrix
-
-    present = csr_matrix(
-        (np.ones(arr.acct.size, dtype=np.float64), (arr.acct, arr.stream)),
-        shape=(n_acct, n_stream),
-    )
-    present.data[:] = 1.0
-    present.sum_duplicates()
-    present.data[:] = 1.0
-    n_both = np.asarray(present[a].multiply(present[b]).sum(axis=1)).ravel()
     rate = n_sync_streams / np.maximum(n_both, 1.0)
     keep = rate >= min_sync_rate
     a, b, n_sync, rate = a[keep], b[keep], n_sync[keep], rate[keep]
@@ -654,12 +971,31 @@ def detect_lockstep(
     membership = _leiden(sub_nodes.size, ea, eb, ew, resolution=resolution, seed=params["seed"])
     group_accts = nodes[sub_nodes]  # account code of each subgraph node
 
-    # per-node weighted degree within its own group
-    same = membership[ea] == membership[eb]
+    # groups large enough; members that joined too few group bursts are dropped
+    acct_group = np.full(n_acct, -1, dtype=np.int64)
+    acct_group[group_accts] = membership
+    n_groups = int(membership.max()) + 1
+    gsize = np.bincount(membership, minlength=n_groups)
+    acct_group[acct_group >= 0] = np.where(
+        gsize[acct_group[acct_group >= 0]] >= min_group, acct_group[acct_group >= 0], -1
+    )
+    stats = _group_bursts(bk, acct_group, n_groups, burst_quorum=burst_quorum, gap=gap)
+    weak = (acct_group >= 0) & (stats.joined < min_member_bursts)
+    acct_group[weak] = -1
+    stats = _group_bursts(bk, acct_group, n_groups, burst_quorum=burst_quorum, gap=gap)
+    gsize = np.bincount(acct_group[acct_group >= 0], minlength=n_groups)
+    stream_w = _stream_windows(streams, arr, starts, window_s=window_s, grace_s=start_grace_s)
+    log_p = _group_log10_p(bk, acct_group, n_groups, stats, window_s, stream_w)
+
+    # within-group edges of the kept members: density and weighted degree
+    ga, gb = acct_group[group_accts[ea]], acct_group[group_accts[eb]]
+    same = (ga >= 0) & (ga == gb)
     wdeg = np.bincount(ea[same], weights=ew[same], minlength=sub_nodes.size) + np.bincount(
         eb[same], weights=ew[same], minlength=sub_nodes.size
     )
-    n_edges_in = np.bincount(membership[ea[same]], minlength=membership.max() + 1)
+    node_of_acct = np.full(n_acct, -1, dtype=np.int64)
+    node_of_acct[group_accts] = np.arange(group_accts.size)
+    n_edges_in = np.bincount(ga[same], minlength=n_groups)
 
     stream_creator = (
         streams.assign(stream_id=streams["stream_id"].astype(str))
@@ -674,47 +1010,32 @@ def detect_lockstep(
         ref = pd.Timestamp(as_of)
         ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
     ages = _ages_days(accounts, arr.account_ids, ref)
-    streams_per_acct = np.asarray(present.sum(axis=1)).ravel()
-
-    # entry -> group (via account code)
-    acct_group = np.full(n_acct, -1, dtype=np.int64)
-    acct_group[group_accts] = membership
-    entry_group = acct_group[bk.acct]
-    entry_bucket = np.repeat(np.arange(bk.size.size), bk.size)
+    streams_per_acct = np.bincount(
+        np.unique(arr.acct * np.int64(n_stream) + arr.stream) // n_stream, minlength=n_acct
+    )
 
     findings: list[Finding] = []
-    order_groups = np.argsort(-np.bincount(membership), kind="stable")
+    grouped = np.flatnonzero(acct_group >= 0)
+    grouped = grouped[np.argsort(acct_group[grouped], kind="stable")]
+    g_ptr = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(gsize, out=g_ptr[1:])
+    order_groups = np.lexsort((np.arange(n_groups), -gsize))
     for gid in order_groups:
-        gnodes = np.flatnonzero(membership == gid)
-        n = gnodes.size
-        if n < min_group:
+        n = int(gsize[gid])
+        n_bursts = int(stats.n_bursts[gid])
+        if n < min_group or n_bursts < min_shared_windows:
             continue
-        accts = group_accts[gnodes]
+        significance = float(log_p[gid])
+        if significance < min_significance:
+            continue
+        accts = grouped[g_ptr[gid] : g_ptr[gid + 1]]  # sorted account codes
         density = 2.0 * n_edges_in[gid] / (n * (n - 1))
         if density < min_density:
             continue
-        # group bursts: buckets where at least a quorum of the group co-acted
-        in_g = np.flatnonzero(entry_group == gid)
-        g_bucket = entry_bucket[in_g]
-        ub, cnt = np.unique(g_bucket, return_counts=True)
-        quorum = max(3, math.ceil(burst_quorum * n))
-        burst_buckets = ub[cnt >= quorum]
-        if burst_buckets.size == 0:
-            continue
-        bo = np.lexsort((bk.bucket_t0[burst_buckets], bk.bucket_stream[burst_buckets]))
-        bb = burst_buckets[bo]
-        n_bursts = int(
-            _bursts(np.zeros(bb.size, np.int64), bk.bucket_stream[bb], bk.bucket_t0[bb], gap).sum()
+        sync_entries = stats.sync_entry[stats.sync_ptr[gid] : stats.sync_ptr[gid + 1]]
+        sync_share = float(
+            stats.joined_streams[accts].sum() / max(streams_per_acct[accts].sum(), 1.0)
         )
-        if n_bursts < min_shared_windows:
-            continue
-        in_burst = np.isin(g_bucket, burst_buckets)
-        sync_entries = in_g[in_burst]
-        # (account, stream) pairs in sync, and each member's share of its streams
-        sync_as = np.unique(bk.acct[sync_entries] * n_stream + bk.stream[sync_entries])
-        sync_acct = sync_as // n_stream
-        joined = np.bincount(np.searchsorted(accts, sync_acct), minlength=n)
-        sync_share = float(joined.sum() / max(streams_per_acct[accts].sum(), 1.0))
         if sync_share < min_sync_share:
             continue
         # synchronised events: the arrivals behind the sync entries (deduplicated)
@@ -727,9 +1048,8 @@ def detect_lockstep(
         bens = [str(c) for c, k in cr.items() if c != "?" and (k / total_ev >= 0.2)]
         if not bens and len(cr) and cr.index[0] != "?":
             bens = [str(cr.index[0])]
-        n_burst_streams = int(np.unique(bk.bucket_stream[burst_buckets]).size)
-        participation = np.minimum(1.0, joined / max(n_burst_streams, 1))
-        deg = wdeg[gnodes] / max(n - 1, 1)
+        participation = np.minimum(1.0, stats.joined[accts] / max(n_bursts, 1))
+        deg = wdeg[node_of_acct[accts]] / max(n - 1, 1)
         member_scores = np.clip(np.sqrt(participation * deg), 0.0, 1.0)
         young_share: float | None = None
         young_n = 0
@@ -740,14 +1060,15 @@ def detect_lockstep(
                 young_n = int((ga[known] <= young_days).sum())
                 young_share = young_n / int(known.sum())
         burst_strength = min(1.0, n_bursts / (2.0 * min_shared_windows))
-        wdens = float(wdeg[gnodes].sum() / (n * (n - 1)))
+        wdens = float(wdeg[node_of_acct[accts]].sum() / (n * (n - 1)))
         parts = [
+            ("significance_log10", significance, min_significance, 0.0),
             ("synchronised_share", sync_share, min_sync_share, 0.3),
             ("weighted_density", wdens, min_density * min_sync_rate, 0.25),
             ("distinct_bursts", float(n_bursts), float(min_shared_windows), 0.2),
             ("target_focus_top3", float(top_share), 0.0, 0.1),
         ]
-        values = [sync_share, wdens, burst_strength, float(top_share)]
+        values = [0.0, sync_share, wdens, burst_strength, float(top_share)]
         if young_share is not None:
             parts.append(("young_account_share", young_share, 0.0, 0.15))
             values.append(young_share)
