@@ -47,7 +47,7 @@ RunOpt = Annotated[
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -83,7 +83,9 @@ def _open(store: str | None) -> Any:
 
 
 def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
+    from ringscope.jobs.lock import job_lock
     from ringscope.loaders.pipeline import load_export
+    from ringscope.settings import get_settings
 
     with _progress(quiet) as bar:
         tasks: dict[str, Any] = {}
@@ -93,11 +95,14 @@ def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
                 tasks[table] = bar.add_task(f"load {table}", total=None)
             bar.update(tasks[table], completed=rows)
 
-        store = _open(store_uri)
-        try:
-            report = load_export(store, data_dir, progress=progress)
-        finally:
-            store.close()
+        settings = get_settings()
+        uri = store_uri or settings.store
+        with job_lock(uri, settings.work_dir):
+            store = _open(uri)
+            try:
+                report = load_export(store, data_dir, progress=progress)
+            finally:
+                store.close()
         for t in tasks.values():
             bar.update(t, total=bar.tasks[t].completed)
     return report
@@ -132,7 +137,7 @@ def _load_exit_code(report: Any) -> int:
 
 
 def _detect(store_uri: str | None, policy_file: Path | None, quiet: bool = False) -> Any:
-    from ringscope.jobs.detect import run_detection
+    from ringscope.jobs.job import run_job
     from ringscope.policy import load_policy
 
     policy = load_policy(policy_file)
@@ -142,11 +147,7 @@ def _detect(store_uri: str | None, policy_file: Path | None, quiet: bool = False
         def progress(step: str, done: int, total: int) -> None:
             bar.update(task, description=f"detect: {step}", completed=done, total=total)
 
-        store = _open(store_uri)
-        try:
-            return run_detection(store, policy, progress=progress)
-        finally:
-            store.close()
+        return run_job(None, store_uri=store_uri, policy=policy, detect_progress=progress).detection
 
 
 def _print_queue(findings: list[Any], top: int = 10) -> None:
@@ -305,6 +306,62 @@ def detect(
         print(result.run.id)
         _print_queue(result.findings)
         err.print(json.dumps(result.run.summary, sort_keys=True))
+
+
+@app.command()
+def job(
+    data_dir: Annotated[
+        Path | None, typer.Argument(help="Export folder of this run (optional).")
+    ] = None,
+    store: StoreOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress or tables; only the summary.")
+    ] = False,
+) -> None:
+    """The periodic job: load, detect, compare with the last run, write back; one JSON line."""
+    from ringscope.jobs.job import LoadFailed, run_job
+    from ringscope.policy import load_policy
+
+    code = EXIT_OK
+    with _errors():
+        pol = load_policy(policy)
+        with _progress(quiet) as bar:
+            tasks: dict[str, Any] = {}
+            dtask = bar.add_task("detect", total=None, visible=False)
+
+            def load_progress(table: str, rows: int) -> None:
+                if table not in tasks:
+                    tasks[table] = bar.add_task(f"load {table}", total=None)
+                bar.update(tasks[table], completed=rows)
+
+            def detect_progress(step: str, done: int, total: int) -> None:
+                bar.update(
+                    dtask, visible=True, description=f"detect: {step}", completed=done, total=total
+                )
+
+            try:
+                result = run_job(
+                    data_dir,
+                    store_uri=store,
+                    policy=pol,
+                    load_progress=load_progress,
+                    detect_progress=detect_progress,
+                )
+            except LoadFailed as e:
+                if not quiet:
+                    _print_load_report(e.report)
+                raise
+        if result.load is not None:
+            if not quiet:
+                _print_load_report(result.load)
+            code = _load_exit_code(result.load)
+        if not quiet:
+            _print_queue(result.detection.findings)
+        print(json.dumps(result.summary(), sort_keys=True))
+    raise typer.Exit(code)
 
 
 @app.command()

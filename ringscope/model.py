@@ -73,6 +73,12 @@ class Finding:
     detector: DetectorInfo
     evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     detectors: tuple[DetectorInfo, ...] = ()
+    #: Compared with the previous run: new, grown, shrunk, unchanged ("" before any comparison).
+    status: str = ""
+    #: Stable across runs: the id this network had when first found; decisions follow it.
+    case_id: str = ""
+    #: The finding of the previous run this one continues ("" when new).
+    previous_id: str = ""
 
     @staticmethod
     def build(
@@ -127,6 +133,9 @@ class Finding:
             evidence=d.get("evidence") or {},
             detectors=tuple(DetectorInfo(**x) for x in d.get("detectors", ()))
             or (DetectorInfo(**d["detector"]),),
+            status=d.get("status", ""),
+            case_id=d.get("case_id", ""),
+            previous_id=d.get("previous_id", ""),
         )
 
 

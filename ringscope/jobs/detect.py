@@ -1,5 +1,8 @@
 """One detection run on a store: read the tables, run every enabled detector,
-build the queue, and save it as a run.
+build the queue, compare it with the previous run, and save it as a run.
+
+Decisions are recorded against a finding's ``case_id`` (the id the network had
+when it was first found), so they follow the network from run to run.
 
 The run is written atomically (``complete_run``): an interrupted run stays
 ``running``/``failed`` and the previous succeeded run remains the current one.
@@ -19,6 +22,7 @@ from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.queue import build_queue
 from ringscope.contract import LOAD_ORDER
 from ringscope.graphs.store import GraphStore
+from ringscope.jobs.diff import diff_findings, summarise
 from ringscope.model import Finding, Run
 from ringscope.policy import Policy, default_policy
 
@@ -86,6 +90,18 @@ def detect_tables(
     return queue, timings
 
 
+def _raised_again(store: GraphStore, findings: list[Finding]) -> list[str]:
+    """Findings whose case an investigator confirmed and that have grown since."""
+    out = []
+    for f in findings:
+        if f.status != "grown":
+            continue
+        decisions = store.decisions(f.case_id)
+        if decisions and decisions[-1].decision == "confirmed":
+            out.append(f.id)
+    return out
+
+
 def run_detection(
     store: GraphStore,
     policy: Policy | None = None,
@@ -103,6 +119,11 @@ def run_detection(
         data_fingerprint=store.fingerprint(),
         summary={"ringscope_version": __version__, "policy_digest": policy.digest()},
     )
+    for stale in store.runs():
+        if stale.status == "running":  # a run whose process was killed: never current
+            store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
+    previous = store.latest_run()
+    previous_findings = store.findings(previous.id) if previous else []
     store.begin_run(run)
     try:
         if progress:
@@ -112,6 +133,8 @@ def run_detection(
         read_s = time.perf_counter() - t0
         findings, timings = detect_tables(tables, policy, progress=progress)
         timings = {"read tables": read_s, **timings}
+        findings, changes = diff_findings(previous_findings, findings)
+        raised = _raised_again(store, findings)
         by_kind: dict[str, int] = {}
         for f in findings:
             by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
@@ -121,6 +144,10 @@ def run_detection(
             "by_kind": dict(sorted(by_kind.items())),
             "accounts_flagged": len({a for f in findings for a in f.member_ids}),
             "seconds": {k: round(v, 3) for k, v in timings.items()},
+            "previous_run": previous.id if previous else None,
+            "changes": summarise(changes),
+            "dissolved": [c.previous_id for c in changes if c.status == "dissolved"],
+            "raised_again": raised,
         }
         store.complete_run(run.id, findings, summary)
     except BaseException as e:

@@ -1,0 +1,83 @@
+"""The periodic job: load the latest export, detect, compare, write back, under one lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ringscope.errors import InputError
+from ringscope.graphs import open_store
+from ringscope.jobs.detect import DetectionResult, Progress, run_detection
+from ringscope.jobs.lock import job_lock
+from ringscope.model import LoadReport
+from ringscope.policy import Policy
+from ringscope.settings import Settings, get_settings
+
+
+class LoadFailed(InputError):
+    """A table of the export could not be read; ``report`` says which."""
+
+    def __init__(self, message: str, report: LoadReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class JobResult:
+    load: LoadReport | None
+    detection: DetectionResult
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary schedulers read."""
+        run = self.detection.run
+        out: dict[str, Any] = {
+            "run_id": run.id,
+            "status": run.status,
+            "findings": len(self.detection.findings),
+            "changes": run.summary.get("changes", {}),
+            "raised_again": len(run.summary.get("raised_again", [])),
+            "data_fingerprint": run.data_fingerprint,
+        }
+        if self.load is not None:
+            out["rows_loaded"] = sum(t.loaded for t in self.load.tables.values())
+            out["rows_rejected"] = self.load.rejected
+        return out
+
+
+def run_job(
+    data_dir: str | Path | None,
+    *,
+    store_uri: str | None = None,
+    policy: Policy | None = None,
+    settings: Settings | None = None,
+    load_progress: Any = None,
+    detect_progress: Progress | None = None,
+) -> JobResult:
+    """Lock the store, load ``data_dir`` (if given), run detection and save it.
+
+    Raises :class:`~ringscope.errors.ConcurrentRunError` when another job holds
+    the store, and :class:`~ringscope.errors.InputError` when a table of the
+    export could not be read (nothing is detected then).
+    """
+    settings = settings or get_settings()
+    uri = store_uri or settings.store
+    with job_lock(uri, settings.work_dir):
+        store = open_store(uri, settings=settings)
+        try:
+            report = None
+            if data_dir is not None:
+                from ringscope.loaders.pipeline import load_export
+
+                report = load_export(store, data_dir, progress=load_progress)
+                if report.failed:
+                    bad = ", ".join(
+                        f"{t.table}: {t.error}" for t in report.tables.values() if t.error
+                    )
+                    raise InputError(
+                        f"the export could not be loaded whole ({bad}); nothing detected"
+                    )
+            detection = run_detection(store, policy, progress=detect_progress)
+        finally:
+            store.close()
+    return JobResult(load=report, detection=detection)
