@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench neo4j clean
+.PHONY: setup run test test-quick lint bench bench-neo4j neo4j clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ test: lint
 
 bench: setup
 	$(BIN)/python benchmarks/load.py
+
+bench-neo4j: setup
+	$(BIN)/python benchmarks/neo4j_load.py $(ARGS)
+
+# A local Neo4j 5.26 Community from Maven Central jars (Java 17 + Maven); Ctrl-C stops it.
+neo4j: setup
+	$(BIN)/python -m ringscope.graphs.neo4j_local --work-dir var --port 7687
+
+# The tests that need no Neo4j server.
+test-quick: lint
+	$(BIN)/pytest -m "not neo4j" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

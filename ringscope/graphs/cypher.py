@@ -1,0 +1,401 @@
+"""Every Cypher statement of the Neo4j store, in one place.
+
+Values always travel as parameters. Labels and relationship types appear in the
+text only from the whitelists of the graph model (:data:`NODE_LABELS`,
+:data:`REL_TYPES`, :data:`ROLE_LABELS`, :data:`IDENTIFIER_LABELS`); the few
+statements that need one are built by the functions below, which refuse anything
+else.
+
+Conventions of the stored graph:
+
+- every node of the model has a unique ``id`` (its platform id; an Identifier's
+  is ``"<kind>:<value>"``);
+- elements carry ``_load_id``, the load that created them (for rollbacks);
+- relationships that windows look at carry ``_t0`` and ``_t1``: the start and end
+  of their interval in microseconds since the epoch (``_t1`` absent means "still
+  open"; a point in time has ``_t0 = _t1``; no ``_t0`` means "always kept").
+  Properties starting with ``_`` are never handed out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ringscope.model import NODE_LABELS, REL_TYPES
+
+#: Extra labels of an Account by role (role -> label).
+ROLE_LABELS: dict[str, str] = {"creator": "Creator", "seller": "Seller", "buyer": "Buyer"}
+#: Extra labels of an Identifier by kind (kind -> label).
+IDENTIFIER_LABELS: dict[str, str] = {
+    "device": "Device",
+    "ip": "IP",
+    "payment": "Payment",
+    "phone": "Phone",
+    "address": "Address",
+}
+#: Nodes of the model that have a uniqueness constraint on ``id``.
+ID_LABELS: tuple[str, ...] = (*NODE_LABELS, "Run")
+
+# --------------------------------------------------------------------------- schema
+
+CONSTRAINTS: tuple[str, ...] = (
+    *(
+        f"CREATE CONSTRAINT {label.lower()}_id IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
+        for label in ID_LABELS
+    ),
+    "CREATE CONSTRAINT cluster_run_id IF NOT EXISTS "
+    "FOR (n:Cluster) REQUIRE (n.run_id, n.id) IS UNIQUE",
+    "CREATE INDEX decision_finding IF NOT EXISTS FOR (n:Decision) ON (n.finding_id)",
+)
+
+# --------------------------------------------------------------------------- loading
+
+
+def _role_labels(var: str, flags: str) -> str:
+    return "\n".join(
+        f"FOREACH (_ IN CASE WHEN {flags}.{role} THEN [1] ELSE [] END | SET {var}:{label})"
+        for role, label in ROLE_LABELS.items()
+    )
+
+
+MERGE_ACCOUNTS = f"""
+UNWIND $rows AS row
+MERGE (a:Account {{id: row.id}})
+ON CREATE SET a._load_id = $load_id
+SET a += row.props
+{_role_labels("a", "row")}
+"""
+
+MERGE_STREAMS = """
+UNWIND $rows AS row
+MERGE (s:Stream {id: row.id})
+ON CREATE SET s._load_id = $load_id
+SET s += row.props
+WITH s, row
+MATCH (c:Account {id: row.creator_id})
+MERGE (c)-[h:HOSTED]->(s)
+ON CREATE SET h._load_id = $load_id
+SET h._t0 = row.t0, h._t1 = row.t1
+"""
+
+MERGE_AFFILIATIONS = """
+UNWIND $rows AS row
+MATCH (c:Account {id: row.creator_id})
+MATCH (s:Account {id: row.seller_id})
+MERGE (c)-[r:AFFILIATE_OF]->(s)
+ON CREATE SET r._load_id = $load_id
+SET r += row.props, r._t0 = row.t0
+"""
+
+MERGE_FOLLOWS = """
+UNWIND $rows AS row
+MATCH (f:Account {id: row.follower_id})
+MATCH (c:Account {id: row.creator_id})
+MERGE (f)-[r:FOLLOWS]->(c)
+ON CREATE SET r._load_id = $load_id
+SET r += row.props, r._t0 = row.t0, r._t1 = row.t0
+"""
+
+#: ENGAGED holds the aggregate of every stored event of the pair (set, not incremented:
+#: the columnar side computes it, so writing it twice changes nothing).
+MERGE_ENGAGED = """
+UNWIND $rows AS row
+MATCH (a:Account {id: row.account_id})
+MATCH (s:Stream {id: row.stream_id})
+MERGE (a)-[r:ENGAGED]->(s)
+ON CREATE SET r._load_id = $load_id
+SET r += row.props, r._t0 = row.t0, r._t1 = row.t1
+"""
+
+DELETE_ENGAGED = """
+UNWIND $rows AS row
+MATCH (:Account {id: row.account_id})-[r:ENGAGED]->(:Stream {id: row.stream_id})
+DELETE r
+"""
+
+MERGE_ORDERS = """
+UNWIND $rows AS row
+MERGE (o:Order {id: row.id})
+ON CREATE SET o._load_id = $load_id
+SET o += row.props
+MERGE (p:Product {id: row.product_id})
+ON CREATE SET p._load_id = $load_id, p.product_id = row.product_id
+MERGE (o)-[f:FOR]->(p)
+ON CREATE SET f._load_id = $load_id
+SET f._t0 = row.t0, f._t1 = row.t0
+"""
+
+MERGE_PLACED = """
+UNWIND $rows AS row
+MATCH (b:Account {id: row.buyer_id})
+MATCH (o:Order {id: row.id})
+MERGE (b)-[r:PLACED]->(o)
+ON CREATE SET r._load_id = $load_id
+SET r._t0 = row.t0, r._t1 = row.t0
+"""
+
+MERGE_SELLS = """
+UNWIND $rows AS row
+MATCH (s:Account {id: row.seller_id})
+MATCH (p:Product {id: row.product_id})
+MERGE (s)-[r:SELLS]->(p)
+ON CREATE SET r._load_id = $load_id
+"""
+
+MERGE_ATTRIBUTED = """
+UNWIND $rows AS row
+MATCH (o:Order {id: row.id})
+MATCH (c:Account {id: row.creator_id})
+MERGE (o)-[r:ATTRIBUTED_TO]->(c)
+ON CREATE SET r._load_id = $load_id
+SET r._t0 = row.t0, r._t1 = row.t0
+"""
+
+MERGE_IN_STREAM = """
+UNWIND $rows AS row
+MATCH (o:Order {id: row.id})
+MATCH (s:Stream {id: row.stream_id})
+MERGE (o)-[r:IN_STREAM]->(s)
+ON CREATE SET r._load_id = $load_id
+SET r._t0 = row.t0, r._t1 = row.t0
+"""
+
+MERGE_IDENTIFIERS = """
+UNWIND $rows AS row
+MERGE (i:Identifier {id: row.id})
+ON CREATE SET i._load_id = $load_id, i.kind = row.kind, i.value = row.value
+""" + "\n".join(
+    f"FOREACH (_ IN CASE WHEN row.kind = '{kind}' THEN [1] ELSE [] END | SET i:{label})"
+    for kind, label in IDENTIFIER_LABELS.items()
+)
+
+#: Separate from the nodes so that neither statement needs an eager (buffering) plan.
+MERGE_USES = """
+UNWIND $rows AS row
+MATCH (a:Account {id: row.account_id})
+MATCH (i:Identifier {id: row.id})
+MERGE (a)-[u:USES]->(i)
+ON CREATE SET u._load_id = $load_id
+SET u += row.props, u._t0 = row.t0, u._t1 = row.t1
+"""
+
+# --------------------------------------------------------------------------- rollback
+
+#: Nodes a load created for a table, removed with their relationships.
+ROLLBACK_NODES: dict[str, str] = {
+    table: f"""
+MATCH (n:{label} {{_load_id: $load_id}})
+WITH n LIMIT $limit
+DETACH DELETE n
+RETURN count(*) AS removed
+"""
+    for table, label in (("accounts", "Account"), ("streams", "Stream"), ("orders", "Order"))
+}
+
+#: Relationships a load created for a table.
+ROLLBACK_RELS: dict[str, str] = {
+    table: f"""
+MATCH ()-[r:{rel} {{_load_id: $load_id}}]->()
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS removed
+"""
+    for table, rel in (
+        ("affiliations", "AFFILIATE_OF"),
+        ("follows", "FOLLOWS"),
+        ("identifiers", "USES"),
+    )
+}
+
+#: Products and identifiers a load created that nothing points at any more.
+ROLLBACK_ORPHANS: dict[str, str] = {
+    table: f"""
+MATCH (n:{label} {{_load_id: $load_id}})
+WHERE NOT EXISTS {{ (n)--() }}
+WITH n LIMIT $limit
+DELETE n
+RETURN count(*) AS removed
+"""
+    for table, label in (("orders", "Product"), ("identifiers", "Identifier"))
+}
+
+#: SELLS relationships a load created that no stored order supports any more.
+ROLLBACK_SELLS = """
+MATCH (s:Account)-[r:SELLS {_load_id: $load_id}]->(p:Product)
+WHERE NOT EXISTS { MATCH (o:Order)-[:FOR]->(p) WHERE o.seller_id = s.id }
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS removed
+"""
+
+# --------------------------------------------------------------------------- reading
+
+
+def count_label(label: str) -> str:
+    """``MATCH (n:Label) RETURN count(n)`` for a whitelisted label (served by the count store)."""
+    allowed = (*NODE_LABELS, *ROLE_LABELS.values(), *IDENTIFIER_LABELS.values())
+    if label not in allowed:
+        raise ValueError(f"unknown node label {label!r}")
+    return f"MATCH (n:{label}) RETURN count(n) AS n"
+
+
+def count_rel(rel_type: str) -> str:
+    """``MATCH ()-[r:TYPE]->() RETURN count(r)`` for a whitelisted type (count store)."""
+    check_rel_types([rel_type])
+    return f"MATCH ()-[r:{rel_type}]->() RETURN count(r) AS n"
+
+
+def check_rel_types(rel_types: Sequence[str]) -> tuple[str, ...]:
+    """The relationship types, checked against the model's whitelist."""
+    unknown = [t for t in rel_types if t not in REL_TYPES]
+    if unknown:
+        raise ValueError(f"unknown relationship types {unknown}; expected some of {REL_TYPES}")
+    return tuple(rel_types)
+
+
+def seeds_query(label: str) -> str:
+    """Nodes of one whitelisted label by id, with their element ids."""
+    if label not in NODE_LABELS:
+        raise ValueError(f"unknown node label {label!r}; expected one of {NODE_LABELS}")
+    return f"""
+MATCH (n:{label}) WHERE n.id IN $ids
+RETURN elementId(n) AS eid, n.id AS id, properties(n) AS props
+"""
+
+
+#: A relationship is inside the window [$start, $end) (microseconds; null = unbounded)
+#: when its interval [_t0, _t1] overlaps it; relationships without _t0 are always inside.
+_IN_WINDOW = """
+(r._t0 IS NULL OR (($end IS NULL OR r._t0 < $end)
+                   AND ($start IS NULL OR r._t1 IS NULL OR r._t1 >= $start)))
+"""
+
+#: The not yet seen neighbours of a frontier (element ids), over allowed relationships.
+EXPAND = f"""
+MATCH (n)-[r]-(m)
+WHERE elementId(n) IN $frontier AND type(r) IN $types AND {_IN_WINDOW}
+  AND NOT elementId(m) IN $seen
+WITH DISTINCT m
+WITH m, [l IN labels(m) WHERE l IN $node_labels][0] AS label
+WHERE label IS NOT NULL
+RETURN elementId(m) AS eid, label, m.id AS id, properties(m) AS props
+ORDER BY label, id
+LIMIT $want
+"""
+
+#: Every allowed relationship in the window between two held nodes.
+EDGES_BETWEEN = f"""
+MATCH (a)-[r]->(b)
+WHERE elementId(a) IN $held AND elementId(b) IN $held AND type(r) IN $types AND {_IN_WINDOW}
+RETURN elementId(a) AS a, type(r) AS type, elementId(b) AS b, properties(r) AS props
+"""
+
+
+def shortest_paths_query(
+    a_label: str, b_label: str, rel_types: Sequence[str], max_hops: int
+) -> str:
+    """All shortest undirected paths between two nodes over whitelisted types."""
+    for label in (a_label, b_label):
+        if label not in NODE_LABELS:
+            raise ValueError(f"unknown node label {label!r}; expected one of {NODE_LABELS}")
+    types = "|".join(check_rel_types(rel_types))
+    if not isinstance(max_hops, int) or max_hops < 1:
+        raise ValueError(f"max_hops must be a positive integer, got {max_hops!r}")
+    return f"""
+MATCH (a:{a_label} {{id: $a}}), (b:{b_label} {{id: $b}})
+MATCH p = allShortestPaths((a)-[:{types}*..{max_hops}]-(b))
+WITH p LIMIT $max_paths
+RETURN [n IN nodes(p) | [[l IN labels(n) WHERE l IN $node_labels][0], n.id, properties(n)]]
+         AS nodes
+"""
+
+
+def node_query(label: str) -> str:
+    """One node of a whitelisted label by id."""
+    if label not in NODE_LABELS:
+        raise ValueError(f"unknown node label {label!r}; expected one of {NODE_LABELS}")
+    return f"MATCH (n:{label} {{id: $id}}) RETURN properties(n) AS props"
+
+
+# --------------------------------------------------------------------------- runs and findings
+
+MERGE_RUN = """
+MERGE (r:Run {id: $id})
+SET r += $props
+"""
+
+RUN_EXISTS = "MATCH (r:Run {id: $id}) RETURN r.status AS status"
+
+DELETE_RUN_CLUSTERS = """
+MATCH (c:Cluster {run_id: $run_id})
+DETACH DELETE c
+"""
+
+CREATE_CLUSTERS = """
+MATCH (run:Run {id: $run_id})
+UNWIND $rows AS row
+CREATE (c:Cluster {run_id: $run_id, id: row.id, kind: row.kind, score: row.score,
+                   rank: row.rank, finding: row.finding})
+CREATE (c)-[:FOUND_IN]->(run)
+WITH c, row
+UNWIND row.members AS m
+MATCH (a:Account {id: m.account_id})
+CREATE (a)-[:MEMBER_OF {role: m.role, score: m.score}]->(c)
+"""
+
+LINK_DECISIONS_TO_CLUSTERS = """
+MATCH (d:Decision), (c:Cluster {run_id: $run_id})
+WHERE d.finding_id = c.id
+MERGE (d)-[:DECIDES]->(c)
+"""
+
+RUNS = "MATCH (r:Run) RETURN properties(r) AS props ORDER BY r.started_at DESC, r.id DESC"
+
+GET_RUN = "MATCH (r:Run {id: $id}) RETURN properties(r) AS props"
+
+LATEST_RUN = """
+MATCH (r:Run {status: 'succeeded'})
+RETURN properties(r) AS props ORDER BY r.started_at DESC, r.id DESC LIMIT 1
+"""
+
+FINDINGS = """
+MATCH (c:Cluster {run_id: $run_id})
+RETURN c.finding AS finding ORDER BY c.rank
+"""
+
+CREATE_DECISION = """
+CREATE (d:Decision {finding_id: $finding_id, decision: $decision, decided_by: $decided_by,
+                    decided_at: $decided_at, note: $note, seq: $seq})
+WITH d
+OPTIONAL MATCH (c:Cluster {id: $finding_id})
+FOREACH (x IN CASE WHEN c IS NULL THEN [] ELSE [c] END | MERGE (d)-[:DECIDES]->(x))
+"""
+
+DECISIONS = """
+MATCH (d:Decision)
+WHERE $finding_id IS NULL OR d.finding_id = $finding_id
+RETURN properties(d) AS props ORDER BY d.decided_at, d.seq
+"""
+
+# --------------------------------------------------------------------------- maintenance
+
+WIPE_BATCH = """
+MATCH (n)
+WITH n LIMIT $limit
+DETACH DELETE n
+RETURN count(*) AS removed
+"""
+
+# --------------------------------------------------------------------------- audit log
+
+APPEND_AUDIT = """
+CREATE (:AuditEntry {seq: $seq, at: $at, who: $who, action: $action, subject: $subject,
+                     detail: $detail})
+"""
+
+AUDIT_LOG = """
+MATCH (a:AuditEntry)
+WHERE ($who IS NULL OR a.who = $who) AND ($action IS NULL OR a.action = $action)
+  AND ($subject IS NULL OR a.subject = $subject)
+RETURN properties(a) AS props ORDER BY a.seq DESC SKIP $offset LIMIT $limit
+"""

@@ -1,0 +1,1190 @@
+"""The Neo4j store: the marketplace graph in Neo4j, raw tables in a columnar side file.
+
+The graph model of DESIGN.md lives in Neo4j (through the official driver, Bolt):
+``Account`` (+ ``Creator``/``Seller``/``Buyer``), ``Stream``, ``Product``,
+``Order``, ``Identifier`` (+ ``Device``/``IP``/``Payment``/``Phone``/``Address``),
+runs as ``Run`` and ``Cluster`` nodes, decisions as ``Decision`` nodes. Every
+Cypher statement is in :mod:`ringscope.graphs.cypher`.
+
+The rows of every contract table, raw engagement events included, stay in a
+columnar side file (DuckDB, ``settings.columnar_path``): detectors read their
+tables from it (:meth:`Neo4jStore.table`), and it decides which rows of a batch are
+new, duplicates or conflicts. Neo4j holds what investigators walk: nodes and
+relationships, with ENGAGED aggregated per (account, stream).
+
+Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
+
+1. a DuckDB transaction opens; the batch is sorted into new rows, duplicates and
+   conflicts, and the new rows are inserted (not yet visible to anyone else);
+2. the graph elements of the new rows are written to Neo4j in **one** Neo4j
+   transaction (``session.execute_write``, transient errors retried), as
+   ``UNWIND`` statements of :attr:`Neo4jStore.batch_size` rows each;
+   ENGAGED relationships are *set* to the aggregate of every stored event of the
+   pair, computed by DuckDB inside the open transaction;
+3. the DuckDB transaction commits.
+
+A failure in 1 or 2 rolls both back: nothing of the batch is written anywhere.
+The only window is a failure of the DuckDB commit after the Neo4j commit (disk
+full, process killed between the two): Neo4j then holds elements of rows the
+table side does not. Every Neo4j write is idempotent (``MERGE`` by id, properties
+set to absolute values, ENGAGED recomputed from the table side), so writing the
+batch again, which the table side sees as new, repairs it exactly; and those
+elements carry the batch's ``_load_id``, so :meth:`Neo4jStore.rollback_load`
+removes them too.
+
+Batch size: each loader batch (200,000 rows by default) is one Neo4j transaction,
+so the server needs transaction memory in proportion (``dbms.memory.transaction.total.max``,
+70% of the heap by default: a 1 GB heap is too small for 200,000 identifiers; use 3 GB,
+or smaller loader batches). Inside the transaction, statements carry
+:data:`DEFAULT_BATCH_SIZE` rows (20,000, within the 5k-20k range usually advised for
+``UNWIND`` loads; not yet tuned by measurement, see ``benchmarks/neo4j_load.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import pathlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import duckdb
+import neo4j
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+from ringscope.contract import TABLES, TableSpec
+from ringscope.errors import ConfigError, NotFoundError, StoreError
+from ringscope.graphs import cypher
+from ringscope.graphs._graphwalk import (
+    as_utc,
+    bounded_bfs,
+    check_node_refs,
+    check_rel_types,
+    check_window,
+    combine_fingerprints,
+    decision_with_utc,
+    edge_key,
+    load_report_from_dict,
+    pick_edge,
+    props,
+    ref_key,
+    roles_text,
+    run_with,
+)
+from ringscope.graphs.store import Entity
+from ringscope.model import (
+    NODE_LABELS,
+    REL_TYPES,
+    BatchResult,
+    Decision,
+    Edge,
+    Finding,
+    LoadReport,
+    Node,
+    NodeRef,
+    Path,
+    Run,
+    Subgraph,
+    canonical_json,
+    rank,
+)
+from ringscope.settings import Settings
+
+#: Rows per ``UNWIND`` statement inside a batch's transaction.
+DEFAULT_BATCH_SIZE: Final = 20_000
+#: Elements removed per transaction by rollbacks and wipes.
+DELETE_CHUNK: Final = 20_000
+#: Most shortest paths looked at to choose the smallest one.
+MAX_PATHS: Final = 10_000
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
+_ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("streams", "stream_id")}
+
+#: The aggregate of an (account, stream) pair's events that ENGAGED carries.
+_ENGAGED_SQL: Final = """
+SELECT e.account_id, e.stream_id,
+       count(*) FILTER (WHERE kind = 'view') AS views,
+       count(*) FILTER (WHERE kind = 'like') AS likes,
+       count(*) FILTER (WHERE kind = 'comment') AS comments,
+       count(*) FILTER (WHERE kind = 'share') AS shares,
+       count(*) FILTER (WHERE kind = 'gift') AS gifts,
+       coalesce(sum(amount) FILTER (WHERE kind = 'gift'), 0.0) AS gift_amount,
+       min(ts) AS first_ts, max(ts) AS last_ts
+FROM main.engagements e SEMI JOIN {pairs} p USING (account_id, stream_id)
+GROUP BY e.account_id, e.stream_id
+"""
+
+
+def _q(name: str) -> str:
+    """Quote an identifier that comes from the contract (never from data)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _spec(table: str) -> TableSpec:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise ValueError(f"table: unknown table {table!r}; use one of {sorted(TABLES)}") from None
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _iso(series: pd.Series) -> np.ndarray:
+    """UTC timestamps as ``datetime.isoformat()`` strings (``None`` when missing)."""
+    out = np.full(len(series), None, dtype=object)
+    stamps = pd.to_datetime(series, utc=True)
+    mask = stamps.notna().to_numpy()
+    if mask.any():
+        text = stamps[mask].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        out[mask] = text.str.replace(".000000+", "+", regex=False).to_numpy(dtype=object)
+    return out
+
+
+def _micros(series: pd.Series) -> np.ndarray:
+    """UTC timestamps as microseconds since the epoch (``None`` when missing)."""
+    out = np.full(len(series), None, dtype=object)
+    stamps = pd.to_datetime(series, utc=True)
+    mask = stamps.notna().to_numpy()
+    if mask.any():
+        values = stamps[mask].dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        out[mask] = values.astype(np.int64).tolist()
+    return out
+
+
+def _plain(series: pd.Series, kind: str) -> np.ndarray:
+    """A column as JSON-able Python values (``None`` when missing)."""
+    if kind == "ts":
+        return _iso(series)
+    values = np.array(series.astype(object).to_numpy(dtype=object), dtype=object, copy=True)
+    missing = pd.isna(series).to_numpy()
+    values[missing] = None
+    if kind == "float":
+        values[~missing] = [float(v) for v in values[~missing]]
+    elif kind == "roles":
+        values[~missing] = [roles_text(str(v)) for v in values[~missing]]
+    else:
+        values[~missing] = [str(v) for v in values[~missing]]
+    return values
+
+
+def _columns(frame: pd.DataFrame, spec: TableSpec) -> dict[str, np.ndarray]:
+    return {c.name: _plain(frame[c.name], c.type) for c in spec.columns if c.name in frame}
+
+
+def _prop_maps(cols: dict[str, np.ndarray], names: Sequence[str], n: int) -> list[dict[str, Any]]:
+    """Per row, the properties named ``names`` that are not missing."""
+    chosen = [(k, cols[k]) for k in names if k in cols]
+    return [{k: v[i] for k, v in chosen if v[i] is not None} for i in range(n)]
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Neo4jStore:
+    """The investigators' store: Neo4j for the graph, a DuckDB side file for the tables.
+
+    Parameters
+    ----------
+    uri
+        Bolt URI of the server (``neo4j://host:7687``, ``bolt://...``).
+    auth
+        ``(user, password)``, or ``None`` for a server without authentication.
+    database
+        The Neo4j database every statement names.
+    columnar_path
+        The DuckDB side file that keeps every table's rows (created when missing).
+    batch_size
+        Rows per ``UNWIND`` statement inside a batch's transaction.
+
+    Raises
+    ------
+    StoreError
+        The server cannot be reached, the credentials are refused, or the side
+        file cannot be opened.
+    """
+
+    uri: str
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        database: str = "neo4j",
+        columnar_path: str | pathlib.Path = "ringscope-events.duckdb",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        self.uri = uri
+        self.database = database
+        self.batch_size = batch_size
+        self.columnar_path = str(columnar_path)
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        try:
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth)
+            self._driver.verify_connectivity()
+        except (Neo4jError, ServiceUnavailable, SessionExpired, ValueError, OSError) as e:
+            raise StoreError(f"cannot connect to Neo4j at {uri}: {e}") from e
+        try:
+            self._open_columnar()
+            self._setup_graph()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def connect(cls, uri: str, *, settings: Settings) -> Neo4jStore:
+        """Open the store at ``uri`` with the credentials, database and side file of
+        ``settings``."""
+        password = settings.neo4j_password.get_secret_value()
+        auth = (settings.neo4j_user, password) if password else None
+        if not settings.columnar_path:
+            raise ConfigError("RINGSCOPE_COLUMNAR_PATH is empty: the Neo4j store needs a side file")
+        return cls(
+            uri, auth=auth, database=settings.neo4j_database, columnar_path=settings.columnar_path
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    def _open_columnar(self) -> None:
+        path = self.columnar_path
+        if path != ":memory:":
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(path)
+            self._con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open the columnar file {path}: {e}") from e
+        with self._columnar("create tables") as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS loads (seq BIGINT NOT NULL, load_id VARCHAR NOT NULL,"
+                " fingerprint VARCHAR NOT NULL, report VARCHAR NOT NULL)"
+            )
+            for spec in TABLES.values():
+                cols = ", ".join(f"{_q(c.name)} {_SQL_TYPES[c.type]}" for c in spec.columns)
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS main.{_q(spec.name)} ({cols}, _load_id VARCHAR)"
+                )
+
+    def _setup_graph(self) -> None:
+        """Uniqueness constraints on every id (before any ``MERGE``)."""
+        for statement in cypher.CONSTRAINTS:
+            self._query(statement)
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreError(f"store {self.uri} is closed")
+        return self._con
+
+    @contextlib.contextmanager
+    def _columnar(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB transaction: committed at the end, rolled back on any error."""
+        with self._lock:
+            con = self._connection()
+            try:
+                con.execute("BEGIN TRANSACTION")
+            except duckdb.Error as e:
+                raise StoreError(f"{what}: {e}") from e
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException as e:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(e, duckdb.Error):
+                    raise StoreError(f"{what}: {e}") from e
+                raise
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            con = self._connection()
+            try:
+                yield con
+            except duckdb.Error as e:
+                raise StoreError(f"{what}: {e}") from e
+
+    @contextlib.contextmanager
+    def _neo4j(self, what: str) -> Iterator[None]:
+        """Translate driver errors into ``StoreError``."""
+        try:
+            yield
+        except (Neo4jError, ServiceUnavailable, SessionExpired) as e:
+            raise StoreError(f"{what}: {e}") from e
+
+    def _query(self, statement: str, **params: Any) -> list[neo4j.Record]:
+        """One statement in its own transaction (``execute_query``)."""
+        with self._neo4j("query"):
+            records, _, _ = self._driver.execute_query(statement, params, database_=self.database)
+        return records
+
+    def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
+        """One unit of work in one write transaction (retried on transient errors)."""
+        with self._neo4j(what), self._driver.session(database=self.database) as session:
+            return session.execute_write(work)
+
+    def _read(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
+        with self._neo4j(what), self._driver.session(database=self.database) as session:
+            return session.execute_read(work)
+
+    def close(self) -> None:
+        """Close the driver and the side file."""
+        with self._lock:
+            if self._con is not None:
+                con, self._con = self._con, None
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+            driver = getattr(self, "_driver", None)
+            if driver is not None:
+                driver.close()
+
+    def __enter__(self) -> Neo4jStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore({self.uri!r}, database={self.database!r})"
+
+    def wipe(self) -> None:
+        """Remove every node and relationship of the database and every row of the side file."""
+        while True:
+            records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK)
+            if not records or not records[0]["removed"]:
+                break
+        with self._columnar("wipe") as con:
+            con.execute("DELETE FROM loads")
+            for name in TABLES:
+                con.execute(f"DELETE FROM main.{_q(name)}")
+
+    # ------------------------------------------------------------------ loading
+    def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
+        """Write one validated, normalised batch of ``table``, atomically across both stores.
+
+        The side file sorts the rows into new rows, duplicates (key stored with
+        identical values; ``NULL`` equal to ``NULL``) and conflicts (key stored
+        with other values); a row repeating a key earlier in the batch counts as
+        a duplicate or conflict of that row. The graph elements of the new rows
+        go to Neo4j in one transaction before the side file commits (see the
+        module's failure semantics).
+
+        Raises
+        ------
+        ValueError
+            Unknown table, or a required column is missing from ``frame``.
+        StoreError
+            The batch cannot be converted or written; nothing is written.
+        """
+        spec = _spec(table)
+        missing = [c for c in spec.required if c not in frame.columns]
+        if missing:
+            raise ValueError(f"frame: table {table!r} needs columns {missing}")
+        if len(frame) == 0:
+            return BatchResult(inserted=0, duplicates=0)
+        with self._columnar(f"write {table}") as con:
+            result = self._insert_new(con, spec, frame, load_id)
+            if result.inserted:
+                new = con.sql("SELECT * FROM _rs_new").arrow().read_all().to_pandas()
+                statements = self._graph_statements(con, spec, new)
+                self._write_graph(f"write {table}", statements, load_id)
+            con.execute("DROP TABLE IF EXISTS _rs_new")
+        return result
+
+    def _insert_new(
+        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, frame: pd.DataFrame, load_id: str
+    ) -> BatchResult:
+        """Sort the batch against the stored table and insert its new rows (kept in ``_rs_new``)."""
+        present = [c.name for c in spec.columns if c.name in frame.columns]
+        n = len(frame)
+        try:
+            data = pa.Table.from_pandas(frame[present], preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise StoreError(f"write {spec.name}: batch cannot be converted: {e}") from e
+        data = data.append_column("_rs_pos", pa.array(np.arange(n, dtype=np.int64)))
+        casts = []
+        for c in spec.columns:
+            sql_type = _SQL_TYPES[c.type]
+            if c.name not in present:
+                expr = f"CAST(NULL AS {sql_type})"
+            elif c.type == "float":
+                expr = f"NULLIF(CAST(f.{_q(c.name)} AS {sql_type}), 'NaN'::DOUBLE)"
+            else:
+                expr = f"CAST(f.{_q(c.name)} AS {sql_type})"
+            casts.append(f"{expr} AS {_q(c.name)}")
+        keys = spec.key
+        others = [c for c in spec.names if c not in keys]
+        on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
+        same = " AND ".join(f"s.{_q(c)} IS NOT DISTINCT FROM t.{_q(c)}" for c in others) or "TRUE"
+        cols = ", ".join(_q(c) for c in spec.names)
+        key_cols = ", ".join(_q(k) for k in keys)
+        con.register("_rs_frame", data)
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _rs_batch AS "
+                f"WITH s AS (SELECT f._rs_pos, {', '.join(casts)} FROM _rs_frame f) "
+                f"SELECT s.*, t.{_q(keys[0])} IS NULL AS _rs_new, {same} AS _rs_same "
+                f"FROM s LEFT JOIN main.{_q(spec.name)} t ON {on}"
+            )
+        finally:
+            con.unregister("_rs_frame")
+        # A key repeated inside the batch: the first row stands, later ones compare to it.
+        key_on = " AND ".join(f"s.{_q(k)} = f.{_q(k)}" for k in keys)
+        con.execute(
+            "UPDATE _rs_batch SET _rs_new = FALSE, _rs_same = x.same FROM ("
+            f"SELECT s._rs_pos AS pos, {same} AS same FROM _rs_batch s "
+            f"JOIN (SELECT {key_cols}, min(_rs_pos) AS _rs_first FROM _rs_batch WHERE _rs_new "
+            f"GROUP BY {key_cols} HAVING count(*) > 1) f ON {key_on} "
+            "JOIN _rs_batch t ON t._rs_pos = f._rs_first WHERE s._rs_pos <> f._rs_first"
+            ") x WHERE _rs_batch._rs_pos = x.pos"
+        )
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE _rs_new), "
+            "count(*) FILTER (WHERE NOT _rs_new AND _rs_same) FROM _rs_batch"
+        ).fetchone()
+        inserted, duplicates = (int(row[0]), int(row[1])) if row else (0, 0)
+        conflicts = tuple(
+            int(r[0])
+            for r in con.execute(
+                "SELECT _rs_pos FROM _rs_batch WHERE NOT _rs_new AND NOT _rs_same ORDER BY _rs_pos"
+            ).fetchall()
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _rs_new AS SELECT {cols} FROM _rs_batch WHERE _rs_new"
+        )
+        if inserted:
+            con.execute(
+                f"INSERT INTO main.{_q(spec.name)} ({cols}, _load_id) "
+                f"SELECT {cols}, $load_id FROM _rs_new",
+                {"load_id": load_id},
+            )
+        con.execute("DROP TABLE _rs_batch")
+        return BatchResult(inserted=inserted, duplicates=duplicates, conflicts=conflicts)
+
+    def _graph_statements(
+        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, new: pd.DataFrame
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The Cypher statements (with their rows) that put ``new`` rows into the graph."""
+        n = len(new)
+        cols = _columns(new, spec)
+        table = spec.name
+        if table == "accounts":
+            maps = _prop_maps(cols, spec.names, n)
+            rows = []
+            for i, p in enumerate(maps):
+                roles = set((cols["roles"][i] or "").split("|"))
+                rows.append(
+                    {
+                        "id": cols["account_id"][i],
+                        "props": p,
+                        **{role: role in roles for role in cypher.ROLE_LABELS},
+                    }
+                )
+            return [(cypher.MERGE_ACCOUNTS, rows)]
+        if table == "streams":
+            maps = _prop_maps(cols, spec.names, n)
+            t0, t1 = _micros(new["started_at"]), _micros(new["ended_at"])
+            rows = [
+                {
+                    "id": cols["stream_id"][i],
+                    "creator_id": cols["creator_id"][i],
+                    "props": maps[i],
+                    "t0": t0[i],
+                    "t1": t1[i],
+                }
+                for i in range(n)
+            ]
+            return [(cypher.MERGE_STREAMS, rows)]
+        if table == "affiliations":
+            maps = _prop_maps(cols, ("commission_rate", "since"), n)
+            t0 = _micros(new["since"])
+            rows = [
+                {
+                    "creator_id": cols["creator_id"][i],
+                    "seller_id": cols["seller_id"][i],
+                    "props": maps[i],
+                    "t0": t0[i],
+                }
+                for i in range(n)
+            ]
+            return [(cypher.MERGE_AFFILIATIONS, rows)]
+        if table == "follows":
+            t0 = _micros(new["ts"])
+            rows = [
+                {
+                    "follower_id": cols["follower_id"][i],
+                    "creator_id": cols["creator_id"][i],
+                    "props": {"ts": cols["ts"][i]},
+                    "t0": t0[i],
+                }
+                for i in range(n)
+            ]
+            return [(cypher.MERGE_FOLLOWS, rows)]
+        if table == "engagements":
+            return [(cypher.MERGE_ENGAGED, self._engaged_rows(con, "_rs_new"))]
+        if table == "orders":
+            maps = _prop_maps(cols, spec.names, n)
+            t0 = _micros(new["ts"])
+            rows = [
+                {
+                    "id": cols["order_id"][i],
+                    "buyer_id": cols["buyer_id"][i],
+                    "seller_id": cols["seller_id"][i],
+                    "product_id": cols["product_id"][i],
+                    "creator_id": cols["creator_id"][i],
+                    "stream_id": cols["stream_id"][i],
+                    "props": maps[i],
+                    "t0": t0[i],
+                }
+                for i in range(n)
+            ]
+            return [
+                (cypher.MERGE_ORDERS, rows),
+                (cypher.MERGE_PLACED, rows),
+                (cypher.MERGE_SELLS, rows),
+                (cypher.MERGE_ATTRIBUTED, [r for r in rows if r["creator_id"] is not None]),
+                (cypher.MERGE_IN_STREAM, [r for r in rows if r["stream_id"] is not None]),
+            ]
+        if table == "identifiers":
+            t0, t1 = _micros(new["first_seen"]), _micros(new["last_seen"])
+            maps = _prop_maps(cols, ("first_seen", "last_seen"), n)
+            rows = [
+                {
+                    "id": f"{cols['kind'][i]}:{cols['value'][i]}",
+                    "kind": cols["kind"][i],
+                    "value": cols["value"][i],
+                    "account_id": cols["account_id"][i],
+                    "props": maps[i],
+                    "t0": t0[i],
+                    "t1": t1[i],
+                }
+                for i in range(n)
+            ]
+            return [(cypher.MERGE_IDENTIFIERS, rows), (cypher.MERGE_USES, rows)]
+        return []  # labels: table side only
+
+    def _engaged_rows(self, con: duckdb.DuckDBPyConnection, pairs: str) -> list[dict[str, Any]]:
+        """ENGAGED of the (account, stream) pairs in relation ``pairs``, from every stored event."""
+        agg = con.sql(_ENGAGED_SQL.format(pairs=pairs)).arrow().read_all().to_pandas()
+        first, last = _iso(agg["first_ts"]), _iso(agg["last_ts"])
+        t0, t1 = _micros(agg["first_ts"]), _micros(agg["last_ts"])
+        counts = {k: agg[k].astype(np.int64).tolist() for k in ("views", "likes", "comments")}
+        counts |= {k: agg[k].astype(np.int64).tolist() for k in ("shares", "gifts")}
+        amount = agg["gift_amount"].astype(float).tolist()
+        accounts, streams = agg["account_id"].tolist(), agg["stream_id"].tolist()
+        return [
+            {
+                "account_id": accounts[i],
+                "stream_id": streams[i],
+                "props": {
+                    "views": counts["views"][i],
+                    "likes": counts["likes"][i],
+                    "comments": counts["comments"][i],
+                    "shares": counts["shares"][i],
+                    "gifts": counts["gifts"][i],
+                    "gift_amount": amount[i],
+                    "first_ts": first[i],
+                    "last_ts": last[i],
+                },
+                "t0": t0[i],
+                "t1": t1[i],
+            }
+            for i in range(len(agg))
+        ]
+
+    def _write_graph(
+        self, what: str, statements: list[tuple[str, list[dict[str, Any]]]], load_id: str
+    ) -> None:
+        """Run ``statements`` in one Neo4j write transaction, ``batch_size`` rows at a time."""
+        if not any(rows for _, rows in statements):
+            return
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            for statement, rows in statements:
+                for chunk in _chunks(rows, self.batch_size):
+                    tx.run(statement, rows=chunk, load_id=load_id).consume()
+
+        try:
+            self._write(what, work)
+        except (TypeError, ValueError) as e:  # a value the driver cannot send
+            raise StoreError(f"{what}: {e}") from e
+
+    def rollback_load(self, load_id: str, table: str) -> int:
+        """Remove the rows of ``table`` that load ``load_id`` inserted, and the graph
+        elements only they created. Returns the number of rows removed.
+
+        Neo4j is cleaned first, in transactions of :data:`DELETE_CHUNK` elements,
+        then the side file commits; a rollback that fails half-way can be run again.
+        """
+        spec = _spec(table)
+        with self._columnar(f"roll back load {load_id} of {table}") as con:
+            pairs = None
+            if table == "engagements":
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE _rs_pairs AS SELECT DISTINCT account_id, "
+                    "stream_id FROM main.engagements WHERE _load_id = $load_id",
+                    {"load_id": load_id},
+                )
+                pairs = "_rs_pairs"
+            row = con.execute(
+                f"DELETE FROM main.{_q(spec.name)} WHERE _load_id = $load_id", {"load_id": load_id}
+            ).fetchone()
+            removed = int(row[0]) if row else 0
+            if pairs is not None:
+                kept = self._engaged_rows(con, pairs)
+                gone = (
+                    con.sql(
+                        "SELECT account_id, stream_id FROM _rs_pairs p WHERE NOT EXISTS ("
+                        "SELECT 1 FROM main.engagements e WHERE e.account_id = p.account_id "
+                        "AND e.stream_id = p.stream_id)"
+                    )
+                    .arrow()
+                    .read_all()
+                    .to_pylist()
+                )
+                con.execute("DROP TABLE _rs_pairs")
+                self._write_graph(
+                    f"roll back engagements of {load_id}",
+                    [(cypher.DELETE_ENGAGED, gone), (cypher.MERGE_ENGAGED, kept)],
+                    load_id,
+                )
+            for statement in self._rollback_statements(table):
+                self._delete_all(statement, load_id)
+        return removed
+
+    @staticmethod
+    def _rollback_statements(table: str) -> list[str]:
+        out: list[str] = []
+        if table in cypher.ROLLBACK_NODES:
+            out.append(cypher.ROLLBACK_NODES[table])
+        if table in cypher.ROLLBACK_RELS:
+            out.append(cypher.ROLLBACK_RELS[table])
+        if table == "orders":
+            out.append(cypher.ROLLBACK_SELLS)
+        if table in cypher.ROLLBACK_ORPHANS:
+            out.append(cypher.ROLLBACK_ORPHANS[table])
+        return out
+
+    def _delete_all(self, statement: str, load_id: str) -> None:
+        while True:
+            records = self._query(statement, load_id=load_id, limit=DELETE_CHUNK)
+            if not records or not records[0]["removed"]:
+                return
+
+    def known_ids(self, entity: Entity, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` that name a stored account (``entity="account"``) or stream."""
+        if entity not in _ENTITY_TABLES:
+            raise ValueError(f"entity: {entity!r} is not one of {sorted(_ENTITY_TABLES)}")
+        table, column = _ENTITY_TABLES[entity]
+        wanted = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
+        if wanted.num_rows == 0:
+            return set()
+        with self._reading(f"known {entity} ids") as con:
+            con.register("_rs_ids", wanted)
+            try:
+                rows = con.execute(
+                    f"SELECT i.id FROM _rs_ids i SEMI JOIN main.{table} t ON t.{column} = i.id"
+                ).fetchall()
+            finally:
+                con.unregister("_rs_ids")
+        return {r[0] for r in rows}
+
+    def record_load(self, report: LoadReport) -> None:
+        """Keep ``report``; recording the same ``load_id`` again replaces it in place."""
+        body = canonical_json(report.to_dict())
+        with self._columnar(f"record load {report.load_id}") as con:
+            exists = con.execute(
+                "SELECT count(*) FROM loads WHERE load_id = $id", {"id": report.load_id}
+            ).fetchone()
+            if exists and exists[0]:
+                con.execute(
+                    "UPDATE loads SET fingerprint = $fp, report = $body WHERE load_id = $id",
+                    {"fp": report.fingerprint, "body": body, "id": report.load_id},
+                )
+            else:
+                con.execute(
+                    "INSERT INTO loads SELECT coalesce(max(seq), 0) + 1, $id, $fp, $body "
+                    "FROM loads",
+                    {"id": report.load_id, "fp": report.fingerprint, "body": body},
+                )
+
+    def loads(self) -> list[LoadReport]:
+        """Every recorded load, oldest first."""
+        with self._reading("read loads") as con:
+            rows = con.execute("SELECT report FROM loads ORDER BY seq").fetchall()
+        return [load_report_from_dict(json.loads(r[0])) for r in rows]
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the recorded loads' fingerprints, oldest first."""
+        with self._reading("fingerprint") as con:
+            rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
+        return combine_fingerprints(r[0] for r in rows)
+
+    # ------------------------------------------------------------------ reading
+    def counts(self) -> dict[str, int]:
+        """Rows per contract table (every table, 0 when empty)."""
+        sql = " UNION ALL ".join(
+            f"SELECT '{name}', count(*) FROM main.{_q(name)}" for name in TABLES
+        )
+        with self._reading("counts") as con:
+            rows = con.execute(sql).fetchall()
+        return {str(name): int(n) for name, n in rows}
+
+    def graph_counts(self) -> dict[str, int]:
+        """Nodes per label and relationships per type of the graph model (all keys present)."""
+
+        def work(tx: neo4j.ManagedTransaction) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for label in NODE_LABELS:
+                out[label] = int(tx.run(cypher.count_label(label)).single(strict=True)["n"])
+            for rel in REL_TYPES:
+                out[rel] = int(tx.run(cypher.count_rel(rel)).single(strict=True)["n"])
+            return out
+
+        result: dict[str, int] = self._read("graph counts", work)
+        return result
+
+    def table(self, name: str, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """A whole contract table from the side file, normalised and sorted by its key.
+
+        Strings in pandas' ``str`` dtype (missing: NaN), timestamps
+        ``datetime64[us, UTC]`` (missing: NaT), numbers ``float64`` (missing: NaN).
+        """
+        spec = _spec(name)
+        wanted = list(spec.names) if columns is None else list(columns)
+        unknown = [c for c in wanted if c not in spec.names]
+        if unknown:
+            raise ValueError(f"columns: {unknown} are not columns of {name!r}")
+        cols = ", ".join(_q(c) for c in wanted) or "*"
+        sql = f"SELECT {cols} FROM main.{_q(name)} ORDER BY {', '.join(_q(k) for k in spec.key)}"
+        with self._reading(f"read {name}") as con:
+            data = con.sql(sql).arrow().read_all()
+        return data.to_pandas().reset_index(drop=True)
+
+    # ------------------------------------------------------------------ graph
+    @staticmethod
+    def _node_props(label: str, stored: dict[str, Any]) -> dict[str, Any]:
+        return props({k: v for k, v in stored.items() if k != "id" and not k.startswith("_")})
+
+    @staticmethod
+    def _window(value: datetime | None) -> int | None:
+        if value is None:
+            return None
+        return (value - _EPOCH) // timedelta(microseconds=1)
+
+    def neighbourhood(
+        self,
+        seeds: Sequence[NodeRef],
+        *,
+        hops: int = 1,
+        rel_types: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> Subgraph:
+        """Nodes within ``hops`` of the seeds, per :meth:`GraphStore.neighbourhood`.
+
+        One read transaction; each level is one ``MATCH`` from the frontier (a
+        parameter of element ids) over the allowed relationships in the window.
+
+        Raises
+        ------
+        NotFoundError
+            When no seed exists.
+        ValueError
+            Negative ``hops``, ``limit`` < 1, an unknown label or relationship type.
+        """
+        if hops < 0:
+            raise ValueError(f"hops: must be >= 0, got {hops}")
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        wanted = check_node_refs(seeds, "seeds")
+        types = list(check_rel_types(rel_types))
+        start, end = check_window(start, end)
+        window: dict[str, Any] = {"start": self._window(start), "end": self._window(end)}
+
+        def work(tx: neo4j.ManagedTransaction) -> Subgraph:
+            eids: dict[NodeRef, str] = {}
+            refs: dict[str, NodeRef] = {}
+            node_props: dict[NodeRef, dict[str, Any]] = {}
+            for label in sorted({r.label for r in wanted}):
+                ids = [r.id for r in wanted if r.label == label]
+                for rec in tx.run(cypher.seeds_query(label), ids=ids):
+                    ref = NodeRef(label, rec["id"])
+                    eids[ref], refs[rec["eid"]] = rec["eid"], ref
+                    node_props[ref] = self._node_props(label, rec["props"])
+            existing = [r for r in wanted if r in eids]
+            if not existing:
+                shown = ", ".join(str(r) for r in wanted[:5])
+                raise NotFoundError(f"no such node: {shown}")
+            seen = {eids[r] for r in existing}
+
+            def expand(frontier: Sequence[NodeRef], want: int) -> list[NodeRef]:
+                found: list[NodeRef] = []
+                result = tx.run(
+                    cypher.EXPAND,
+                    frontier=[eids[r] for r in frontier],
+                    seen=list(seen),
+                    types=types,
+                    node_labels=list(NODE_LABELS),
+                    want=max(want, 0),
+                    **window,
+                )
+                for rec in result:
+                    if rec["label"] is None:
+                        continue
+                    ref = NodeRef(rec["label"], rec["id"])
+                    eids[ref], refs[rec["eid"]] = rec["eid"], ref
+                    node_props[ref] = self._node_props(ref.label, rec["props"])
+                    found.append(ref)
+                found.sort(key=ref_key)
+                seen.update(eids[r] for r in found[: max(want, 0)])
+                return found
+
+            held, truncated = bounded_bfs(existing, hops=hops, limit=limit, expand=expand)
+            edges = [
+                Edge(refs[rec["a"]], refs[rec["b"]], rec["type"], self._rel_props(rec["props"]))
+                for rec in tx.run(
+                    cypher.EDGES_BETWEEN, held=[eids[r] for r in held], types=types, **window
+                )
+            ]
+            nodes = tuple(Node(r, node_props.get(r, {})) for r in sorted(held, key=ref_key))
+            return Subgraph(
+                nodes=nodes, edges=tuple(sorted(edges, key=edge_key)), truncated=truncated
+            )
+
+        result: Subgraph = self._read("neighbourhood", work)
+        return result
+
+    @staticmethod
+    def _rel_props(stored: dict[str, Any]) -> dict[str, Any]:
+        return props({k: v for k, v in stored.items() if not k.startswith("_")})
+
+    def shortest_path(
+        self,
+        a: NodeRef,
+        b: NodeRef,
+        *,
+        rel_types: Sequence[str] | None = None,
+        max_hops: int = 6,
+    ) -> Path | None:
+        """A shortest undirected path from ``a`` to ``b``, per :meth:`GraphStore.shortest_path`.
+
+        ``allShortestPaths`` bounded by ``max_hops`` gives every shortest path (at
+        most :data:`MAX_PATHS`); the one whose (label, id) sequence is smallest is
+        kept, and between two consecutive nodes the relationship smallest by
+        (type, source, target).
+
+        Raises
+        ------
+        NotFoundError
+            When ``a`` or ``b`` does not exist.
+        """
+        if max_hops < 0:
+            raise ValueError(f"max_hops: must be >= 0, got {max_hops}")
+        check_node_refs([a, b], "a, b")
+        types = check_rel_types(rel_types)
+
+        def work(tx: neo4j.ManagedTransaction) -> Path | None:
+            ends: dict[NodeRef, dict[str, Any]] = {}
+            for ref in (a, b):
+                rec = tx.run(cypher.node_query(ref.label), id=ref.id).single()
+                if rec is None:
+                    raise NotFoundError(f"no such node: {ref}")
+                ends[ref] = self._node_props(ref.label, rec["props"])
+            if a == b:
+                return Path(nodes=(Node(a, ends[a]),), edges=())
+            if max_hops == 0:
+                return None
+            query = cypher.shortest_paths_query(a.label, b.label, types, max_hops)
+            best: tuple[list[tuple[str, str]], list[Any]] | None = None
+            for rec in tx.run(
+                query, a=a.id, b=b.id, max_paths=MAX_PATHS, node_labels=list(NODE_LABELS)
+            ):
+                seq = [(n[0], n[1]) for n in rec["nodes"]]
+                if best is None or seq < best[0]:
+                    best = (seq, rec["nodes"])
+            if best is None:
+                return None
+            _, nodes = best
+            path_nodes = [Node(NodeRef(n[0], n[1]), self._node_props(n[0], n[2])) for n in nodes]
+            edges = self._edges_among(tx, [n.ref for n in path_nodes], types)
+            path_edges: list[Edge] = []
+            for u, v in itertools.pairwise(path_nodes):
+                edge = pick_edge(edges, u.ref, v.ref)
+                if edge is None:
+                    raise StoreError(f"shortest path: no relationship between {u.ref} and {v.ref}")
+                path_edges.append(edge)
+            return Path(nodes=tuple(path_nodes), edges=tuple(path_edges))
+
+        result: Path | None = self._read("shortest path", work)
+        return result
+
+    def _edges_among(
+        self, tx: neo4j.ManagedTransaction, refs: Sequence[NodeRef], types: Sequence[str]
+    ) -> list[Edge]:
+        eids: dict[str, NodeRef] = {}
+        for label in sorted({r.label for r in refs}):
+            ids = [r.id for r in refs if r.label == label]
+            for rec in tx.run(cypher.seeds_query(label), ids=ids):
+                eids[rec["eid"]] = NodeRef(label, rec["id"])
+        return [
+            Edge(eids[rec["a"]], eids[rec["b"]], rec["type"], self._rel_props(rec["props"]))
+            for rec in tx.run(
+                cypher.EDGES_BETWEEN, held=list(eids), types=list(types), start=None, end=None
+            )
+        ]
+
+    # ------------------------------------------------------------------ runs and findings
+    @staticmethod
+    def _run_props(run: Run) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "started_at": run.started_at.isoformat(),
+            "status": run.status,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "policy": canonical_json(run.policy),
+            "data_fingerprint": run.data_fingerprint,
+            "summary": canonical_json(run.summary),
+            "seq": time.time_ns(),
+        }
+
+    @staticmethod
+    def _run_from(p: dict[str, Any]) -> Run:
+        finished = p.get("finished_at")
+        return Run(
+            id=p["id"],
+            started_at=datetime.fromisoformat(p["started_at"]),
+            status=p["status"],
+            finished_at=datetime.fromisoformat(finished) if finished else None,
+            policy=json.loads(p.get("policy") or "{}"),
+            data_fingerprint=p.get("data_fingerprint", ""),
+            summary=json.loads(p.get("summary") or "{}"),
+        )
+
+    def begin_run(self, run: Run) -> None:
+        """Record ``run`` with status ``running``.
+
+        Raises
+        ------
+        StoreError
+            When a run with that id is already recorded.
+        """
+        run = run_with(run, status="running")
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            if tx.run(cypher.RUN_EXISTS, id=run.id).single() is not None:
+                raise StoreError(f"run {run.id} is already recorded")
+            tx.run(cypher.MERGE_RUN, id=run.id, props=self._run_props(run)).consume()
+
+        self._write(f"begin run {run.id}", work)
+
+    def complete_run(
+        self, run_id: str, findings: list[Finding], summary: dict[str, object]
+    ) -> None:
+        """Write the findings of a run as ``Cluster`` nodes and mark it succeeded, in
+        one transaction. Completing a run again replaces its findings and summary.
+
+        Raises
+        ------
+        NotFoundError
+            Unknown run.
+        ValueError
+            Two findings with the same id.
+        """
+        ids = [f.id for f in findings]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"findings: repeated finding ids {dup[:5]}")
+        rows = [
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "score": f.score,
+                "rank": i,
+                "finding": canonical_json(f.to_dict()),
+                "members": [
+                    {"account_id": m.account_id, "role": m.role, "score": float(m.score)}
+                    for m in f.members
+                ],
+            }
+            for i, f in enumerate(rank(findings))
+        ]
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            if tx.run(cypher.RUN_EXISTS, id=run_id).single() is None:
+                raise NotFoundError(f"no such run: {run_id}")
+            tx.run(cypher.DELETE_RUN_CLUSTERS, run_id=run_id).consume()
+            for chunk in _chunks(rows, 1000):
+                tx.run(cypher.CREATE_CLUSTERS, run_id=run_id, rows=chunk).consume()
+            tx.run(cypher.LINK_DECISIONS_TO_CLUSTERS, run_id=run_id).consume()
+            props_ = {
+                "status": "succeeded",
+                "finished_at": datetime.now(UTC).isoformat(),
+                "summary": canonical_json(summary),
+            }
+            tx.run(cypher.MERGE_RUN, id=run_id, props=props_).consume()
+
+        self._write(f"complete run {run_id}", work)
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """Mark a run failed; ``error`` is kept as ``summary["error"]``.
+
+        Raises
+        ------
+        NotFoundError
+            Unknown run.
+        """
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            rec = tx.run(cypher.GET_RUN, id=run_id).single()
+            if rec is None:
+                raise NotFoundError(f"no such run: {run_id}")
+            summary = json.loads(rec["props"].get("summary") or "{}")
+            summary["error"] = error
+            props_ = {
+                "status": "failed",
+                "finished_at": datetime.now(UTC).isoformat(),
+                "summary": canonical_json(summary),
+            }
+            tx.run(cypher.MERGE_RUN, id=run_id, props=props_).consume()
+
+        self._write(f"fail run {run_id}", work)
+
+    def runs(self) -> list[Run]:
+        """Every run, newest first (by ``started_at``, then the later recorded)."""
+        records = self._query(cypher.RUNS)
+        runs = [self._run_from(r["props"]) for r in records]
+        seqs = [r["props"].get("seq", 0) for r in records]
+        order = sorted(range(len(runs)), key=lambda i: (runs[i].started_at, seqs[i]), reverse=True)
+        return [runs[i] for i in order]
+
+    def get_run(self, run_id: str) -> Run:
+        """The run ``run_id``; ``NotFoundError`` when unknown."""
+        records = self._query(cypher.GET_RUN, id=run_id)
+        if not records:
+            raise NotFoundError(f"no such run: {run_id}")
+        return self._run_from(records[0]["props"])
+
+    def latest_run(self) -> Run | None:
+        """The newest succeeded run, or ``None``."""
+        done = [r for r in self.runs() if r.status == "succeeded"]
+        return done[0] if done else None
+
+    def findings(self, run_id: str | None = None) -> list[Finding]:
+        """The findings of ``run_id`` (default: the latest succeeded run), ranked.
+
+        Raises
+        ------
+        NotFoundError
+            Unknown ``run_id``.
+        """
+        if run_id is None:
+            latest = self.latest_run()
+            if latest is None:
+                return []
+            run_id = latest.id
+        else:
+            self.get_run(run_id)
+        records = self._query(cypher.FINDINGS, run_id=run_id)
+        return rank([Finding.from_dict(json.loads(r["finding"])) for r in records])
+
+    def record_decision(self, decision: Decision) -> None:
+        """Keep an investigator's decision as a ``Decision`` node linked to the finding's
+        clusters (every decision is kept, none replaced)."""
+        d = decision_with_utc(decision)
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            tx.run(
+                cypher.CREATE_DECISION,
+                finding_id=d.finding_id,
+                decision=d.decision,
+                decided_by=d.decided_by,
+                decided_at=d.decided_at.isoformat(),
+                note=d.note,
+                seq=time.time_ns(),
+            ).consume()
+
+        self._write(f"record decision on {d.finding_id}", work)
+
+    def decisions(self, finding_id: str | None = None) -> list[Decision]:
+        """Decisions, oldest first (by ``decided_at``, then the earlier recorded)."""
+        records = self._query(cypher.DECISIONS, finding_id=finding_id)
+        out = [
+            Decision(
+                finding_id=p["finding_id"],
+                decision=p["decision"],
+                decided_by=p["decided_by"],
+                decided_at=as_utc(datetime.fromisoformat(p["decided_at"]))
+                or datetime.fromisoformat(p["decided_at"]),
+                note=p.get("note", ""),
+            )
+            for p in (r["props"] for r in records)
+        ]
+        seqs = [r["props"].get("seq", 0) for r in records]
+        order = sorted(range(len(out)), key=lambda i: (out[i].decided_at, seqs[i]))
+        return [out[i] for i in order]
+
+    # ------------------------------------------------------------------ audit log
+    def append_audit(
+        self,
+        who: str,
+        action: str,
+        subject: str,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Append one ``AuditEntry`` node to the append-only audit log (see
+        ``GraphStore.append_audit``); ``detail`` is kept as canonical JSON."""
+        self._query(
+            cypher.APPEND_AUDIT,
+            seq=time.time_ns(),
+            at=datetime.now(UTC).isoformat(),
+            who=who,
+            action=action,
+            subject=subject,
+            detail=canonical_json(detail or {}),
+        )
+
+    def audit_log(
+        self,
+        *,
+        who: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, object]]:
+        """Audit entries, newest first (see ``GraphStore.audit_log``)."""
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset: must be >= 0, got {offset}")
+        records = self._query(
+            cypher.AUDIT_LOG, who=who, action=action, subject=subject, limit=limit, offset=offset
+        )
+        return [
+            {
+                "seq": int(p["seq"]),
+                "at": as_utc(datetime.fromisoformat(p["at"])) or datetime.fromisoformat(p["at"]),
+                "who": p["who"],
+                "action": p["action"],
+                "subject": p["subject"],
+                "detail": json.loads(p["detail"]),
+            }
+            for p in (r["props"] for r in records)
+        ]

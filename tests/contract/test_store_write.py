@@ -1,0 +1,226 @@
+"""Writing to a store: idempotent loads, conflicts, atomic batches, rollbacks, runs, decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ringscope.contract import TABLES
+from ringscope.errors import NotFoundError, StoreError
+from ringscope.graphs.store import GraphStore
+from ringscope.loaders.pipeline import load_export
+from ringscope.model import (
+    Decision,
+    DetectorInfo,
+    Finding,
+    Member,
+    NodeRef,
+    Run,
+    Signal,
+)
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SMALL_EXPORT = Path(__file__).resolve().parents[1] / "data" / "small-export"
+
+
+def _accounts(*rows: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "roles": [r[1] for r in rows],
+            "created_at": pd.Series([T0] * len(rows), dtype="datetime64[us, UTC]"),
+            "country": [None] * len(rows),
+        }
+    )
+
+
+def _snapshot(store: GraphStore) -> tuple[object, ...]:
+    return (
+        store.counts(),
+        store.graph_counts(),
+        tuple(store.table(name).to_json(date_format="iso") for name in TABLES),
+    )
+
+
+def test_loading_twice_changes_nothing(store: GraphStore, tmp_path: Path) -> None:
+    first = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r1")
+    assert first.rejected == 0 and not first.failed
+    before = _snapshot(store)
+    again = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r2")
+    assert sum(t.loaded for t in again.tables.values()) == 0
+    assert {k: t.duplicates for k, t in again.tables.items()} == {
+        k: t.loaded for k, t in first.tables.items()
+    }
+    assert _snapshot(store) == before
+    assert [r.load_id for r in store.loads()] == [first.load_id, again.load_id]
+    assert len(store.fingerprint()) == 64
+
+
+def test_duplicates_and_conflicts(store: GraphStore) -> None:
+    store.write_batch("accounts", _accounts(("a1", "buyer"), ("a2", "seller")), "L1")
+    result = store.write_batch(
+        "accounts",
+        _accounts(("a1", "buyer"), ("a2", "buyer"), ("a3", "creator"), ("a3", "buyer")),
+        "L2",
+    )
+    assert (result.inserted, result.duplicates, result.conflicts) == (1, 1, (1, 3))
+    roles = store.table("accounts").set_index("account_id")["roles"].to_dict()
+    assert roles == {"a1": "buyer", "a2": "seller", "a3": "creator"}
+    assert store.graph_counts()["Account"] == 3
+
+
+def test_failed_batch_writes_nothing(store: GraphStore) -> None:
+    store.write_batch("accounts", _accounts(("a1", "buyer")), "L1")
+    before = _snapshot(store)
+    bad = _accounts(("a2", "buyer"), ("a3", "buyer"), ("a4", "buyer"))
+    bad["created_at"] = pd.Series([T0, "not a time", T0], dtype=object)
+    with pytest.raises(StoreError):
+        store.write_batch("accounts", bad, "L2")
+    assert _snapshot(store) == before
+
+
+def test_rollback_removes_a_load(store: GraphStore, tmp_path: Path) -> None:
+    report = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r")
+    removed = {name: store.rollback_load(report.load_id, name) for name in reversed(list(TABLES))}
+    assert removed == {name: t.loaded for name, t in report.tables.items()}
+    assert set(store.counts().values()) == {0}
+    assert set(store.graph_counts().values()) == {0}
+
+
+def test_rollback_keeps_what_other_loads_wrote(store: GraphStore) -> None:
+    store.write_batch("accounts", _accounts(("a1", "creator"), ("b1", "buyer")), "L1")
+    streams = pd.DataFrame(
+        {
+            "stream_id": ["s1"],
+            "creator_id": ["a1"],
+            "started_at": pd.Series([T0], dtype="datetime64[us, UTC]"),
+        }
+    )
+    store.write_batch("streams", streams, "L1")
+
+    def events(kind: str, minutes: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "account_id": ["b1"],
+                "stream_id": ["s1"],
+                "kind": [kind],
+                "ts": pd.Series([T0 + timedelta(minutes=minutes)], dtype="datetime64[us, UTC]"),
+                "amount": [float("nan")],
+            }
+        )
+
+    store.write_batch("engagements", events("view", 1), "L1")
+    store.write_batch("engagements", events("like", 2), "L2")
+    assert store.rollback_load("L2", "engagements") == 1
+    sub = store.neighbourhood([NodeRef("Account", "b1")], rel_types=["ENGAGED"])
+    (edge,) = sub.edges
+    assert edge.props["views"] == 1 and edge.props["likes"] == 0
+    assert edge.props["last_ts"] == (T0 + timedelta(minutes=1)).isoformat()
+    assert store.rollback_load("L1", "engagements") == 1
+    assert store.graph_counts()["ENGAGED"] == 0
+
+
+def _finding(members: list[str], score: float, kind: str = "engagement_farm") -> Finding:
+    return Finding.build(
+        kind=kind,
+        score=score,
+        members=[Member(m, "buyer", score) for m in members],
+        signals=[Signal("lockstep", 0.8, 0.5, 1.0)],
+        explanation="accounts acting together",
+        detector=DetectorInfo("lockstep", "1.0", {"window": 60}),
+        evidence={"engagements": [{"account_id": members[0], "ts": T0.isoformat()}]},
+    )
+
+
+def test_runs_and_findings(store: GraphStore) -> None:
+    store.write_batch("accounts", _accounts(("a1", "buyer"), ("a2", "buyer"), ("a3", "buyer")), "L")
+    assert store.latest_run() is None and store.findings() == []
+    store.begin_run(Run("r1", T0, "running", policy={"p": 1}, data_fingerprint="fp"))
+    with pytest.raises(StoreError):
+        store.begin_run(Run("r1", T0, "running"))
+    assert store.findings("r1") == []
+    found = [_finding(["a1", "a2"], 0.5), _finding(["a2", "a3"], 0.9), _finding(["a3"], 0.5)]
+    store.complete_run("r1", found, {"findings": 3})
+    run = store.get_run("r1")
+    assert (run.status, run.summary, run.policy, run.data_fingerprint) == (
+        "succeeded",
+        {"findings": 3},
+        {"p": 1},
+        "fp",
+    )
+    assert run.finished_at is not None and run.started_at == T0
+    got = store.findings()
+    assert got == store.findings("r1") == sorted(found, key=lambda f: (-f.score, f.id))
+    store.complete_run("r1", found[:1], {"findings": 1})  # replaces
+    assert store.findings("r1") == found[:1]
+    store.begin_run(Run("r2", T0 + timedelta(hours=1), "running"))
+    store.fail_run("r2", "detector crashed")
+    assert [r.id for r in store.runs()] == ["r2", "r1"]
+    assert store.get_run("r2").status == "failed"
+    assert store.get_run("r2").summary["error"] == "detector crashed"
+    assert store.latest_run() == store.get_run("r1")
+    with pytest.raises(NotFoundError):
+        store.get_run("nope")
+    with pytest.raises(NotFoundError):
+        store.findings("nope")
+    with pytest.raises(NotFoundError):
+        store.complete_run("nope", [], {})
+
+
+def test_decisions(store: GraphStore) -> None:
+    d1 = Decision("f1", "confirmed", "ana", T0 + timedelta(hours=2), "clear ring")
+    d2 = Decision("f2", "dismissed", "bo", T0)
+    d3 = Decision("f1", "escalated", "cy", T0 + timedelta(hours=1))
+    for d in (d1, d2, d3):
+        store.record_decision(d)
+    assert store.decisions() == [d2, d3, d1]
+    assert store.decisions("f1") == [d3, d1]
+    assert store.decisions("none") == []
+
+
+# --------------------------------------------------------------------------- Neo4j only
+
+
+@pytest.mark.neo4j
+def test_neo4j_batch_aborted_midway_leaves_nothing(neo4j_store: GraphStore, neo4j_uri: str) -> None:
+    """A constraint violation in a late statement of the batch's transaction rolls back
+    the statements before it, and the columnar side with them."""
+    import os
+
+    import neo4j
+
+    from ringscope.graphs.neo4j_store import Neo4jStore
+
+    password = os.environ.get("NEO4J_PASSWORD")
+    auth = (os.environ.get("NEO4J_USER", "neo4j"), password) if password else None
+
+    store = neo4j_store
+    assert isinstance(store, Neo4jStore)
+    store.batch_size = 2  # several UNWIND statements in the one transaction
+    store.write_batch("accounts", _accounts(("a1", "buyer")), "L1")
+    with neo4j.GraphDatabase.driver(neo4j_uri, auth=auth) as d:
+        d.execute_query(
+            "CREATE CONSTRAINT device_id_test IF NOT EXISTS FOR (n:Device) REQUIRE n.id IS UNIQUE",
+            database_=store.database,
+        )
+        d.execute_query("CREATE (:Device {id: 'device:d5'})", database_=store.database)
+    try:
+        before = _snapshot(store)
+        idents = pd.DataFrame(
+            {
+                "account_id": ["a1"] * 6,
+                "kind": ["device"] * 6,
+                "value": [f"d{i}" for i in range(6)],
+                "first_seen": pd.Series([T0] * 6, dtype="datetime64[us, UTC]"),
+            }
+        )
+        with pytest.raises(StoreError):
+            store.write_batch("identifiers", idents, "L2")
+        assert _snapshot(store) == before
+        assert store.counts()["identifiers"] == 0
+    finally:
+        with neo4j.GraphDatabase.driver(neo4j_uri, auth=auth) as d:
+            d.execute_query("DROP CONSTRAINT device_id_test IF EXISTS", database_=store.database)
