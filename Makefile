@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-quick lint bench bench-neo4j neo4j clean
+.PHONY: setup run test test-quick lint browser bench bench-neo4j neo4j clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ lint: setup
 	$(BIN)/ruff format --check ringscope tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# Debian's Chromium for the browser tests (driven by Playwright; no browser download).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -1295,3 +1295,75 @@ class EmbeddedStore:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ audit log
+    _AUDIT_TABLE: Final = (
+        "CREATE TABLE IF NOT EXISTS audit_log (seq BIGINT NOT NULL, at_ TIMESTAMPTZ NOT NULL, "
+        "who VARCHAR NOT NULL, action VARCHAR NOT NULL, subject VARCHAR NOT NULL, "
+        "detail VARCHAR NOT NULL)"
+    )
+
+    def _ensure_audit(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the audit table on first use (stores written before it existed get it too)."""
+        if not getattr(self, "_audit_ready", False):
+            _exec(con, self._AUDIT_TABLE)
+            self._audit_ready = True
+
+    def append_audit(
+        self,
+        who: str,
+        action: str,
+        subject: str,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Append one entry to the append-only audit log (see ``GraphStore.append_audit``)."""
+        with self._transaction(f"audit {action} {subject}") as con:
+            self._ensure_audit(con)
+            _exec(
+                con,
+                "INSERT INTO audit_log SELECT coalesce(max(seq), 0) + 1, $at, $who, $action, "
+                "$subject, $detail FROM audit_log",
+                {
+                    "at": datetime.now(UTC),
+                    "who": who,
+                    "action": action,
+                    "subject": subject,
+                    "detail": canonical_json(detail or {}),
+                },
+            )
+
+    def audit_log(
+        self,
+        *,
+        who: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, object]]:
+        """Audit entries, newest first (see ``GraphStore.audit_log``)."""
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset: must be >= 0, got {offset}")
+        sql = "SELECT seq, at_, who, action, subject, detail FROM audit_log WHERE true"
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        for name, value in (("who", who), ("action", action), ("subject", subject)):
+            if value is not None:
+                sql += f" AND {name} = ${name}"
+                params[name] = value
+        sql += " ORDER BY seq DESC LIMIT $limit OFFSET $offset"
+        with self._transaction("read audit log") as con:
+            self._ensure_audit(con)
+            rows = con.execute(sql, params).fetchall()
+        return [
+            {
+                "seq": int(r[0]),
+                "at": as_utc(r[1]) or r[1],
+                "who": r[2],
+                "action": r[3],
+                "subject": r[4],
+                "detail": json.loads(r[5]),
+            }
+            for r in rows
+        ]

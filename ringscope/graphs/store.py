@@ -187,3 +187,32 @@ class GraphStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # ------------------------------------------------------------------ audit log
+    def append_audit(
+        self,
+        who: str,
+        action: str,
+        subject: str,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Append one entry (who did what to which subject, now) to the audit log.
+
+        The log is append-only: no method changes or removes an entry.
+        """
+        ...
+
+    def audit_log(
+        self,
+        *,
+        who: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, object]]:
+        """Audit entries, newest first, as ``{"seq", "at", "who", "action", "subject",
+        "detail"}`` (``at`` an aware UTC datetime, ``detail`` a dict), filtered by
+        ``who``, ``action`` and ``subject`` when given. ``limit < 1`` or
+        ``offset < 0`` raise ``ValueError``."""
+        ...

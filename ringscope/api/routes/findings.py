@@ -1,64 +1,198 @@
+"""The ranked queue, one finding, its graph, decisions and export."""
+
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
-from ringscope.api.deps import StoreDep
-from ringscope.api.schemas import FindingDetail, FindingSummary, Page
-from ringscope.errors import NotFoundError
+from ringscope.api import queries
+from ringscope.api.deps import RunCacheDep, StoreDep, UserDep
+from ringscope.api.queries import RunCache
+from ringscope.api.schemas import (
+    DecisionIn,
+    DecisionOut,
+    DecisionStatus,
+    DetectorOut,
+    DiffStatus,
+    ErrorOut,
+    FindingDetail,
+    FindingSummary,
+    GraphOut,
+    HistoryEntry,
+    MemberOut,
+    Page,
+    SignalOut,
+    SortKey,
+)
+from ringscope.api.viz import MAX_NODES, member_refs
 from ringscope.graphs.store import GraphStore
-from ringscope.model import Finding
+from ringscope.model import Decision, Finding, Run, canonical_json
 
-router = APIRouter(prefix="/api/findings", tags=["findings"])
-
-
-def queue(
-    store: GraphStore,
-    *,
-    run: str | None = None,
-    kind: str | None = None,
-    min_score: float = 0.0,
-    max_score: float = 1.0,
-) -> tuple[str | None, list[Finding]]:
-    """The ranked findings of a run (default the latest), filtered."""
-    run_obj = store.get_run(run) if run else store.latest_run()
-    if run_obj is None:
-        return None, []
-    fs = [
-        f
-        for f in store.findings(run_obj.id)
-        if (kind is None or f.kind == kind) and min_score <= f.score <= max_score
-    ]
-    return run_obj.id, fs
+router = APIRouter(
+    prefix="/api/findings",
+    tags=["findings"],
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
 
 
 @router.get("", response_model=Page[FindingSummary])
 async def list_findings(
     store: StoreDep,
+    cache: RunCacheDep,
     run: str | None = None,
     kind: str | None = None,
     min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
     max_score: Annotated[float, Query(ge=0, le=1)] = 1.0,
+    status: DiffStatus | None = None,
+    decision: DecisionStatus | None = None,
+    beneficiary: str | None = None,
+    sort: SortKey = "rank",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[FindingSummary]:
-    """The ranked queue of findings (score descending, then id)."""
-    run_id, fs = queue(store, run=run, kind=kind, min_score=min_score, max_score=max_score)
+    """The ranked queue of a run (default the latest): confirmed cases that grew since
+    first, then score descending, then id; filtered and paged."""
+    q = queries.queue(
+        store,
+        cache=cache,
+        run=run,
+        kind=kind,
+        min_score=min_score,
+        max_score=max_score,
+        status=status,
+        decision=decision,
+        beneficiary=beneficiary,
+        sort=sort,
+        descending=order == "desc",
+    )
     return Page[FindingSummary](
-        run_id=run_id,
-        total=len(fs),
+        run_id=q.run.id if q.run else None,
+        total=len(q.items),
         offset=offset,
         limit=limit,
-        items=[FindingSummary.of(f) for f in fs[offset : offset + limit]],
+        items=[
+            FindingSummary.of(i.finding, decision=i.decision, raised_again=i.raised_again)
+            for i in q.items[offset : offset + limit]
+        ],
+    )
+
+
+def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = None) -> FindingDetail:
+    """A finding with its history across runs and its case's decisions."""
+    d = f.to_dict()
+    decisions = queries.case_decisions(store, f)
+    raised = f.id in set(run.summary.get("raised_again") or [])
+    return FindingDetail(
+        **FindingSummary.of(
+            f,
+            decision=decisions[-1].decision if decisions else "undecided",
+            raised_again=raised,
+        ).model_dump(),
+        run_id=run.id,
+        previous_id=f.previous_id,
+        members=[MemberOut(**m) for m in d["members"]],
+        signals=[SignalOut(**s) for s in d["signals"]],
+        detector=DetectorOut(**d["detector"]),
+        detectors=[DetectorOut(**x) for x in d["detectors"]],
+        evidence=d["evidence"],
+        history=[
+            HistoryEntry(
+                run_id=h.run.id,
+                run_started_at=h.run.started_at,
+                finding_id=h.finding.id,
+                status=h.finding.status,
+                score=h.finding.score,
+                size=len(h.finding.members),
+            )
+            for h in queries.history(store, f, cache=cache)
+        ],
+        decisions=[DecisionOut.of(x) for x in decisions],
     )
 
 
 @router.get("/{finding_id}", response_model=FindingDetail)
-async def get_finding(finding_id: str, store: StoreDep, run: str | None = None) -> FindingDetail:
-    """One finding with its members, signals, evidence and detectors."""
-    _, fs = queue(store, run=run)
-    for f in fs:
-        if f.id == finding_id:
-            return FindingDetail.of(f)
-    raise NotFoundError(f"no finding {finding_id!r} in that run")
+async def get_finding(
+    finding_id: str, store: StoreDep, cache: RunCacheDep, user: UserDep, run: str | None = None
+) -> FindingDetail:
+    """One finding (by id or case id): members, beneficiaries, signals, explanation,
+    evidence, its case's history across runs and decisions. The view is audited."""
+    r, f = queries.find_finding(store, finding_id, run, cache)
+    out = detail(store, r, f, cache)
+    store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})
+    return out
+
+
+@router.get("/{finding_id}/graph", response_model=GraphOut)
+async def finding_graph(
+    finding_id: str,
+    store: StoreDep,
+    cache: RunCacheDep,
+    run: str | None = None,
+    hops: Annotated[int, Query(ge=0, le=3)] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_NODES)] = 500,
+) -> GraphOut:
+    """The neighbourhood of the finding's members and beneficiaries, within a node budget."""
+    _, f = queries.find_finding(store, finding_id, run, cache)
+    return GraphOut.of(store.neighbourhood(member_refs(f), hops=hops, limit=limit))
+
+
+@router.get("/{finding_id}/decisions", response_model=list[DecisionOut])
+async def list_decisions(
+    finding_id: str, store: StoreDep, cache: RunCacheDep, run: str | None = None
+) -> list[DecisionOut]:
+    """The decisions on the finding's case, oldest first."""
+    _, f = queries.find_finding(store, finding_id, run, cache)
+    return [DecisionOut.of(d) for d in queries.case_decisions(store, f)]
+
+
+def record_decision(store: GraphStore, f: Finding, body: DecisionIn, user: str) -> Decision:
+    """Record a decision against the finding's case id, and audit it."""
+    d = Decision(
+        finding_id=f.case_id or f.id,
+        decision=body.decision,
+        decided_by=user,
+        decided_at=datetime.now(UTC),
+        note=body.note,
+    )
+    store.record_decision(d)
+    store.append_audit(
+        user,
+        "decision",
+        f.id,
+        {"case_id": d.finding_id, "decision": d.decision, "note": d.note},
+    )
+    return d
+
+
+@router.post("/{finding_id}/decisions", response_model=DecisionOut, status_code=201)
+async def post_decision(
+    finding_id: str,
+    body: DecisionIn,
+    store: StoreDep,
+    cache: RunCacheDep,
+    user: UserDep,
+    run: str | None = None,
+) -> DecisionOut:
+    """Record ``confirmed``, ``dismissed`` or ``escalated`` with a note, against the
+    finding's case id (so it follows the network across runs)."""
+    _, f = queries.find_finding(store, finding_id, run, cache)
+    return DecisionOut.of(record_decision(store, f, body, user))
+
+
+@router.get("/{finding_id}/export")
+async def export_finding(
+    finding_id: str, store: StoreDep, cache: RunCacheDep, user: UserDep, run: str | None = None
+) -> JSONResponse:
+    """The finding and its decisions as a JSON document to download. The export is audited."""
+    r, f = queries.find_finding(store, finding_id, run, cache)
+    doc = detail(store, r, f, cache).model_dump(mode="json")
+    store.append_audit(user, "export", f.id, {"run_id": r.id, "format": "json"})
+    return JSONResponse(
+        content=json.loads(canonical_json(doc)),
+        headers={"Content-Disposition": f'attachment; filename="{f.id}.json"'},
+    )

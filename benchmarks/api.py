@@ -1,0 +1,224 @@
+"""API latency under concurrent investigators: the queue, a cluster page, a neighbourhood.
+
+Usage::
+
+    .venv/bin/python benchmarks/api.py                          # embedded store
+    .venv/bin/python benchmarks/api.py --events 200000 --clients 20 --requests 30
+    .venv/bin/python benchmarks/api.py --neo4j neo4j://localhost:7687   # also on Neo4j
+
+A generated marketplace (cached under ``--cache``) is loaded into a fresh store and
+detected once, outside the timing. The app is then served by ``ringscope serve``
+in its own process, as users run it, and ``--clients`` threads (one HTTP
+connection each) send ``--requests`` requests each per scenario:
+
+- ``queue``: ``GET /api/findings`` (the ranked queue);
+- ``cluster page``: ``GET /findings/{id}`` of the cluster with the biggest graph
+  (its members' neighbourhood, at most 2,000 nodes); the first, cold render is
+  reported on its own line;
+- ``neighbourhood``: ``GET /api/entities/Account:{member}/neighbourhood?limit=100``
+  across the members of that cluster.
+
+Printed per store and scenario: requests, p50, p95, max and requests per second.
+Target: p95 <= 300 ms with 20 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from _common import DEFAULT_CACHE, ensure_market
+
+from ringscope.graphs import open_store
+from ringscope.graphs.store import GraphStore
+from ringscope.jobs.detect import run_detection
+from ringscope.loaders.pipeline import load_export
+from ringscope.model import Finding, NodeRef
+
+TARGET_P95_MS = 300.0
+
+
+def prepare(store: GraphStore, data: Path) -> None:
+    """Load and detect unless the store already holds a run."""
+    if store.latest_run() is None:
+        load_export(store, data)
+        run_detection(store)
+
+
+def biggest_cluster(store: GraphStore) -> tuple[Finding, int]:
+    """The finding whose members' neighbourhood (one hop, at most 2,000 nodes) is largest."""
+    best: tuple[Finding, int] | None = None
+    for f in store.findings()[:60]:
+        refs = [NodeRef("Account", m) for m in f.member_ids]
+        n = len(store.neighbourhood(refs, hops=1, limit=2000).nodes)
+        if best is None or n > best[1]:
+            best = (f, n)
+    if best is None:
+        raise SystemExit("no findings: nothing to benchmark")
+    return best
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``ringscope serve`` in its own process."""
+
+    def __init__(self, store_uri: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "ringscope.cli", "serve", "--store", store_uri]
+        cmd += ["--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> Server:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise SystemExit(f"the app did not start:\n{err}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit("the app did not answer within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def hammer(
+    url: str, paths: Callable[[int, int], str], clients: int, requests: int
+) -> tuple[list[float], float]:
+    """Latencies (ms) of ``clients`` threads sending ``requests`` requests each; wall seconds."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+    barrier = threading.Barrier(clients)
+
+    def client(c: int) -> None:
+        mine = []
+        with httpx.Client(base_url=url, timeout=60) as http:
+            barrier.wait()
+            for i in range(requests):
+                t0 = time.perf_counter()
+                r = http.get(paths(c, i))
+                mine.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if failures:
+        raise SystemExit(f"{len(failures)} failed requests, e.g. {failures[0]}")
+    return latencies, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def bench_store(name: str, uri: str, args: argparse.Namespace, data: Path) -> list[list[str]]:
+    store = open_store(uri)
+    try:
+        t0 = time.perf_counter()
+        prepare(store, data)
+        prep = time.perf_counter() - t0
+        finding, n_nodes = biggest_cluster(store)
+        members = list(finding.member_ids)
+        n_findings = len(store.findings())
+    finally:
+        store.close()
+    print(
+        f"[{name}] store ready in {prep:.1f} s: {n_findings} findings; cluster page of "
+        f"{finding.id} ({len(members)} members, {n_nodes} graph nodes)",
+        file=sys.stderr,
+    )
+    rows = []
+    with Server(uri) as server:
+        t0 = time.perf_counter()
+        r = httpx.get(f"{server.url}/findings/{finding.id}", timeout=120)
+        cold = (time.perf_counter() - t0) * 1000
+        assert r.status_code == 200, r.text[:300]
+        rows.append([name, "cluster page (cold)", "1", f"{cold:.0f}", f"{cold:.0f}", "", "", ""])
+        scenarios: dict[str, Callable[[int, int], str]] = {
+            "queue": lambda c, i: "/api/findings",
+            "cluster page": lambda c, i: f"/findings/{finding.id}",
+            "neighbourhood": lambda c, i: (
+                f"/api/entities/Account:{members[(c * args.requests + i) % len(members)]}"
+                "/neighbourhood?hops=1&limit=100"
+            ),
+        }
+        for label, paths in scenarios.items():
+            lat, wall = hammer(server.url, paths, args.clients, args.requests)
+            p95 = pct(lat, 95)
+            rows.append(
+                [
+                    name,
+                    label,
+                    str(len(lat)),
+                    f"{pct(lat, 50):.0f}",
+                    f"{p95:.0f}",
+                    f"{max(lat):.0f}",
+                    f"{len(lat) / wall:.0f}",
+                    "ok" if p95 <= TARGET_P95_MS else "OVER",
+                ]
+            )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--requests", type=int, default=25, help="per client and scenario")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--neo4j", metavar="URI", help="also benchmark a Neo4j store at URI")
+    args = p.parse_args()
+    data, _ = ensure_market(args.cache, args.events, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="ringscope-api-bench-"))
+    rows = []
+    try:
+        rows += bench_store("embedded", str(work / "bench.duckdb"), args, data)
+        if args.neo4j:
+            os.environ.setdefault("RINGSCOPE_COLUMNAR_PATH", str(work / "events.duckdb"))
+            rows += bench_store("neo4j", args.neo4j, args, data)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    head = ["store", "scenario", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "p95<=300"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print(f"{args.clients} concurrent clients, {args.events} events, seed {args.seed}")
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""What the routes ask of the store: the ranked queue, one finding with its history,
+an entity. Plain functions over a ``GraphStore``, shared by the JSON API and the pages."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ringscope.errors import InputError, NotFoundError
+from ringscope.graphs.store import GraphStore
+from ringscope.model import REL_TYPES, Decision, Finding, Node, NodeRef, Run
+
+SORTS = ("rank", "score", "kind", "size", "status", "decision")
+
+
+class RunCache:
+    """The findings of succeeded runs, read and parsed once per app.
+
+    A succeeded run's findings do not change; the key holds the run's finish time
+    too, so a run completed again is read again.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._runs: OrderedDict[tuple[str, str], list[Finding]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def findings(self, store: GraphStore, run: Run) -> list[Finding]:
+        if run.status != "succeeded":
+            return store.findings(run.id)
+        key = (run.id, run.finished_at.isoformat() if run.finished_at else "")
+        with self._lock:
+            if key in self._runs:
+                self._runs.move_to_end(key)
+                return self._runs[key]
+        found = store.findings(run.id)
+        with self._lock:
+            self._runs[key] = found
+            while len(self._runs) > self._size:
+                self._runs.popitem(last=False)
+        return found
+
+
+def _findings(store: GraphStore, run: Run, cache: RunCache | None) -> list[Finding]:
+    return cache.findings(store, run) if cache else store.findings(run.id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    finding: Finding
+    decision: str  # the case's latest decision or "undecided"
+    raised_again: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    run: Run | None
+    items: list[QueueItem]
+    kinds: list[str]
+
+
+def latest_decisions(store: GraphStore) -> dict[str, str]:
+    """The latest decision of every case that has one."""
+    out: dict[str, str] = {}
+    for d in store.decisions():  # oldest first: the last one wins
+        out[d.finding_id] = d.decision
+    return out
+
+
+def resolve_run(store: GraphStore, run: str | None) -> Run | None:
+    """The run ``run`` (``NotFoundError`` when unknown) or the latest succeeded one."""
+    return store.get_run(run) if run else store.latest_run()
+
+
+def queue(
+    store: GraphStore,
+    *,
+    run: str | None = None,
+    kind: str | None = None,
+    min_score: float = 0.0,
+    max_score: float = 1.0,
+    status: str | None = None,
+    decision: str | None = None,
+    beneficiary: str | None = None,
+    sort: str = "rank",
+    descending: bool = True,
+    cache: RunCache | None = None,
+) -> Queue:
+    """The ranked queue of a run (default the latest), filtered and sorted.
+
+    ``rank`` order puts confirmed cases that grew since (the run's
+    ``raised_again``) first, then score descending, then id.
+    """
+    if min_score > max_score:
+        raise InputError(f"min_score {min_score} is above max_score {max_score}")
+    if sort not in SORTS:
+        raise InputError(f"sort: unknown key {sort!r}; use one of {list(SORTS)}")
+    run_obj = resolve_run(store, run)
+    if run_obj is None:
+        return Queue(run=None, items=[], kinds=[])
+    raised = set(run_obj.summary.get("raised_again") or [])
+    decided = latest_decisions(store)
+    all_findings = _findings(store, run_obj, cache)
+    items = []
+    for f in all_findings:
+        item = QueueItem(f, decided.get(f.case_id or f.id, "undecided"), f.id in raised)
+        if kind is not None and f.kind != kind:
+            continue
+        if not min_score <= f.score <= max_score:
+            continue
+        if status is not None and f.status != status:
+            continue
+        if decision is not None and item.decision != decision:
+            continue
+        if beneficiary is not None and all(b.account_id != beneficiary for b in f.beneficiaries):
+            continue
+        items.append(item)
+    items.sort(key=lambda i: (not i.raised_again, -i.finding.score, i.finding.id))
+    if sort != "rank" or not descending:
+        keys = {
+            "rank": lambda i: 0,
+            "score": lambda i: i.finding.score,
+            "kind": lambda i: i.finding.kind,
+            "size": lambda i: len(i.finding.members),
+            "status": lambda i: i.finding.status,
+            "decision": lambda i: i.decision,
+        }
+        if sort == "rank":
+            items.reverse()
+        else:
+            items.sort(key=keys[sort], reverse=descending)  # stable: ties keep rank order
+    return Queue(run=run_obj, items=items, kinds=sorted({f.kind for f in all_findings}))
+
+
+def find_finding(
+    store: GraphStore, finding_id: str, run: str | None = None, cache: RunCache | None = None
+) -> tuple[Run, Finding]:
+    """The finding ``finding_id`` (or the finding of case ``finding_id``) in a run.
+
+    Without ``run``, the latest run is searched first, then older runs.
+    """
+    runs = [store.get_run(run)] if run else [r for r in store.runs() if r.status == "succeeded"]
+    for r in runs:
+        fs = _findings(store, r, cache)
+        for f in fs:
+            if f.id == finding_id:
+                return r, f
+        for f in fs:
+            if f.case_id == finding_id:
+                return r, f
+    raise NotFoundError(f"no finding {finding_id!r}" + (f" in run {run}" if run else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseHistory:
+    run: Run
+    finding: Finding
+
+
+def history(
+    store: GraphStore, finding: Finding, *, max_runs: int = 20, cache: RunCache | None = None
+) -> list[CaseHistory]:
+    """The case's findings in every succeeded run (newest first), up to ``max_runs`` runs."""
+    case = finding.case_id or finding.id
+    out = []
+    runs = [r for r in store.runs() if r.status == "succeeded"][:max_runs]
+    for r in runs:
+        for f in _findings(store, r, cache):
+            if (f.case_id or f.id) == case:
+                out.append(CaseHistory(r, f))
+                break
+    return out
+
+
+def case_decisions(store: GraphStore, finding: Finding) -> list[Decision]:
+    return store.decisions(finding.case_id or finding.id)
+
+
+def parse_ref(text: str) -> NodeRef:
+    """A ``Label:id`` reference; ``InputError`` (422) when malformed."""
+    try:
+        return NodeRef.parse(text)
+    except ValueError as e:
+        raise InputError(str(e)) from e
+
+
+def check_rels(rels: Sequence[str] | None) -> list[str] | None:
+    if not rels:
+        return None
+    unknown = sorted(set(rels) - set(REL_TYPES))
+    if unknown:
+        raise InputError(f"rel: unknown relationship kinds {unknown}; use {list(REL_TYPES)}")
+    return list(rels)
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    def utc(d: datetime) -> datetime:
+        return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+    if start is not None and end is not None and utc(start) > utc(end):
+        raise InputError(f"start {start.isoformat()} is after end {end.isoformat()}")
+
+
+def entity(store: GraphStore, ref: NodeRef) -> Node:
+    """The node ``ref`` with its properties; ``NotFoundError`` when the store lacks it."""
+    g = store.neighbourhood([ref], hops=0, limit=1)
+    return g.nodes[0]
+
+
+def findings_of_account(store: GraphStore, account_id: str, run: Run | None) -> list[Finding]:
+    if run is None:
+        return []
+    own = getattr(store, "findings_for_account", None)
+    if callable(own):
+        found: list[Finding] = own(account_id, run.id)
+        return found
+    return [f for f in store.findings(run.id) if account_id in f.member_ids]

@@ -1,0 +1,74 @@
+"""Entities (accounts, streams, products, orders, identifiers), their neighbourhood,
+and the path between two of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ringscope.api import queries
+from ringscope.api.deps import StoreDep, UserDep
+from ringscope.api.schemas import EntityOut, ErrorOut, FindingSummary, GraphOut, NodeOut, PathOut
+from ringscope.api.viz import MAX_NODES
+
+router = APIRouter(
+    prefix="/api",
+    tags=["entities"],
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+RelQuery = Annotated[list[str] | None, Query(description="relationship kinds, e.g. USES")]
+
+
+@router.get("/entities/{ref:path}/neighbourhood", response_model=GraphOut)
+async def neighbourhood(
+    ref: str,
+    store: StoreDep,
+    hops: Annotated[int, Query(ge=0, le=4)] = 1,
+    rel: RelQuery = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_NODES)] = 100,
+) -> GraphOut:
+    """Nodes within ``hops`` of the entity over the given relationship kinds inside the
+    time window ``[start, end)``, breadth first, at most ``limit`` nodes."""
+    node = queries.parse_ref(ref)
+    rels = queries.check_rels(rel)
+    queries.check_window(start, end)
+    g = store.neighbourhood([node], hops=hops, rel_types=rels, start=start, end=end, limit=limit)
+    return GraphOut.of(g)
+
+
+@router.get("/entities/{ref:path}", response_model=EntityOut)
+async def get_entity(ref: str, store: StoreDep, user: UserDep, run: str | None = None) -> EntityOut:
+    """An entity by ``Label:id`` (e.g. ``Account:a1``, ``Identifier:device:d-1``) with the
+    findings of a run (default the latest) it is a member of. The view is audited."""
+    node_ref = queries.parse_ref(ref)
+    node = queries.entity(store, node_ref)
+    r = queries.resolve_run(store, run)
+    decided = queries.latest_decisions(store)
+    fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
+    store.append_audit(user, "view_entity", str(node_ref), {"via": "api"})
+    return EntityOut(
+        node=NodeOut.of(node),
+        findings=[
+            FindingSummary.of(f, decision=decided.get(f.case_id or f.id, "undecided")) for f in fs
+        ],
+    )
+
+
+@router.get("/path", response_model=PathOut)
+async def path(
+    a: str,
+    b: str,
+    store: StoreDep,
+    rel: RelQuery = None,
+    max_hops: Annotated[int, Query(ge=1, le=10)] = 6,
+) -> PathOut:
+    """A shortest path between two entities (``found: false`` when there is none
+    within ``max_hops``; 404 when an end does not exist)."""
+    ra, rb = queries.parse_ref(a), queries.parse_ref(b)
+    rels = queries.check_rels(rel)
+    return PathOut.of(store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops))

@@ -1,0 +1,158 @@
+"""The pages in a real headless Chromium: the queue, the cluster graph, the live
+explorer, hostile names, the decision form. No request may leave the app."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+
+from .conftest import USER, Recorded, publish, screenshot
+from .market import XSS_BUYER, XSS_SELLER, Market, ServedApp
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+
+def only_the_app(rec: Recorded, app: ServedApp) -> None:
+    host = urlsplit(app.url).netloc
+    outside = [u for u in rec.requests if not u.startswith("data:") and urlsplit(u).netloc != host]
+    assert outside == []
+    assert rec.requests, "the page made no request at all"
+
+
+def api(app: ServedApp, path: str, **params: Any) -> Any:
+    r = httpx.get(app.url + path, params=params, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_queue_lists_planted_rings_at_the_top(
+    tab: Recorded, app: ServedApp, market: Market
+) -> None:
+    page = tab.page
+    page.goto("/")
+    rows = page.locator("#queue tbody tr.finding")
+    assert rows.count() >= 5
+    top = [rows.nth(i).get_attribute("data-finding-id") for i in range(3)]
+    for fid in top:
+        members = {m["account_id"] for m in api(app, f"/api/findings/{fid}")["members"]}
+        best = max(len(members & ring) / len(members) for ring in market.truth.values())
+        assert best >= 0.5, f"{fid} is not a planted ring"
+    assert "raised again" in rows.nth(0).inner_text()
+    page.click("text=size")  # sort by size
+    page.wait_for_url("**sort=size**")
+    sizes = [
+        int(x) for x in page.locator("#queue tbody tr.finding td:nth-child(4)").all_inner_texts()
+    ]
+    assert sizes == sorted(sizes, reverse=True)
+    screenshot(page, "queue.png")
+    assert tab.errors == []
+    only_the_app(tab, app)
+
+
+def test_cluster_page_draws_the_graph(tab: Recorded, app: ServedApp) -> None:
+    page = tab.page
+    top = api(app, "/api/findings")["items"][0]
+    page.goto(f"/findings/{top['id']}")
+    page.wait_for_function("window.rsGraph && window.rsGraph.nodes.length > 0")
+    page.wait_for_selector("#graph[data-drawn='1']")
+    n = page.evaluate("window.rsGraph.nodes.length")
+    members = page.locator("#members tbody tr").count()
+    assert n > members == top["size"]
+    assert page.locator("#graph canvas").count() == 1
+    page.wait_for_timeout(1500)  # let physics settle for the picture
+    screenshot(page, "cluster.png")
+    page.locator("#graph-section").scroll_into_view_if_needed()
+    shot = screenshot(page, "cluster-graph.png")
+    publish(shot, "cluster.png")
+    assert page.locator("#timeline tbody tr").count() > 1
+    assert tab.errors == []
+    only_the_app(tab, app)
+
+
+def test_explorer_expands_a_node_on_click(tab: Recorded, app: ServedApp) -> None:
+    page = tab.page
+    top = api(app, "/api/findings")["items"][1]
+    member = api(app, f"/api/findings/{top['id']}")["members"][0]["account_id"]
+    page.goto("/entities/" + quote(f"Account:{member}", safe=":"))
+    page.wait_for_function("window.rsExplorer && window.rsExplorer.nodes.length > 1")
+    page.wait_for_function("window.rsExplorer.state.busy === 0")
+    page.evaluate("window.rsExplorer.network.stopSimulation()")
+    # a shown node whose neighbourhood holds nodes not shown yet
+    target = page.evaluate(
+        """async (seed) => {
+          const shown = new Set(window.rsExplorer.nodes.getIds());
+          for (const id of window.rsExplorer.nodes.getIds()) {
+            if (id === seed) continue;
+            const url = '/api/entities/' + encodeURIComponent(id) + '/neighbourhood?limit=60';
+            const r = await fetch(url);
+            const g = await r.json();
+            if (g.nodes.some(n => !shown.has(n.ref))) return id;
+          }
+          return null;
+        }""",
+        f"Account:{member}",
+    )
+    assert target is not None
+    before = page.evaluate("window.rsExplorer.nodes.length")
+    pos = page.evaluate(
+        "(id) => { const n = window.rsExplorer.network;"
+        " const p = n.getPositions([id])[id]; return n.canvasToDOM(p); }",
+        target,
+    )
+    box = page.locator("#explorer").bounding_box()
+    page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+    page.wait_for_function(f"window.rsExplorer.nodes.length > {before}", timeout=10_000)
+    assert "new node" in page.inner_text("#explorer-status")
+    # the path finder adds the path to the view
+    other = api(app, f"/api/findings/{top['id']}")["members"][-1]["account_id"]
+    page.fill("input[name=target]", f"Account:{other}")
+    page.click("#find-path")
+    page.wait_for_function(
+        "document.getElementById('explorer-status').textContent.startsWith('Path of')"
+    )
+    assert page.evaluate(f"window.rsExplorer.nodes.get({f'Account:{other}'!r}) !== null")
+    screenshot(page, "entity.png")
+    assert tab.errors == []
+    only_the_app(tab, app)
+
+
+def test_hostile_names_show_as_text_and_run_nothing(tab: Recorded, app: ServedApp) -> None:
+    page = tab.page
+    ring = api(app, "/api/findings", beneficiary=XSS_SELLER)["items"][0]
+    page.goto(f"/findings/{ring['id']}")
+    page.wait_for_function("window.rsGraph && window.rsGraph.nodes.length > 0")
+    assert XSS_SELLER in page.locator("a.beneficiary").all_inner_texts()
+    assert XSS_BUYER in page.locator("#members tbody").inner_text()
+    assert page.evaluate("(id) => window.rsGraph.nodes.get(id) !== null", f"Account:{XSS_SELLER}")
+    page.goto("/entities/" + quote(f"Account:{XSS_SELLER}", safe=":"))
+    page.wait_for_function("window.rsExplorer && window.rsExplorer.nodes.length > 0")
+    assert page.inner_text("#entity-id") == XSS_SELLER
+    page.goto("/?" + "beneficiary=" + quote(XSS_SELLER))
+    assert XSS_SELLER in page.inner_text("#queue")
+    page.wait_for_timeout(300)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert tab.dialogs == []
+    screenshot(page, "queue-hostile.png")
+    assert tab.errors == []
+    only_the_app(tab, app)
+
+
+def test_a_decision_from_the_form_shows_in_history_and_audit(tab: Recorded, app: ServedApp) -> None:
+    page = tab.page
+    f = api(app, "/api/findings")["items"][4]
+    page.goto(f"/findings/{f['id']}")
+    page.check("input[name=decision][value=escalated]")
+    page.fill("textarea[name=note]", "route to the payments team")
+    page.click("#decision-form button[type=submit]")
+    page.wait_for_url(f"**/findings/{f['id']}#decisions")
+    history = page.locator("#decision-history tbody").inner_text()
+    assert "route to the payments team" in history and USER in history
+    entries = api(app, "/api/audit", who=USER, action="decision")
+    assert entries[0]["subject"] == f["id"] and entries[0]["detail"]["decision"] == "escalated"
+    views = api(app, "/api/audit", who=USER, action="view_finding", subject=f["id"])
+    assert len(views) == 2  # before and after the decision
+    assert tab.errors == []
+    only_the_app(tab, app)
