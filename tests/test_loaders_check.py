@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -360,3 +361,36 @@ def test_export_problems_name_file_row_and_column(tmp_path: Path) -> None:
     problem = one(export_problems(tmp_path))
     assert (Path(problem.file).name, problem.row, problem.column) == ("orders.csv", 1, "seller_id")
     assert str(problem).endswith("row 1, column 'seller_id': unknown account 'nobody'")
+
+
+def test_length_limits_count_characters_not_bytes(tmp_path: Path) -> None:
+    fits = "é" * MAX_ID_LENGTH  # twice as many bytes as characters
+    too_long = "é" * (MAX_ID_LENGTH + 1)
+    body = ACCOUNTS + f"{fits},buyer,2024-01-01,SG\n{too_long},buyer,2024-01-01,SG\n"
+    result = read_table(accounts(tmp_path, body))
+    problem = one(result.problems())
+    assert (problem.row, problem.column) == (6, "account_id")
+    assert problem.reason == (
+        f"longer than {MAX_ID_LENGTH} characters ({MAX_ID_LENGTH + 1} characters)"
+    )
+    assert fits in set(result.frame["account_id"])
+
+
+def test_blank_values_are_missing_in_every_column(tmp_path: Path) -> None:
+    body = ACCOUNTS + "b3,buyer,2024-01-01,  \nb4,buyer,2024-01-01,\n"
+    result = read_table(accounts(tmp_path, body))
+    assert result.problems() == []
+    countries = result.frame.set_index("account_id")["country"]
+    assert countries.isna()["b3"] and countries.isna()["b4"] and countries["c1"] == "SG"
+
+
+def test_key_hash_is_equal_for_equal_keys_only() -> None:
+    from ringscope.loaders.validate import _key_hash
+
+    ids = pa.array(["a", "b", "a", "a", None, None])
+    kinds = pa.array(["x", "x", "x", "y", "x", "x"])
+    when = pa.array([1, 1, 1, 1, 2, 2], pa.timestamp("us", "UTC"))
+    h = _key_hash([ids, kinds, when])
+    assert h.dtype == np.uint64 and len(h) == 6
+    assert h[0] == h[2] and h[4] == h[5]
+    assert len({int(h[i]) for i in (0, 1, 3, 4)}) == 4

@@ -19,11 +19,13 @@ Normalisation
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -142,7 +144,7 @@ class KnownIds:
 
     def add(self, entity: Entity, ids: Iterable[Any]) -> None:
         """Remember ``ids`` as existing."""
-        self._ids[entity].update(str(i) for i in ids if isinstance(i, str))
+        self._ids[entity].update([i for i in ids if isinstance(i, str)])
 
     def forget_all(self, entity: Entity) -> None:
         """Forget every id of ``entity`` (its table was rolled back); the store
@@ -153,7 +155,10 @@ class KnownIds:
         """Boolean mask of ``values`` (ids; nulls count as known) that name nothing known."""
         arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
         held = self._ids[entity]
-        missing = [u for u in pc.unique(arr.drop_null()).to_pylist() if u not in held]
+        distinct = pc.unique(arr.drop_null()).to_pylist()
+        if held.issuperset(distinct):  # the usual case, decided in C
+            return np.zeros(len(arr), dtype=bool)
+        missing = [u for u in distinct if u not in held]
         if missing and self._store is not None:
             found = self._store.known_ids(entity, missing)
             held.update(found)
@@ -190,6 +195,11 @@ def _mask(arr: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _byte_lengths(arr: pa.Array) -> np.ndarray:
+    """Length in bytes of every value (0 for nulls), from the offsets alone."""
+    return np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(), dtype=np.int64)
+
+
 def _is_null(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -208,6 +218,9 @@ def _to_text(arr: pa.Array, column: str, rej: _Rejects) -> pa.Array:
     elif not pa.types.is_string(t):
         arr = pc.cast(arr, pa.string())
     arr = pc.utf8_trim_whitespace(arr)
+    # Byte lengths come from the offsets alone: cheap; most columns hold no empty value.
+    if not _mask(pc.equal(pc.binary_length(arr), 0)).any():
+        return arr
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
@@ -434,9 +447,11 @@ def check_chunk(
                 text = _normalise_roles(text, name, rej)
             else:
                 limit = MAX_TEXT_LENGTH if (spec.name, name) in FREE_TEXT else MAX_ID_LENGTH
-                length = np.asarray(
-                    pc.fill_null(pc.utf8_length(text), 0).to_numpy(), dtype=np.int64
-                )
+                length = _byte_lengths(text)
+                if (length > limit).any():  # a character takes one byte or more
+                    length = np.asarray(
+                        pc.fill_null(pc.utf8_length(text), 0).to_numpy(), dtype=np.int64
+                    )
                 rej.add(
                     length > limit,
                     name,
@@ -654,26 +669,29 @@ def _check_references(
         )
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+_HASHER: duckdb.DuckDBPyConnection | None = None
+_HASHER_LOCK = threading.Lock()
 
 
 def _key_hash(columns: list[pa.Array]) -> np.ndarray:
-    """One ``uint64`` per row mixing the key columns (equal keys, equal hashes)."""
-    n = len(columns[0])
-    h = np.zeros(n, dtype=np.uint64)
-    for col in columns:
-        if pa.types.is_timestamp(col.type) or pa.types.is_floating(col.type):
-            as_int = pc.cast(col, pa.int64()) if pa.types.is_timestamp(col.type) else col
-            values = np.asarray(
-                pc.fill_null(as_int, 0).to_numpy(),
-                dtype=np.float64 if pa.types.is_floating(col.type) else np.int64,
-            ).view(np.uint64)
-        else:
-            codes = pc.dictionary_encode(col).indices
-            values = np.asarray(pc.fill_null(codes, -1).to_numpy(), dtype=np.int64).view(np.uint64)
-        with np.errstate(over="ignore"):
-            h = (h * _MIX) ^ (values + np.uint64(1))
-    return h
+    """One ``uint64`` per row hashing the key columns together (equal keys, equal
+    hashes), computed by DuckDB's ``hash()`` in an in-memory database of its own:
+    several times faster than dictionary-encoding every text column."""
+    global _HASHER
+    with _HASHER_LOCK:
+        if _HASHER is None:
+            _HASHER = duckdb.connect(":memory:")
+            _HASHER.execute("SET enable_progress_bar = false")
+        con = _HASHER.cursor()  # one cursor per call: callers may run in several threads
+    try:
+        keys = pa.table({f"k{i}": col for i, col in enumerate(columns)})
+        con.register("_rs_keys", keys)
+        names = ", ".join(f"k{i}" for i in range(len(columns)))
+        # A plain projection keeps the rows in order.
+        got = con.execute(f"SELECT hash({names}) AS h FROM _rs_keys").fetchnumpy()
+    finally:
+        con.close()
+    return np.asarray(got["h"], dtype=np.uint64)
 
 
 def _check_duplicates(
