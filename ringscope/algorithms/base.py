@@ -76,7 +76,8 @@ class MarketTables:
     def reference_time(self) -> pd.Timestamp:
         """``as_of`` if set, else the latest event/order time, else now."""
         if self.as_of is not None:
-            return pd.Timestamp(self.as_of).tz_convert("UTC")
+            t = pd.Timestamp(self.as_of)
+            return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
         latest = [
             s.max()
             for s in (self.engagements.get("ts"), self.orders.get("ts"))
