@@ -19,8 +19,8 @@ run: setup
 	$(BIN)/ringscope run $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check ringscope tests benchmarks
-	$(BIN)/ruff format --check ringscope tests benchmarks
+	$(BIN)/ruff check ringscope tests benchmarks tools/render_policy.py
+	$(BIN)/ruff format --check ringscope tests benchmarks tools/render_policy.py
 	$(BIN)/mypy
 
 # Debian's Chromium for the browser tests (driven by Playwright; no browser download).

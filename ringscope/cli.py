@@ -464,6 +464,75 @@ def evaluate(
         sys.stdout.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
+def _export(
+    store_uri: str | None,
+    finding_id: str,
+    run: str | None,
+    redact: bool,
+    redact_accounts: bool,
+) -> Any:
+    import getpass
+    import os
+
+    from ringscope.api.export import export_case
+    from ringscope.settings import get_settings
+
+    try:
+        who = os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    key = get_settings().redaction_key.get_secret_value()
+    store = _open(store_uri)
+    try:
+        return export_case(
+            store,
+            finding_id,
+            who=who,
+            via="cli",
+            run_id=run,
+            redact=redact,
+            redact_accounts=redact_accounts,
+            key=key,
+        )
+    finally:
+        store.close()
+
+
+@app.command()
+def export(
+    finding_id: Annotated[str, typer.Argument(help="Finding id (or case id) to export.")],
+    store: StoreOpt = None,
+    run: RunOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="ZIP file to write (default: FINDING_ID.zip here)."),
+    ] = None,
+    redact: Annotated[
+        bool,
+        typer.Option(
+            "--redact",
+            help="Replace identifier values (device, ip, payment, phone, address) by keyed "
+            "hashes; needs RINGSCOPE_REDACTION_KEY.",
+        ),
+    ] = False,
+    redact_accounts: Annotated[
+        bool,
+        typer.Option("--redact-accounts", help="With --redact: replace account ids too."),
+    ] = False,
+) -> None:
+    """Write a finding's case file: a ZIP with evidence, explanation, graph and SHA-256 sums."""
+    if redact_accounts and not redact:
+        _fail("--redact-accounts needs --redact", EXIT_USAGE)
+    with _errors():
+        result = _export(store, finding_id, run, redact, redact_accounts)
+        target = out or Path(result.filename)
+        try:
+            target.write_bytes(result.data)
+        except OSError as e:
+            _fail(f"cannot write {target}: {e.strerror or e}")
+        err.print(f"wrote {target} ({len(result.data):,} bytes) for run {result.run_id}")
+
+
 def _serve(store: str | None, host: str, port: int) -> None:
     import uvicorn
 

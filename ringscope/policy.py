@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ringscope.errors import ConfigError
+from ringscope.model import canonical_json
 
 
 class DetectorPolicy(BaseModel):
@@ -46,7 +47,7 @@ class Policy(BaseModel):
 
     def digest(self) -> str:
         """SHA-256 of the policy's canonical JSON: which policy a run used."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        return hashlib.sha256(canonical_json(self.model_dump()).encode()).hexdigest()
 
 
 def _parse(text: str, name: str) -> dict[str, Any]:

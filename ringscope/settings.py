@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     #: Where a Neo4j store keeps the raw events (columnar side file), per DESIGN.md.
     columnar_path: str = Field(default="ringscope-events.duckdb")
     work_dir: str = Field(default="var", description="rejects, exports, local Neo4j data")
+    #: Key of the keyed hashes that replace personal identifiers in redacted exports.
+    redaction_key: SecretStr = Field(default=SecretStr(""))
 
 
 @lru_cache(maxsize=1)

@@ -64,3 +64,22 @@ def neo4j_store(neo4j_uri: str, tmp_path: Path) -> Iterator[object]:
 
 
 # =========================================================================== (other areas below)
+
+
+# =========================================================================== evidence export
+# ``--update-golden`` rewrites the golden files under tests/data/golden/ instead of
+# comparing with them (tests/test_export.py).
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/data/golden/ instead of comparing",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -246,18 +246,18 @@ def test_decisions_follow_the_case_and_are_audited(api: httpx.Client) -> None:
 def test_views_and_exports_are_audited(api: httpx.Client) -> None:
     f = queue(api)["items"][1]
     who = {"X-Ringscope-User": "viewer-3"}
-    ok(api.get(f"/api/findings/{f['id']}", headers=who))
+    detail = ok(api.get(f"/api/findings/{f['id']}", headers=who))
     r = api.get(f"/api/findings/{f['id']}/export", headers=who)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
-    assert r.json()["id"] == f["id"]
+    assert r.headers["content-type"] == "application/zip" and r.content[:2] == b"PK"
     assert api.get(f"/findings/{f['id']}", headers=who).status_code == 200
-    member = r.json()["members"][0]["account_id"]
+    member = detail["members"][0]["account_id"]
     assert api.get(f"/entities/Account:{member}", headers=who).status_code == 200
     log = ok(api.get("/api/audit", params={"who": "viewer-3"}))
     assert [(e["action"], e["detail"].get("via")) for e in log] == [
         ("view_entity", "page"),
         ("view_finding", "page"),
-        ("export", None),
+        ("export", None),  # the case file (ZIP): detail["channel"] is "api"
         ("view_finding", "api"),
     ]
     assert log[0]["subject"] == f"Account:{member}" and log[0]["at"]

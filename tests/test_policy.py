@@ -78,3 +78,11 @@ def test_bad_policy_files_say_what_is_wrong(tmp_path: Path, text: str, message: 
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_digest_does_not_depend_on_key_order() -> None:
+    from ringscope.policy import Policy
+
+    p = default_policy()
+    shuffled = dict(reversed(list(p.model_dump().items())))
+    assert Policy.model_validate(shuffled).digest() == p.digest()

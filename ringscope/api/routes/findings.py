@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from ringscope.api import queries
 from ringscope.api.deps import RunCacheDep, StoreDep, UserDep
+from ringscope.api.export import export_case
 from ringscope.api.queries import RunCache
 from ringscope.api.schemas import (
     DecisionIn,
@@ -29,8 +29,10 @@ from ringscope.api.schemas import (
     SortKey,
 )
 from ringscope.api.viz import MAX_NODES, member_refs
+from ringscope.errors import InputError
 from ringscope.graphs.store import GraphStore
-from ringscope.model import Decision, Finding, Run, canonical_json
+from ringscope.model import Decision, Finding, Run
+from ringscope.settings import get_settings
 
 router = APIRouter(
     prefix="/api/findings",
@@ -184,15 +186,39 @@ async def post_decision(
     return DecisionOut.of(record_decision(store, f, body, user))
 
 
-@router.get("/{finding_id}/export")
+@router.get(
+    "/{finding_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the case file"}},
+)
 async def export_finding(
-    finding_id: str, store: StoreDep, cache: RunCacheDep, user: UserDep, run: str | None = None
-) -> JSONResponse:
-    """The finding and its decisions as a JSON document to download. The export is audited."""
-    r, f = queries.find_finding(store, finding_id, run, cache)
-    doc = detail(store, r, f, cache).model_dump(mode="json")
-    store.append_audit(user, "export", f.id, {"run_id": r.id, "format": "json"})
-    return JSONResponse(
-        content=json.loads(canonical_json(doc)),
-        headers={"Content-Disposition": f'attachment; filename="{f.id}.json"'},
+    finding_id: str,
+    store: StoreDep,
+    user: UserDep,
+    run: str | None = None,
+    redact: bool = False,
+    redact_accounts: bool = False,
+) -> Response:
+    """The finding's case file (ZIP): members, evidence, signals, the statement of reasons,
+    the graph, the detector and policy used, the input data's fingerprint and SHA-256 sums.
+    ``redact`` replaces personal identifiers by keyed hashes (``redact_accounts``: account
+    ids too). The export is audited."""
+    if redact_accounts and not redact:
+        raise InputError("redact_accounts needs redact=true")
+    key = get_settings().redaction_key.get_secret_value()
+    result = await run_in_threadpool(
+        export_case,
+        store,
+        finding_id,
+        who=user,
+        via="api",
+        run_id=run,
+        redact=redact,
+        redact_accounts=redact_accounts,
+        key=key,
+    )
+    return Response(
+        content=result.data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{result.filename}"'},
     )

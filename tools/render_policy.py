@@ -1,0 +1,65 @@
+"""Write ringscope/default_policy.yaml from the detectors' own defaults.
+
+Run after changing a detector's parameters: `.venv/bin/python tools/render_policy.py`.
+tests/test_policy.py fails while the file and the code disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ringscope.algorithms.registry import DETECTORS
+
+DOCS = {
+    "lockstep": "Lockstep engagement (CopyCatch / SynchroTrap): accounts acting on the same "
+    "streams within the same short windows, again and again.",
+    "dense_blocks": "Dense blocks (FRAUDAR): account x creator engagement and buyer x seller "
+    "orders denser than camouflage can explain.",
+    "commission_rings": "Commission rings: buyer groups ordering through one creator's affiliate "
+    "links for one seller, then refunding or cancelling.",
+    "money_cycles": "Money cycles: accounts paying each other round a loop (A sells to B sells "
+    "to C sells to A), repeatedly and quickly.",
+    "shared_identifiers": "Shared identifiers: accounts tied by devices, payment methods, phones, "
+    "addresses and IPs used by few accounts.",
+    "label_propagation": "Guilt by association: personalised PageRank from investigator labels "
+    "(anti-TrustRank from abusive, TrustRank from legit).",
+}
+
+HEAD = """\
+# ringscope detection policy: which detectors run, and their thresholds, windows and weights.
+# Copy this file, change what you need, and pass it with `ringscope detect --policy FILE`.
+# A file only needs the keys it changes; everything else keeps the values below.
+# Each parameter is documented in its detector's docstring
+# (python -m pydoc ringscope.algorithms.<module>).
+
+version: default-2026.11
+seed: 0              # every detector is deterministic for a given seed
+
+queue:
+  merge_overlap: 0.5      # findings of different detectors sharing >= this Jaccard of members merge
+  merge_containment: 0.8  # ... or when this share of the smaller one lies inside the bigger one
+  min_score: 0.0          # findings scoring below this are left out of the queue
+
+detectors:
+"""
+
+
+def render() -> str:
+    out = [HEAD.rstrip("\n")]
+    for name, spec in DETECTORS.items():
+        out.append(f"  # {DOCS[name]}")
+        out += [f"  {name}:", "    enabled: true", "    params:"]
+        for k, v in spec.parameters().items():
+            value = list(v) if isinstance(v, tuple) else v
+            text = yaml.safe_dump(value, default_flow_style=True).strip()
+            out.append(f"      {k}: {text.removesuffix('...').strip()}")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    target = Path(__file__).resolve().parent.parent / "ringscope" / "default_policy.yaml"
+    target.write_text(render(), encoding="utf-8")
+    print(f"wrote {target}")
