@@ -294,7 +294,9 @@ def test_golden_files(store: EmbeddedStore, name: str, update_golden: bool) -> N
 def test_graph_is_self_contained_and_holds_the_nodes(store: EmbeddedStore) -> None:
     f = golden_finding()
     page = export(store, f)["graph.html"].decode()
-    assert "http://" not in page and "https://" not in page
+    # nothing the page would fetch: no external script, style sheet, image or font
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert not re.search(r"""url\(\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<script src" not in page and "<link" not in page
     assert "vis.Network" in page
     m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page, re.S)
@@ -439,3 +441,16 @@ def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> 
         assert len(log) == 1 and detail(log[0])["channel"] == "api"
     finally:
         get_settings.cache_clear()
+
+
+def test_a_tampered_file_fails_the_checksums(store: EmbeddedStore, tmp_path: Path) -> None:
+    data = export_case(store, golden_finding().id, who="tester", via="test").data
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        z.extractall(tmp_path / "case")
+    members = tmp_path / "case" / "members.csv"
+    members.write_bytes(members.read_bytes().replace(b"buyer", b"bayer", 1))
+    p = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "case", capture_output=True, text=True
+    )
+    assert p.returncode != 0
+    assert "members.csv: FAILED" in p.stdout
