@@ -323,3 +323,31 @@ def test_bad_parameters(kwargs: dict[str, float]) -> None:
 def test_missing_column() -> None:
     with pytest.raises(InputError, match="engagements lacks column"):
         detect_lockstep(pd.DataFrame({"account_id": ["a"]}), streams=_streams())
+
+
+def test_partial_participation_is_found() -> None:
+    """A farm whose 14 bots each join only half of its 10 bursts (so most bot pairs
+    share two or three bursts) is still found whole, among noise and a fan club."""
+    rng = np.random.default_rng(21)
+    streams = _streams()
+    rows = _noise(rng, streams) + _fan_club(rng, streams)
+    targets = streams[streams["creator_id"].isin(["c2", "c4"])].head(10)
+    bots = [f"pp{a:02d}" for a in range(14)]
+    for _, st in targets.iterrows():
+        burst = st["started_at"] + pd.Timedelta(seconds=int(rng.integers(700, HOUR - 60)))
+        joined = rng.choice(len(bots), size=len(bots) // 2, replace=False)
+        for a in joined:
+            t = burst + pd.Timedelta(seconds=int(rng.integers(0, 40)))
+            rows.append(
+                {"account_id": bots[a], "stream_id": st["stream_id"], "kind": "like", "ts": t}
+            )
+    ev = _frame(rows)
+    found = detect_lockstep(ev, streams=streams, seed=0)
+    assert len(found) == 1
+    members = set(found[0].member_ids)
+    # every bot; at most one viewer who happened to act twice within the farm's bursts
+    assert set(bots) <= members and len(members - set(bots)) <= 1
+    assert {b.account_id for b in found[0].beneficiaries} == {"c2", "c4"}
+    signals = {s.name: s.value for s in found[0].signals}
+    assert signals["distinct_bursts"] == 10
+    assert signals["significance_log10"] >= 20
