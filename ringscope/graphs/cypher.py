@@ -46,66 +46,179 @@ CONSTRAINTS: tuple[str, ...] = (
     "CREATE CONSTRAINT cluster_run_id IF NOT EXISTS "
     "FOR (n:Cluster) REQUIRE (n.run_id, n.id) IS UNIQUE",
     "CREATE INDEX decision_finding IF NOT EXISTS FOR (n:Decision) ON (n.finding_id)",
+    # What rollbacks look up: the elements a load created (without these, every
+    # rollback step scans the whole label or relationship type).
+    *(
+        f"CREATE INDEX {label.lower()}_load_id IF NOT EXISTS FOR (n:{label}) ON (n._load_id)"
+        for label in ("Account", "Stream", "Order", "Product", "Identifier")
+    ),
+    # Markers of batches whose side-file rows are not committed yet (see MARK_PENDING).
+    "CREATE INDEX pending_batch_table IF NOT EXISTS FOR (n:_PendingBatch) ON (n.table)",
+    "CREATE INDEX pending_batch_token IF NOT EXISTS FOR (n:_PendingBatch) ON (n.token)",
+    *(
+        f"CREATE INDEX {rel.lower()}_load_id IF NOT EXISTS FOR ()-[r:{rel}]-() ON (r._load_id)"
+        for rel in ("AFFILIATE_OF", "FOLLOWS", "USES", "SELLS")
+    ),
 )
 
 # --------------------------------------------------------------------------- loading
 
 
-def _role_labels(var: str, flags: str) -> str:
-    return "\n".join(
-        f"FOREACH (_ IN CASE WHEN {flags}.{role} THEN [1] ELSE [] END | SET {var}:{label})"
-        for role, label in ROLE_LABELS.items()
-    )
+def _set(var: str, names: Sequence[str], src: str = "row") -> str:
+    """``var.a = row.a, var.b = row.b, ...``: properties named one by one. (A map
+    ``SET var += row.props`` hides which properties change, and the planner then adds
+    Eager operators that buffer every row of the statement.) Names come from the
+    data contract, never from data; a ``null`` value removes the property."""
+    return ", ".join(f"{var}.{name} = {src}.{name}" for name in names)
 
+
+#: Node properties per table (the contract's columns; missing values are ``null``).
+ACCOUNT_PROPS: tuple[str, ...] = ("account_id", "roles", "created_at", "country", "status")
+STREAM_PROPS: tuple[str, ...] = ("stream_id", "creator_id", "started_at", "ended_at", "title")
+ORDER_PROPS: tuple[str, ...] = (
+    "order_id",
+    "buyer_id",
+    "seller_id",
+    "product_id",
+    "amount",
+    "status",
+    "ts",
+    "creator_id",
+    "stream_id",
+    "commission",
+    "refunded_at",
+)
+ENGAGED_PROPS: tuple[str, ...] = (
+    "views",
+    "likes",
+    "comments",
+    "shares",
+    "gifts",
+    "gift_amount",
+    "first_ts",
+    "last_ts",
+)
+
+# Every load statement is one ``UNWIND $rows`` over one label or one relationship
+# type: nodes are merged by id (a unique-index seek), relationships matched on both
+# ends by id. Nodes use MERGE and absolute values, so that writing a batch again
+# (after a failure between the two commits) changes nothing; relationships whose
+# table row the side file has just proved new are CREATEd when the store knows no
+# earlier write of the table can have reached Neo4j alone (see
+# ``Neo4jStore.write_batch``), MERGEd otherwise. ``$load_id`` marks what a load created.
 
 MERGE_ACCOUNTS = f"""
 UNWIND $rows AS row
 MERGE (a:Account {{id: row.id}})
 ON CREATE SET a._load_id = $load_id
-SET a += row.props
-{_role_labels("a", "row")}
+SET {_set("a", ACCOUNT_PROPS)}
 """
 
-MERGE_STREAMS = """
+
+def set_role_label(label: str) -> str:
+    """Add a role label (``Creator``, ``Seller``, ``Buyer``) to the accounts ``$ids``."""
+    if label not in ROLE_LABELS.values():
+        raise ValueError(f"unknown role label {label!r}")
+    return f"""
+UNWIND $rows AS id
+MATCH (a:Account {{id: id}})
+SET a:{label}
+"""
+
+
+MERGE_STREAMS = f"""
 UNWIND $rows AS row
-MERGE (s:Stream {id: row.id})
+MERGE (s:Stream {{id: row.id}})
 ON CREATE SET s._load_id = $load_id
-SET s += row.props
-WITH s, row
-MATCH (c:Account {id: row.creator_id})
-MERGE (c)-[h:HOSTED]->(s)
-ON CREATE SET h._load_id = $load_id
-SET h._t0 = row.t0, h._t1 = row.t1
+SET {_set("s", STREAM_PROPS)}
 """
 
-MERGE_AFFILIATIONS = """
-UNWIND $rows AS row
-MATCH (c:Account {id: row.creator_id})
-MATCH (s:Account {id: row.seller_id})
-MERGE (c)-[r:AFFILIATE_OF]->(s)
-ON CREATE SET r._load_id = $load_id
-SET r += row.props, r._t0 = row.t0
+MERGE_PRODUCTS = """
+UNWIND $rows AS id
+MERGE (p:Product {id: id})
+ON CREATE SET p._load_id = $load_id, p.product_id = id
 """
 
-MERGE_FOLLOWS = """
+MERGE_ORDERS = f"""
 UNWIND $rows AS row
-MATCH (f:Account {id: row.follower_id})
-MATCH (c:Account {id: row.creator_id})
-MERGE (f)-[r:FOLLOWS]->(c)
-ON CREATE SET r._load_id = $load_id
-SET r += row.props, r._t0 = row.t0, r._t1 = row.t0
+MERGE (o:Order {{id: row.id}})
+ON CREATE SET o._load_id = $load_id
+SET {_set("o", ORDER_PROPS)}
 """
+
+MERGE_IDENTIFIERS: dict[str, str] = {
+    kind: f"""
+UNWIND $rows AS row
+MERGE (i:Identifier {{id: row.id}})
+ON CREATE SET i._load_id = $load_id, i.kind = row.kind, i.value = row.value
+SET i:{label}
+"""
+    for kind, label in IDENTIFIER_LABELS.items()
+}
+
+
+def _rel(
+    rel: str, a: tuple[str, str], b: tuple[str, str], props: Sequence[str], *, create: bool
+) -> str:
+    """``UNWIND $rows``: match both ends by id, then CREATE or MERGE the relationship
+    and set ``props`` (names of ``row`` fields) and ``_load_id`` (on create)."""
+    (a_label, a_key), (b_label, b_key) = a, b
+    head = f"""
+UNWIND $rows AS row
+MATCH (a:{a_label} {{id: row.{a_key}}})
+MATCH (b:{b_label} {{id: row.{b_key}}})
+"""
+    sets = _set("r", props)
+    if create:
+        body = f"CREATE (a)-[r:{rel}]->(b)\nSET r._load_id = $load_id"
+        return head + body + (f", {sets}" if sets else "") + "\n"
+    body = f"MERGE (a)-[r:{rel}]->(b)\nON CREATE SET r._load_id = $load_id\n"
+    return head + body + (f"SET {sets}\n" if sets else "")
+
+
+_ACC, _STR, _ORD, _PRD, _IDN = (
+    ("Account", "creator_id"),
+    ("Stream", "id"),
+    ("Order", "id"),
+    ("Product", "product_id"),
+    ("Identifier", "id"),
+)
+
+#: Relationship statements: type -> (MERGE version, CREATE version).
+REL_STATEMENTS: dict[str, tuple[str, str]] = {
+    name: (_rel(*args, create=False), _rel(*args, create=True))
+    for name, args in {
+        "HOSTED": ("HOSTED", _ACC, _STR, ("_t0", "_t1")),
+        "AFFILIATE_OF": (
+            "AFFILIATE_OF",
+            _ACC,
+            ("Account", "seller_id"),
+            ("commission_rate", "since", "_t0"),
+        ),
+        "FOLLOWS": ("FOLLOWS", ("Account", "follower_id"), _ACC, ("ts", "_t0", "_t1")),
+        "ENGAGED": (
+            "ENGAGED",
+            ("Account", "account_id"),
+            ("Stream", "stream_id"),
+            (*ENGAGED_PROPS, "_t0", "_t1"),
+        ),
+        "PLACED": ("PLACED", ("Account", "buyer_id"), _ORD, ("_t0", "_t1")),
+        "FOR": ("FOR", _ORD, _PRD, ("_t0", "_t1")),
+        "SELLS": ("SELLS", ("Account", "seller_id"), _PRD, ()),
+        "ATTRIBUTED_TO": ("ATTRIBUTED_TO", _ORD, _ACC, ("_t0", "_t1")),
+        "IN_STREAM": ("IN_STREAM", _ORD, ("Stream", "stream_id"), ("_t0", "_t1")),
+        "USES": (
+            "USES",
+            ("Account", "account_id"),
+            _IDN,
+            ("first_seen", "last_seen", "_t0", "_t1"),
+        ),
+    }.items()
+}
 
 #: ENGAGED holds the aggregate of every stored event of the pair (set, not incremented:
 #: the columnar side computes it, so writing it twice changes nothing).
-MERGE_ENGAGED = """
-UNWIND $rows AS row
-MATCH (a:Account {id: row.account_id})
-MATCH (s:Stream {id: row.stream_id})
-MERGE (a)-[r:ENGAGED]->(s)
-ON CREATE SET r._load_id = $load_id
-SET r += row.props, r._t0 = row.t0, r._t1 = row.t1
-"""
+MERGE_ENGAGED = REL_STATEMENTS["ENGAGED"][0]
 
 DELETE_ENGAGED = """
 UNWIND $rows AS row
@@ -113,71 +226,16 @@ MATCH (:Account {id: row.account_id})-[r:ENGAGED]->(:Stream {id: row.stream_id})
 DELETE r
 """
 
-MERGE_ORDERS = """
-UNWIND $rows AS row
-MERGE (o:Order {id: row.id})
-ON CREATE SET o._load_id = $load_id
-SET o += row.props
-MERGE (p:Product {id: row.product_id})
-ON CREATE SET p._load_id = $load_id, p.product_id = row.product_id
-MERGE (o)-[f:FOR]->(p)
-ON CREATE SET f._load_id = $load_id
-SET f._t0 = row.t0, f._t1 = row.t0
+#: A batch's graph is written, its side-file rows not yet committed (one node per batch).
+MARK_PENDING = """
+CREATE (:_PendingBatch {token: $token, table: $table, load_id: $load_id})
 """
 
-MERGE_PLACED = """
-UNWIND $rows AS row
-MATCH (b:Account {id: row.buyer_id})
-MATCH (o:Order {id: row.id})
-MERGE (b)-[r:PLACED]->(o)
-ON CREATE SET r._load_id = $load_id
-SET r._t0 = row.t0, r._t1 = row.t0
-"""
+PENDING_TABLES = "MATCH (m:_PendingBatch {table: $table}) RETURN count(m) AS n"
 
-MERGE_SELLS = """
-UNWIND $rows AS row
-MATCH (s:Account {id: row.seller_id})
-MATCH (p:Product {id: row.product_id})
-MERGE (s)-[r:SELLS]->(p)
-ON CREATE SET r._load_id = $load_id
-"""
+CLEAR_PENDING = "MATCH (m:_PendingBatch {token: $token}) DELETE m"
 
-MERGE_ATTRIBUTED = """
-UNWIND $rows AS row
-MATCH (o:Order {id: row.id})
-MATCH (c:Account {id: row.creator_id})
-MERGE (o)-[r:ATTRIBUTED_TO]->(c)
-ON CREATE SET r._load_id = $load_id
-SET r._t0 = row.t0, r._t1 = row.t0
-"""
-
-MERGE_IN_STREAM = """
-UNWIND $rows AS row
-MATCH (o:Order {id: row.id})
-MATCH (s:Stream {id: row.stream_id})
-MERGE (o)-[r:IN_STREAM]->(s)
-ON CREATE SET r._load_id = $load_id
-SET r._t0 = row.t0, r._t1 = row.t0
-"""
-
-MERGE_IDENTIFIERS = """
-UNWIND $rows AS row
-MERGE (i:Identifier {id: row.id})
-ON CREATE SET i._load_id = $load_id, i.kind = row.kind, i.value = row.value
-""" + "\n".join(
-    f"FOREACH (_ IN CASE WHEN row.kind = '{kind}' THEN [1] ELSE [] END | SET i:{label})"
-    for kind, label in IDENTIFIER_LABELS.items()
-)
-
-#: Separate from the nodes so that neither statement needs an eager (buffering) plan.
-MERGE_USES = """
-UNWIND $rows AS row
-MATCH (a:Account {id: row.account_id})
-MATCH (i:Identifier {id: row.id})
-MERGE (a)-[u:USES]->(i)
-ON CREATE SET u._load_id = $load_id
-SET u += row.props, u._t0 = row.t0, u._t1 = row.t1
-"""
+CLEAR_PENDING_LOAD = "MATCH (m:_PendingBatch {table: $table, load_id: $load_id}) DELETE m"
 
 # --------------------------------------------------------------------------- rollback
 

@@ -66,6 +66,15 @@ DEFAULT_CONF: dict[str, str] = {
     "dbms.cypher.statistics_divergence_threshold": "1.0",
 }
 
+#: Settings for bulk loads (``benchmarks/neo4j_load.py``): a loader batch is one
+#: transaction (200,000 rows and their relationships), so its state is kept off the
+#: heap, where it does not have to be copied by the garbage collector, and the limit on
+#: all transactions' memory is raised above the default 70% of the heap.
+BENCH_CONF: dict[str, str] = {
+    "db.tx_state.memory_allocation": "OFF_HEAP",
+    "dbms.memory.transaction.total.max": "2g",
+}
+
 _INSTALL_HINT = (
     "the local Neo4j needs a Java 17 or 21 JDK and Maven: "
     "on Debian/Ubuntu `sudo apt-get install openjdk-17-jdk-headless maven`, "

@@ -18,26 +18,30 @@ Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
    conflicts, and the new rows are inserted (not yet visible to anyone else);
 2. the graph elements of the new rows are written to Neo4j in **one** Neo4j
    transaction (``session.execute_write``, transient errors retried), as
-   ``UNWIND`` statements of :attr:`Neo4jStore.batch_size` rows each;
+   ``UNWIND`` statements of :attr:`Neo4jStore.batch_size` rows each, one per label
+   and per relationship type, together with a ``_PendingBatch`` marker node;
    ENGAGED relationships are *set* to the aggregate of every stored event of the
    pair, computed by DuckDB inside the open transaction;
-3. the DuckDB transaction commits.
+3. the DuckDB transaction commits; then the marker is deleted.
 
 A failure in 1 or 2 rolls both back: nothing of the batch is written anywhere.
 The only window is a failure of the DuckDB commit after the Neo4j commit (disk
 full, process killed between the two): Neo4j then holds elements of rows the
-table side does not. Every Neo4j write is idempotent (``MERGE`` by id, properties
-set to absolute values, ENGAGED recomputed from the table side), so writing the
-batch again, which the table side sees as new, repairs it exactly; and those
-elements carry the batch's ``_load_id``, so :meth:`Neo4jStore.rollback_load`
-removes them too.
+table side does not, and the batch's marker stays. Nodes are always merged by id
+with absolute property values. Relationships that a new row alone implies (all
+but SELLS, and ENGAGED of pairs that already had events) are *created* without a
+check, since the table side proved their row new, but only while no marker of the
+table is left: with one, every relationship is merged, so writing the lost batch
+again, which the table side sees as new, repairs it exactly. Those elements carry
+the batch's ``_load_id``, so :meth:`Neo4jStore.rollback_load` removes them too (and
+the load's markers of that table, which lets the table use creates again).
 
 Batch size: each loader batch (200,000 rows by default) is one Neo4j transaction,
 so the server needs transaction memory in proportion (``dbms.memory.transaction.total.max``,
-70% of the heap by default: a 1 GB heap is too small for 200,000 identifiers; use 3 GB,
-or smaller loader batches). Inside the transaction, statements carry
-:data:`DEFAULT_BATCH_SIZE` rows (20,000, within the 5k-20k range usually advised for
-``UNWIND`` loads; not yet tuned by measurement, see ``benchmarks/neo4j_load.py``).
+70% of the heap by default). With ``db.tx_state.memory_allocation=OFF_HEAP`` (see
+``neo4j_local.BENCH_CONF``) the transaction state lives off the heap and a 2 GB heap
+loads the 200,000-row batches of ``benchmarks/neo4j_load.py``. Inside the
+transaction, statements carry :data:`DEFAULT_BATCH_SIZE` rows (see its comment).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import json
 import pathlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -97,7 +102,12 @@ from ringscope.model import (
 )
 from ringscope.settings import Settings
 
-#: Rows per ``UNWIND`` statement inside a batch's transaction.
+#: Rows per ``UNWIND`` statement inside a batch's transaction. The whole loader batch
+#: is one transaction either way, so this only sets how many round trips and how large
+#: a parameter list each statement has: 20,000 (the top of the 5k-20k range usually
+#: advised) keeps a 200,000-row batch to ~10 statements per label or type with a few
+#: MB of parameters; in ``benchmarks/neo4j_load.py`` the statements' own time is well
+#: under half of the load, the commit of the large transaction the largest single part.
 DEFAULT_BATCH_SIZE: Final = 20_000
 #: Elements removed per transaction by rollbacks and wipes.
 DELETE_CHUNK: Final = 20_000
@@ -111,7 +121,7 @@ _ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("stre
 #: The aggregate of an (account, stream) pair's events that ENGAGED carries.
 _ENGAGED_SQL: Final = """
 SELECT e.account_id, e.stream_id,
-       count(*) FILTER (WHERE kind = 'view') AS views,
+       count(*) AS n, count(*) FILTER (WHERE kind = 'view') AS views,
        count(*) FILTER (WHERE kind = 'like') AS likes,
        count(*) FILTER (WHERE kind = 'comment') AS comments,
        count(*) FILTER (WHERE kind = 'share') AS shares,
@@ -180,10 +190,9 @@ def _columns(frame: pd.DataFrame, spec: TableSpec) -> dict[str, np.ndarray]:
     return {c.name: _plain(frame[c.name], c.type) for c in spec.columns if c.name in frame}
 
 
-def _prop_maps(cols: dict[str, np.ndarray], names: Sequence[str], n: int) -> list[dict[str, Any]]:
-    """Per row, the properties named ``names`` that are not missing."""
-    chosen = [(k, cols[k]) for k in names if k in cols]
-    return [{k: v[i] for k, v in chosen if v[i] is not None} for i in range(n)]
+def _records(cols: dict[str, np.ndarray], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per row, a dict of the columns ``names`` (``None`` when missing)."""
+    return [dict(zip(names, v, strict=True)) for v in zip(*(cols[k] for k in names), strict=True)]
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -234,6 +243,8 @@ class Neo4jStore:
         self.database = database
         self.batch_size = batch_size
         self.columnar_path = str(columnar_path)
+        #: Seconds and rows spent per load statement (for benchmarks).
+        self.load_stats: dict[str, tuple[float, int]] = {}
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         try:
@@ -398,12 +409,27 @@ class Neo4jStore:
         if len(frame) == 0:
             return BatchResult(inserted=0, duplicates=0)
         with self._columnar(f"write {table}") as con:
+            started = time.perf_counter()
             result = self._insert_new(con, spec, frame, load_id)
+            self._stat("(side file: sort and insert the batch)", started, len(frame))
+            token: str | None = None
             if result.inserted:
-                new = con.sql("SELECT * FROM _rs_new").arrow().read_all().to_pandas()
-                statements = self._graph_statements(con, spec, new)
-                self._write_graph(f"write {table}", statements, load_id)
+                # engagements go to the graph as per-pair aggregates computed in DuckDB
+                new = (
+                    pd.DataFrame()
+                    if table == "engagements"
+                    else con.sql("SELECT * FROM _rs_new").arrow().read_all().to_pandas()
+                )
+                create = self._creates_allowed(table)
+                started = time.perf_counter()
+                statements = self._graph_statements(con, spec, new, create=create)
+                self._stat("(rows for the graph statements)", started, result.inserted)
+                token = self._write_graph(f"write {table}", statements, load_id, pending=table)
             con.execute("DROP TABLE IF EXISTS _rs_new")
+            started = time.perf_counter()
+        self._stat("(side file: commit)", started, result.inserted)
+        if token is not None:  # both sides committed: this batch is not half-written
+            self._query(cypher.CLEAR_PENDING, token=token)
         return result
 
     def _insert_new(
@@ -477,152 +503,222 @@ class Neo4jStore:
         return BatchResult(inserted=inserted, duplicates=duplicates, conflicts=conflicts)
 
     def _graph_statements(
-        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, new: pd.DataFrame
-    ) -> list[tuple[str, list[dict[str, Any]]]]:
-        """The Cypher statements (with their rows) that put ``new`` rows into the graph."""
-        n = len(new)
-        cols = _columns(new, spec)
+        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, new: pd.DataFrame, *, create: bool
+    ) -> list[tuple[str, list[Any]]]:
+        """The Cypher statements (with their rows) that put ``new`` rows into the graph.
+
+        One statement per label and per relationship type, properties named one by
+        one. With ``create``, relationships that a new table row alone implies are
+        CREATEd (the side file proved the row new, so they cannot exist yet);
+        SELLS and ENGAGED, which other rows may already have made, are always MERGEd.
+        """
         table = spec.name
+        rel = cypher.REL_STATEMENTS
+        pick = 1 if create else 0
+        if table == "engagements":
+            rows, only_new = self._engaged_rows(con, "_rs_new", split=create)
+            out: list[tuple[str, list[Any]]] = [(cypher.MERGE_ENGAGED, rows)]
+            if only_new:
+                out.append((rel["ENGAGED"][1], only_new))
+            return out
+        cols = _columns(new, spec)
         if table == "accounts":
-            maps = _prop_maps(cols, spec.names, n)
-            rows = []
-            for i, p in enumerate(maps):
-                roles = set((cols["roles"][i] or "").split("|"))
-                rows.append(
-                    {
-                        "id": cols["account_id"][i],
-                        "props": p,
-                        **{role: role in roles for role in cypher.ROLE_LABELS},
-                    }
-                )
-            return [(cypher.MERGE_ACCOUNTS, rows)]
+            names = cypher.ACCOUNT_PROPS
+            rows = _records(cols, names)
+            for row in rows:
+                row["id"] = row["account_id"]
+            out = [(cypher.MERGE_ACCOUNTS, rows)]
+            for role, label in cypher.ROLE_LABELS.items():
+                ids = [r["id"] for r in rows if role in (r["roles"] or "").split("|")]
+                out.append((cypher.set_role_label(label), ids))
+            return out
         if table == "streams":
-            maps = _prop_maps(cols, spec.names, n)
+            names = cypher.STREAM_PROPS
             t0, t1 = _micros(new["started_at"]), _micros(new["ended_at"])
-            rows = [
-                {
-                    "id": cols["stream_id"][i],
-                    "creator_id": cols["creator_id"][i],
-                    "props": maps[i],
-                    "t0": t0[i],
-                    "t1": t1[i],
-                }
-                for i in range(n)
-            ]
-            return [(cypher.MERGE_STREAMS, rows)]
+            rows = _records(cols, names)
+            for i, row in enumerate(rows):
+                row["id"] = row["stream_id"]
+                row["_t0"], row["_t1"] = t0[i], t1[i]
+            return [(cypher.MERGE_STREAMS, rows), (rel["HOSTED"][pick], rows)]
         if table == "affiliations":
-            maps = _prop_maps(cols, ("commission_rate", "since"), n)
             t0 = _micros(new["since"])
-            rows = [
-                {
-                    "creator_id": cols["creator_id"][i],
-                    "seller_id": cols["seller_id"][i],
-                    "props": maps[i],
-                    "t0": t0[i],
-                }
-                for i in range(n)
-            ]
-            return [(cypher.MERGE_AFFILIATIONS, rows)]
+            rows = _records(cols, ("creator_id", "seller_id", "commission_rate", "since"))
+            for i, row in enumerate(rows):
+                row["_t0"] = t0[i]
+            return [(rel["AFFILIATE_OF"][pick], rows)]
         if table == "follows":
             t0 = _micros(new["ts"])
             rows = [
-                {
-                    "follower_id": cols["follower_id"][i],
-                    "creator_id": cols["creator_id"][i],
-                    "props": {"ts": cols["ts"][i]},
-                    "t0": t0[i],
-                }
-                for i in range(n)
+                {"follower_id": f, "creator_id": c, "ts": ts, "_t0": t, "_t1": t}
+                for f, c, ts, t in zip(
+                    cols["follower_id"], cols["creator_id"], cols["ts"], t0, strict=True
+                )
             ]
-            return [(cypher.MERGE_FOLLOWS, rows)]
-        if table == "engagements":
-            return [(cypher.MERGE_ENGAGED, self._engaged_rows(con, "_rs_new"))]
+            return [(rel["FOLLOWS"][pick], rows)]
         if table == "orders":
-            maps = _prop_maps(cols, spec.names, n)
+            names = cypher.ORDER_PROPS
             t0 = _micros(new["ts"])
-            rows = [
-                {
-                    "id": cols["order_id"][i],
-                    "buyer_id": cols["buyer_id"][i],
-                    "seller_id": cols["seller_id"][i],
-                    "product_id": cols["product_id"][i],
-                    "creator_id": cols["creator_id"][i],
-                    "stream_id": cols["stream_id"][i],
-                    "props": maps[i],
-                    "t0": t0[i],
-                }
-                for i in range(n)
-            ]
+            rows = _records(cols, names)
+            for i, row in enumerate(rows):
+                row["id"] = row["order_id"]
+                row["_t0"] = row["_t1"] = t0[i]
+            products = list(dict.fromkeys(r["product_id"] for r in rows))
+            sells = list(dict.fromkeys((r["seller_id"], r["product_id"]) for r in rows).keys())
             return [
+                (cypher.MERGE_PRODUCTS, products),
                 (cypher.MERGE_ORDERS, rows),
-                (cypher.MERGE_PLACED, rows),
-                (cypher.MERGE_SELLS, rows),
-                (cypher.MERGE_ATTRIBUTED, [r for r in rows if r["creator_id"] is not None]),
-                (cypher.MERGE_IN_STREAM, [r for r in rows if r["stream_id"] is not None]),
+                (rel["PLACED"][pick], rows),
+                (rel["FOR"][pick], rows),
+                (rel["SELLS"][0], [{"seller_id": a, "product_id": b} for a, b in sells]),
+                (rel["ATTRIBUTED_TO"][pick], [r for r in rows if r["creator_id"] is not None]),
+                (rel["IN_STREAM"][pick], [r for r in rows if r["stream_id"] is not None]),
             ]
         if table == "identifiers":
             t0, t1 = _micros(new["first_seen"]), _micros(new["last_seen"])
-            maps = _prop_maps(cols, ("first_seen", "last_seen"), n)
             rows = [
                 {
-                    "id": f"{cols['kind'][i]}:{cols['value'][i]}",
-                    "kind": cols["kind"][i],
-                    "value": cols["value"][i],
-                    "account_id": cols["account_id"][i],
-                    "props": maps[i],
-                    "t0": t0[i],
-                    "t1": t1[i],
+                    "id": f"{k}:{v}",
+                    "kind": k,
+                    "account_id": a,
+                    "first_seen": fs,
+                    "last_seen": ls,
+                    "_t0": s0,
+                    "_t1": s1,
                 }
-                for i in range(n)
+                for a, k, v, fs, ls, s0, s1 in zip(
+                    cols["account_id"],
+                    cols["kind"],
+                    cols["value"],
+                    cols["first_seen"],
+                    cols["last_seen"],
+                    t0,
+                    t1,
+                    strict=True,
+                )
             ]
-            return [(cypher.MERGE_IDENTIFIERS, rows), (cypher.MERGE_USES, rows)]
+            nodes: dict[str, list[dict[str, Any]]] = {}
+            seen: set[str] = set()
+            for row, value in zip(rows, cols["value"], strict=True):
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    nodes.setdefault(row["kind"], []).append(
+                        {"id": row["id"], "kind": row["kind"], "value": value}
+                    )
+            out = [(cypher.MERGE_IDENTIFIERS[kind], nodes[kind]) for kind in sorted(nodes)]
+            out.append((rel["USES"][pick], rows))
+            return out
         return []  # labels: table side only
 
-    def _engaged_rows(self, con: duckdb.DuckDBPyConnection, pairs: str) -> list[dict[str, Any]]:
-        """ENGAGED of the (account, stream) pairs in relation ``pairs``, from every stored event."""
-        agg = con.sql(_ENGAGED_SQL.format(pairs=pairs)).arrow().read_all().to_pandas()
+    def _engaged_rows(
+        self, con: duckdb.DuckDBPyConnection, pairs: str, *, split: bool = False
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """ENGAGED of the (account, stream) pairs in relation ``pairs``, from every stored event.
+
+        With ``split`` (``pairs`` being the batch's new events, already inserted), the
+        pairs all of whose stored events are in the batch come second: no earlier row
+        made their relationship, so it can be created without a check. Otherwise every
+        pair comes first (to be merged) and the second list is empty.
+        """
+        sql = _ENGAGED_SQL.format(pairs=pairs)
+        if split:
+            sql = (
+                f"WITH b AS (SELECT account_id, stream_id, count(*) AS batch_n FROM {pairs} "
+                "GROUP BY account_id, stream_id) "
+                f"SELECT g.*, g.n = b.batch_n AS only_batch FROM ({sql}) g "
+                "JOIN b USING (account_id, stream_id)"
+            )
+        agg = con.sql(sql).arrow().read_all().to_pandas()
         first, last = _iso(agg["first_ts"]), _iso(agg["last_ts"])
         t0, t1 = _micros(agg["first_ts"]), _micros(agg["last_ts"])
         counts = {k: agg[k].astype(np.int64).tolist() for k in ("views", "likes", "comments")}
         counts |= {k: agg[k].astype(np.int64).tolist() for k in ("shares", "gifts")}
         amount = agg["gift_amount"].astype(float).tolist()
         accounts, streams = agg["account_id"].tolist(), agg["stream_id"].tolist()
-        return [
+        rows = [
             {
                 "account_id": accounts[i],
                 "stream_id": streams[i],
-                "props": {
-                    "views": counts["views"][i],
-                    "likes": counts["likes"][i],
-                    "comments": counts["comments"][i],
-                    "shares": counts["shares"][i],
-                    "gifts": counts["gifts"][i],
-                    "gift_amount": amount[i],
-                    "first_ts": first[i],
-                    "last_ts": last[i],
-                },
-                "t0": t0[i],
-                "t1": t1[i],
+                "views": counts["views"][i],
+                "likes": counts["likes"][i],
+                "comments": counts["comments"][i],
+                "shares": counts["shares"][i],
+                "gifts": counts["gifts"][i],
+                "gift_amount": amount[i],
+                "first_ts": first[i],
+                "last_ts": last[i],
+                "_t0": t0[i],
+                "_t1": t1[i],
             }
             for i in range(len(agg))
         ]
+        if not split:
+            return rows, []
+        only = agg["only_batch"].to_numpy(dtype=bool)
+        return (
+            [r for r, o in zip(rows, only, strict=True) if not o],
+            [r for r, o in zip(rows, only, strict=True) if o],
+        )
 
     def _write_graph(
-        self, what: str, statements: list[tuple[str, list[dict[str, Any]]]], load_id: str
-    ) -> None:
-        """Run ``statements`` in one Neo4j write transaction, ``batch_size`` rows at a time."""
+        self,
+        what: str,
+        statements: list[tuple[str, list[Any]]],
+        load_id: str,
+        *,
+        pending: str | None = None,
+    ) -> str | None:
+        """Run ``statements`` in one Neo4j write transaction, ``batch_size`` rows at a time.
+
+        With ``pending`` (a table name), the transaction also records a pending-batch
+        marker for that table, which :meth:`write_batch` removes once the side file has
+        committed (see :meth:`_creates_allowed`); the marker's token is returned (``None``
+        when nothing was written or without ``pending``).
+        """
         if not any(rows for _, rows in statements):
-            return
+            return None
+        stats = self.load_stats
+        token = uuid.uuid4().hex
+        spent_in_statements = [0.0]
 
         def work(tx: neo4j.ManagedTransaction) -> None:
+            spent_in_statements[0] = 0.0
+            if pending is not None:
+                tx.run(cypher.MARK_PENDING, table=pending, load_id=load_id, token=token).consume()
             for statement, rows in statements:
+                started = time.perf_counter()
                 for chunk in _chunks(rows, self.batch_size):
                     tx.run(statement, rows=chunk, load_id=load_id).consume()
+                if rows:
+                    spent_in_statements[0] += time.perf_counter() - started
+                    self._stat(" ".join(statement.split()), started, len(rows))
 
         try:
+            started = time.perf_counter()
             self._write(what, work)
+            total = time.perf_counter() - started
+            spent, count = stats.get("(neo4j: begin and commit)", (0.0, 0))
+            stats["(neo4j: begin and commit)"] = (spent + total - spent_in_statements[0], count + 1)
         except (TypeError, ValueError) as e:  # a value the driver cannot send
             raise StoreError(f"{what}: {e}") from e
+        return token if pending is not None else None
+
+    def _stat(self, key: str, started: float, rows: int) -> None:
+        """Add the time since ``started`` and ``rows`` to :attr:`load_stats` under ``key``."""
+        spent, count = self.load_stats.get(key, (0.0, 0))
+        self.load_stats[key] = (spent + time.perf_counter() - started, count + rows)
+
+    def _creates_allowed(self, table: str) -> bool:
+        """Whether the new rows' relationships can be CREATEd for ``table``.
+
+        A batch's graph commits in Neo4j before its rows commit in the side file; a
+        marker node recorded in the graph transaction and removed after the side file
+        commits tells whether an earlier batch of the table may have reached Neo4j
+        alone (process killed between the two commits). While such a marker is left,
+        batches of the table MERGE every relationship (writing the lost batch again
+        then repairs it exactly); :meth:`rollback_load` of the marker's load removes it.
+        """
+        records = self._query(cypher.PENDING_TABLES, table=table)
+        return not records or not records[0]["n"]
 
     def rollback_load(self, load_id: str, table: str) -> int:
         """Remove the rows of ``table`` that load ``load_id`` inserted, and the graph
@@ -646,7 +742,7 @@ class Neo4jStore:
             ).fetchone()
             removed = int(row[0]) if row else 0
             if pairs is not None:
-                kept = self._engaged_rows(con, pairs)
+                kept, _ = self._engaged_rows(con, pairs)
                 gone = (
                     con.sql(
                         "SELECT account_id, stream_id FROM _rs_pairs p WHERE NOT EXISTS ("
@@ -665,6 +761,7 @@ class Neo4jStore:
                 )
             for statement in self._rollback_statements(table):
                 self._delete_all(statement, load_id)
+            self._query(cypher.CLEAR_PENDING_LOAD, table=table, load_id=load_id)
         return removed
 
     @staticmethod
