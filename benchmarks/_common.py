@@ -52,16 +52,7 @@ def read_market_tables(folder: Path) -> MarketTables:
     for name in LOAD_ORDER:
         path = table_file(folder, name)
         frames[name] = read_table(path).frame if path is not None else empty_table(name)
-    return MarketTables(
-        accounts=frames["accounts"],
-        streams=frames["streams"],
-        engagements=frames["engagements"],
-        follows=frames["follows"],
-        orders=frames["orders"],
-        affiliations=frames["affiliations"],
-        identifiers=frames["identifiers"],
-        labels=frames["labels"],
-    )
+    return MarketTables.from_frames(frames)
 
 
 def read_market_truth(folder: Path) -> pd.DataFrame:

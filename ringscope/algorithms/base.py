@@ -7,8 +7,10 @@ canonical :class:`~ringscope.model.Finding` lists. Nothing here touches a store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,6 +74,12 @@ class MarketTables:
     identifiers: pd.DataFrame = field(default_factory=lambda: _empty("identifiers"))
     labels: pd.DataFrame = field(default_factory=lambda: _empty("labels"))
     as_of: datetime | None = None
+
+    @classmethod
+    def from_frames(cls, frames: Mapping[str, pd.DataFrame]) -> MarketTables:
+        """Tables from a mapping of contract table name to frame (missing ones empty)."""
+        got: dict[str, Any] = {f.name: frames[f.name] for f in fields(cls) if f.name in frames}
+        return cls(**got)
 
     def reference_time(self) -> pd.Timestamp:
         """``as_of`` if set, else the latest event/order time, else now."""

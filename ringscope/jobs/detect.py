@@ -44,17 +44,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def read_tables(store: GraphStore) -> MarketTables:
     """Every contract table of the store, as the detectors' input."""
-    t = {name: store.table(name) for name in LOAD_ORDER}
-    return MarketTables(
-        accounts=t["accounts"],
-        streams=t["streams"],
-        engagements=t["engagements"],
-        follows=t["follows"],
-        orders=t["orders"],
-        affiliations=t["affiliations"],
-        identifiers=t["identifiers"],
-        labels=t["labels"],
-    )
+    return MarketTables.from_frames({name: store.table(name) for name in LOAD_ORDER})
 
 
 def detect_tables(
