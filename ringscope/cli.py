@@ -83,7 +83,7 @@ def _open(store: str | None) -> Any:
 
 
 def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
-    from ringscope.jobs.lock import job_lock
+    from ringscope.jobs.lock import exclusive_store
     from ringscope.loaders.pipeline import load_export
     from ringscope.settings import get_settings
 
@@ -97,12 +97,9 @@ def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
 
         settings = get_settings()
         uri = store_uri or settings.store
-        with job_lock(uri, settings.work_dir):
-            store = _open(uri)
-            try:
-                report = load_export(store, data_dir, progress=progress)
-            finally:
-                store.close()
+        with exclusive_store(uri, settings.work_dir, settings) as (store, held):
+            held.phase("loading")
+            report = load_export(store, data_dir, progress=progress)
         for t in tasks.values():
             bar.update(t, total=bar.tasks[t].completed)
     return report

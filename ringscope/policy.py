@@ -42,6 +42,9 @@ class Policy(BaseModel):
 
     version: str = "default"
     seed: int = 0
+    #: Detect on the last ``window_days`` days of activity before the latest event or
+    #: order in the store; ``None``: all of it.
+    window_days: float | None = Field(default=None, gt=0)
     detectors: dict[str, DetectorPolicy] = Field(default_factory=dict)
     queue: QueuePolicy = Field(default_factory=QueuePolicy)
 

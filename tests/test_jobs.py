@@ -1,26 +1,22 @@
 """The periodic detection job: diffs between runs, decisions that follow a network,
-one job at a time, safe to interrupt, incremental loads."""
+incremental loads. (The job as a process on every store: tests/contract/test_job.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ringscope.errors import ConcurrentRunError
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.jobs.detect import _raised_again
 from ringscope.jobs.diff import diff_findings, summarise
-from ringscope.jobs.lock import job_lock
 from ringscope.model import Decision, DetectorInfo, Finding, Member
 
 D = DetectorInfo("test", "1")
@@ -119,23 +115,6 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_rerunning_the_same_job_marks_everything_unchanged(market: Path, tmp_path: Path) -> None:
-    db = tmp_path / "j.duckdb"
-    first = last_json(job(market / "full", "--store", db, "--quiet", cwd=tmp_path))
-    changes = first["changes"]
-    assert isinstance(changes, dict) and first["findings"]
-    assert changes["new"] == first["findings"] and changes["dissolved"] == 0
-    second = last_json(job(market / "full", "--store", db, "--quiet", cwd=tmp_path))
-    assert second["rows_loaded"] == 0
-    assert second["changes"] == {
-        "new": 0, "grown": 0, "shrunk": 0, "unchanged": first["findings"], "dissolved": 0,
-    }  # fmt: skip
-    with EmbeddedStore(db) as s:
-        a, b = (s.findings(r) for r in (first["run_id"], second["run_id"]))
-    assert [f.id for f in a] == [f.id for f in b]
-    assert {f.case_id for f in a} == {f.case_id for f in b}
-
-
 def test_incremental_export_loads_only_new_rows(market: Path, tmp_path: Path) -> None:
     part = tmp_path / "part"
     shutil.copytree(market / "full", part)
@@ -151,44 +130,3 @@ def test_incremental_export_loads_only_new_rows(market: Path, tmp_path: Path) ->
     assert loads[-1].tables["engagements"].duplicates == len(ev) * 2 // 3
     assert second["rows_loaded"] == len(ev) - len(ev) * 2 // 3
     assert first["run_id"] != second["run_id"]
-
-
-def test_a_second_job_on_the_same_store_is_refused_with_a_clear_message(
-    market: Path, tmp_path: Path
-) -> None:
-    db = tmp_path / "j.duckdb"
-    with job_lock(str(db), tmp_path / "var"):
-        p = job(market / "full", "--store", db, "--quiet", cwd=tmp_path)
-        with pytest.raises(ConcurrentRunError), job_lock(str(db), tmp_path / "var"):
-            pass
-    assert p.returncode == 1
-    assert "another ringscope job is running" in p.stderr and f"pid {os.getpid()}" in p.stderr
-    assert not db.exists() or EmbeddedStore(db).latest_run() is None
-
-
-@pytest.mark.parametrize("delay", [1.5, 5.0])
-def test_a_killed_job_leaves_the_previous_run_current(
-    market: Path, tmp_path: Path, delay: float
-) -> None:
-    db = tmp_path / "j.duckdb"
-    first = last_json(job(market / "full", "--store", db, "--quiet", cwd=tmp_path))
-    env = {**os.environ, "RINGSCOPE_WORK_DIR": str(tmp_path / "var")}
-    proc = subprocess.Popen(
-        [*RINGSCOPE, "job", str(market / "full"), "--store", str(db), "--quiet"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    with EmbeddedStore(db) as s:
-        latest = s.latest_run()
-        assert latest is not None
-        if latest.id != first["run_id"]:  # the killed job had already finished
-            assert latest.status == "succeeded"
-        assert len(s.findings(latest.id)) == first["findings"]
-        counts = s.counts()
-    third = last_json(job(market / "full", "--store", db, "--quiet", cwd=tmp_path))
-    assert third["changes"]["unchanged"] == first["findings"]  # type: ignore[index]
-    with EmbeddedStore(db) as s:
-        assert s.counts() == counts
-        assert all(r.status != "running" for r in s.runs())

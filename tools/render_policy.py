@@ -36,6 +36,10 @@ HEAD = """\
 
 version: default-2026.11
 seed: 0              # every detector is deterministic for a given seed
+# Detect on the last N days of activity before the latest event or order in the store
+# (engagements, orders, follows; identifiers last seen before then). null: all the data.
+# A nightly job usually sets this (e.g. 30): rings that stopped acting then dissolve.
+window_days: null
 
 queue:
   merge_overlap: 0.5      # findings of different detectors sharing >= this Jaccard of members merge

@@ -95,6 +95,54 @@ class MarketTables:
             return pd.Timestamp(max(latest))
         return pd.Timestamp(datetime.now(UTC))
 
+    def window(self, days: float | None) -> MarketTables:
+        """The activity of the last ``days`` days before :meth:`reference_time`.
+
+        Engagements, follows and orders keep the rows at or after the cut,
+        streams those that started at or after it (or that a kept engagement
+        or order names), identifiers those not last seen before it (an identifier
+        with no ``last_seen`` is still in use). Accounts, affiliations and
+        labels are kept whole. ``as_of`` is fixed to the reference time, so
+        ages are measured from the same moment as on all the data.
+        ``None`` returns the tables unchanged.
+        """
+        if days is None:
+            return self
+        ref = self.reference_time()
+        cut = ref - pd.Timedelta(days=days)
+
+        def since(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+            if frame.empty or column not in frame:
+                return frame
+            return frame[(frame[column] >= cut).to_numpy()].reset_index(drop=True)
+
+        engagements = since(self.engagements, "ts")
+        orders = since(self.orders, "ts")
+        streams = self.streams
+        if not streams.empty and "started_at" in streams:
+            keep = (streams["started_at"] >= cut).to_numpy().copy()
+            for used in (engagements, orders):
+                if not used.empty and "stream_id" in used:
+                    keep |= streams["stream_id"].isin(used["stream_id"].dropna()).to_numpy()
+            streams = streams[keep].reset_index(drop=True)
+        identifiers = self.identifiers
+        if not identifiers.empty and "last_seen" in identifiers:
+            last = identifiers["last_seen"]
+            identifiers = identifiers[(last.isna() | (last >= cut)).to_numpy()].reset_index(
+                drop=True
+            )
+        return MarketTables(
+            accounts=self.accounts,
+            streams=streams,
+            engagements=engagements,
+            follows=since(self.follows, "ts"),
+            orders=orders,
+            affiliations=self.affiliations,
+            identifiers=identifiers,
+            labels=self.labels,
+            as_of=ref.to_pydatetime(),
+        )
+
 
 def iso(ts: object) -> str | None:
     """An ISO 8601 UTC string for evidence rows (None for missing)."""

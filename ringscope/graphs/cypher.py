@@ -46,6 +46,7 @@ CONSTRAINTS: tuple[str, ...] = (
     "CREATE CONSTRAINT cluster_run_id IF NOT EXISTS "
     "FOR (n:Cluster) REQUIRE (n.run_id, n.id) IS UNIQUE",
     "CREATE INDEX decision_finding IF NOT EXISTS FOR (n:Decision) ON (n.finding_id)",
+    "CREATE CONSTRAINT job_lease_name IF NOT EXISTS FOR (n:JobLease) REQUIRE n.name IS UNIQUE",
     # What rollbacks look up: the elements a load created (without these, every
     # rollback step scans the whole label or relationship type).
     *(
@@ -456,4 +457,30 @@ MATCH (a:AuditEntry)
 WHERE ($who IS NULL OR a.who = $who) AND ($action IS NULL OR a.action = $action)
   AND ($subject IS NULL OR a.subject = $subject)
 RETURN properties(a) AS props ORDER BY a.seq DESC SKIP $offset LIMIT $limit
+"""
+
+# --------------------------------------------------------------------------- job leases
+# One node per lease. SET takes the node's write lock, so two jobs acquiring at once
+# are serialised by the database; expiry is measured on the server's clock.
+
+LEASE_LOCK = """
+MERGE (l:JobLease {name: $name})
+SET l.checked_at = timestamp()
+RETURN properties(l) AS props, timestamp() AS now
+"""
+
+LEASE_TAKE = """
+MATCH (l:JobLease {name: $name})
+SET l.token = $token, l.holder = $holder, l.expires_at = timestamp() + $ttl_ms
+"""
+
+LEASE_RENEW = """
+MATCH (l:JobLease {name: $name, token: $token})
+SET l.expires_at = timestamp() + $ttl_ms
+RETURN count(l) AS held
+"""
+
+LEASE_RELEASE = """
+MATCH (l:JobLease {name: $name, token: $token})
+REMOVE l.token, l.holder, l.expires_at
 """

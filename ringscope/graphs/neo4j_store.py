@@ -1285,3 +1285,42 @@ class Neo4jStore:
             }
             for p in (r["props"] for r in records)
         ]
+
+    # ------------------------------------------------------------------ job leases
+    def acquire_lease(
+        self,
+        name: str,
+        token: str,
+        holder: dict[str, Any],
+        ttl_s: float,
+        *,
+        take_over: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, Any] | None:
+        """Take lease ``name`` (see ``ringscope.jobs.lock.LeasedStore``): free,
+        expired, or ``take_over(its holder)``; else return its holder."""
+
+        def work(tx: neo4j.ManagedTransaction) -> dict[str, Any] | None:
+            rec = tx.run(cypher.LEASE_LOCK, name=name).single(strict=True)
+            props, now = rec["props"], rec["now"]
+            if props.get("token") and props.get("expires_at", 0) > now:
+                current: dict[str, Any] = json.loads(props.get("holder") or "{}")
+                if not take_over(current):
+                    return current
+            tx.run(
+                cypher.LEASE_TAKE,
+                name=name,
+                token=token,
+                holder=json.dumps(holder, sort_keys=True),
+                ttl_ms=int(ttl_s * 1000),
+            ).consume()
+            return None
+
+        result: dict[str, Any] | None = self._write("acquire the job lease", work)
+        return result
+
+    def renew_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        records = self._query(cypher.LEASE_RENEW, name=name, token=token, ttl_ms=int(ttl_s * 1000))
+        return bool(records and records[0]["held"])
+
+    def release_lease(self, name: str, token: str) -> None:
+        self._query(cypher.LEASE_RELEASE, name=name, token=token)

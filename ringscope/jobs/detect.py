@@ -42,9 +42,12 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def read_tables(store: GraphStore) -> MarketTables:
-    """Every contract table of the store, as the detectors' input."""
-    return MarketTables.from_frames({name: store.table(name) for name in LOAD_ORDER})
+def read_tables(store: GraphStore, window_days: float | None = None) -> MarketTables:
+    """Every contract table of the store, as the detectors' input; with
+    ``window_days``, only the activity of that many days before the latest
+    (see :meth:`MarketTables.window`)."""
+    tables = MarketTables.from_frames({name: store.table(name) for name in LOAD_ORDER})
+    return tables.window(window_days)
 
 
 def detect_tables(
@@ -119,7 +122,7 @@ def run_detection(
         if progress:
             progress("read tables", 0, 1)
         t0 = time.perf_counter()
-        tables = read_tables(store)
+        tables = read_tables(store, policy.window_days)
         read_s = time.perf_counter() - t0
         findings, timings = detect_tables(tables, policy, progress=progress)
         timings = {"read tables": read_s, **timings}

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ringscope.errors import InputError
-from ringscope.graphs import open_store
 from ringscope.jobs.detect import DetectionResult, Progress, run_detection
-from ringscope.jobs.lock import job_lock
+from ringscope.jobs.lock import exclusive_store
 from ringscope.model import LoadReport
 from ringscope.policy import Policy
 from ringscope.settings import Settings, get_settings
@@ -57,27 +56,29 @@ def run_job(
     """Lock the store, load ``data_dir`` (if given), run detection and save it.
 
     Raises :class:`~ringscope.errors.ConcurrentRunError` when another job holds
-    the store, and :class:`~ringscope.errors.InputError` when a table of the
-    export could not be read (nothing is detected then).
+    the store, and :class:`LoadFailed` (an :class:`~ringscope.errors.InputError`)
+    when a table of the export could not be read (nothing is detected then).
     """
     settings = settings or get_settings()
     uri = store_uri or settings.store
-    with job_lock(uri, settings.work_dir):
-        store = open_store(uri, settings=settings)
-        try:
-            report = None
-            if data_dir is not None:
-                from ringscope.loaders.pipeline import load_export
+    with exclusive_store(uri, settings.work_dir, settings) as (store, held):
+        report = None
+        if data_dir is not None:
+            from ringscope.loaders.pipeline import load_export
 
-                report = load_export(store, data_dir, progress=load_progress)
-                if report.failed:
-                    bad = ", ".join(
-                        f"{t.table}: {t.error}" for t in report.tables.values() if t.error
-                    )
-                    raise InputError(
-                        f"the export could not be loaded whole ({bad}); nothing detected"
-                    )
-            detection = run_detection(store, policy, progress=detect_progress)
-        finally:
-            store.close()
+            held.phase("loading")
+            report = load_export(store, data_dir, progress=load_progress)
+            if report.failed:
+                bad = ", ".join(f"{t.table}: {t.error}" for t in report.tables.values() if t.error)
+                raise LoadFailed(
+                    f"the export could not be loaded whole ({bad}); nothing detected", report
+                )
+        held.phase("detecting")
+
+        def progress(step: str, done: int, total: int) -> None:
+            held.phase(f"detecting: {step}")  # the run has begun: watchers see each step
+            if detect_progress is not None:
+                detect_progress(step, done, total)
+
+        detection = run_detection(store, policy, progress=progress)
     return JobResult(load=report, detection=detection)
