@@ -147,7 +147,10 @@ def _detect(store_uri: str | None, policy_file: Path | None, quiet: bool = False
         return run_job(None, store_uri=store_uri, policy=policy, detect_progress=progress).detection
 
 
-def _print_queue(findings: list[Any], top: int = 10) -> None:
+def _print_queue(findings: list[Any], top: int = 10, run: Any = None) -> None:
+    """The top of the queue; findings held back (dismissed, unchanged since) are left out."""
+    held = set((run.summary.get("suppressed") or {}) if run is not None else ())
+    findings = [f for f in findings if f.id not in held]
     t = Table(title=f"top {min(top, len(findings))} of {len(findings)} findings")
     for c in ("score", "kind", "members", "beneficiaries", "id"):
         t.add_column(c)
@@ -246,7 +249,7 @@ def run(
             _fail("some tables could not be read; nothing detected")
         result = _detect(store, None)
         err.print(f"run [bold]{result.run.id}[/]: {len(result.findings)} findings")
-        _print_queue(result.findings)
+        _print_queue(result.findings, run=result.run)
         if not no_serve:
             _serve(store, host, port)
     raise typer.Exit(code)
@@ -301,7 +304,7 @@ def detect(
     with _errors():
         result = _detect(store, policy)
         print(result.run.id)
-        _print_queue(result.findings)
+        _print_queue(result.findings, run=result.run)
         err.print(json.dumps(result.run.summary, sort_keys=True))
 
 
@@ -356,7 +359,7 @@ def job(
                 _print_load_report(result.load)
             code = _load_exit_code(result.load)
         if not quiet:
-            _print_queue(result.detection.findings)
+            _print_queue(result.detection.findings, run=result.detection.run)
         print(json.dumps(result.summary(), sort_keys=True))
     raise typer.Exit(code)
 
@@ -459,6 +462,85 @@ def evaluate(
         err.print(t)
         doc = {"run_id": run_id, **report.to_dict()}
         sys.stdout.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+policy_app = typer.Typer(help="Detection policy: suggestions from investigators' decisions.")
+app.add_typer(policy_app, name="policy")
+
+
+def decided_findings(store: Any, runs: int = 30) -> list[Any]:
+    """The latest finding of each decided case, over the last ``runs`` succeeded runs."""
+    cases = {d.finding_id for d in store.decisions()}
+    found: dict[str, Any] = {}
+    for run in [r for r in store.runs() if r.status == "succeeded"][:runs]:
+        if not cases - found.keys():
+            break
+        for f in store.findings(run.id):
+            case = f.case_id or f.id
+            if case in cases and case not in found:
+                found[case] = f
+    return list(found.values())
+
+
+@policy_app.command("suggest")
+def policy_suggest(
+    store: StoreOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="The policy in use (default: the shipped one).")
+    ] = None,
+    min_decided: Annotated[
+        int, typer.Option("--min-decided", min=1, help="Decided findings a detector needs.")
+    ] = 5,
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Threshold changes suggested by the decisions, with their effect on the latest run's
+    queue; nothing is applied."""
+    from ringscope.jobs.feedback import decision_metrics
+    from ringscope.jobs.suggest import as_policy_yaml, suggest
+    from ringscope.policy import load_policy
+
+    if format not in ("text", "json"):
+        _fail(f"--format: use text or json, not {format!r}", EXIT_USAGE)
+    with _errors():
+        pol = load_policy(policy)
+        s = _open(store)
+        try:
+            latest = s.latest_run()
+            current = s.findings(latest.id) if latest else []
+            out = suggest(
+                pol, decided_findings(s), s.decisions(), current, min_decided=min_decided
+            )
+            metrics = decision_metrics(s)
+        finally:
+            s.close()
+        if format == "json":
+            doc = {"suggestions": [x.to_dict() for x in out], "decisions": metrics}
+            print(json.dumps(doc, sort_keys=True, indent=2))
+            return
+        t = Table(title="decided findings by detector and policy")
+        for c in ("detector", "policy", "findings", "decided", "precision", "median h"):
+            t.add_column(c)
+        for m in metrics:
+            precision, hours = m["precision"], m["median_hours_to_decision"]
+            t.add_row(
+                m["detector"], m["policy"], str(m["findings"]), str(m["decided"]),
+                "-" if precision is None else f"{precision:.2f}",
+                "-" if hours is None else f"{hours:.1f}",
+            )  # fmt: skip
+        err.print(t)
+        if not out:
+            print("no changes suggested: too few decisions, or thresholds in line with them")
+            return
+        for x in out:
+            effect = (
+                "its effect needs a run with it"
+                if x.latest_removed is None
+                else f"leaves out {x.latest_removed} of {x.latest_findings} findings of the "
+                f"latest run ({x.latest_removed_confirmed} of them confirmed)"
+            )
+            print(f"{x.detector}.{x.parameter}: {x.current} -> {x.proposed}: {x.reason}; {effect}")
+        print("\n# to try them, save as a policy file and pass it with --policy:")
+        print(as_policy_yaml(out), end="")
 
 
 def _export(

@@ -79,6 +79,8 @@ class Finding:
     case_id: str = ""
     #: The finding of the previous run this one continues ("" when new).
     previous_id: str = ""
+    #: What it costs the marketplace (``ringscope.algorithms.impact``; empty before).
+    impact: dict[str, float] = field(default_factory=dict)
 
     @staticmethod
     def build(
@@ -136,6 +138,7 @@ class Finding:
             status=d.get("status", ""),
             case_id=d.get("case_id", ""),
             previous_id=d.get("previous_id", ""),
+            impact=dict(d.get("impact") or {}),
         )
 
 

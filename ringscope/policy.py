@@ -13,7 +13,7 @@ import inspect
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +35,14 @@ class QueuePolicy(BaseModel):
     merge_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
     merge_containment: float = Field(default=0.8, ge=0.0, le=1.0)
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: How the app orders the queue unless asked otherwise: score, impact or priority.
+    order: Literal["score", "impact", "priority"] = "score"
+    #: Weight of the impact index in the priority (the score has the rest).
+    impact_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: A finding like one an investigator dismissed is raised again only when it
+    #: gained at least this share of new members (or its score rose by ``rescore``).
+    dismissed_regrowth: float = Field(default=0.2, ge=0.0)
+    dismissed_rescore: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
 class Policy(BaseModel):
@@ -60,6 +68,8 @@ def _parse(text: str, name: str) -> dict[str, Any]:
         raise ConfigError(
             f"policy {name}: not valid {'TOML' if name.endswith('.toml') else 'YAML'}: {e}"
         ) from e
+    except RecursionError as e:
+        raise ConfigError(f"policy {name}: nested too deeply") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -114,6 +124,8 @@ def load_policy(path: str | Path | None) -> Policy:
         text = p.read_text("utf-8")
     except OSError as e:
         raise ConfigError(f"policy {p}: cannot read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"policy {p}: not UTF-8 text (byte {e.start})") from e
     data = _parse(text, str(p))
     merged = base.model_dump()
     for key, value in data.items():

@@ -45,6 +45,10 @@ queue:
   merge_overlap: 0.5      # findings of different detectors sharing >= this Jaccard of members merge
   merge_containment: 0.8  # ... or when this share of the smaller one lies inside the bigger one
   min_score: 0.0          # findings scoring below this are left out of the queue
+  order: score            # the app's default order: score, impact (money at risk) or priority
+  impact_weight: 0.5      # priority = (1 - impact_weight) * score + impact_weight * impact index
+  dismissed_regrowth: 0.2 # a dismissed network is raised again only when it gains this share
+  dismissed_rescore: 0.1  # ... of new members, or its score rises by this much
 
 detectors:
 """

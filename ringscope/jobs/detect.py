@@ -10,6 +10,7 @@ The run is written atomically (``complete_run``): an interrupted run stays
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -19,10 +20,12 @@ from typing import Any
 
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
+from ringscope.algorithms.impact import add_impact
 from ringscope.algorithms.queue import build_queue
 from ringscope.contract import LOAD_ORDER
 from ringscope.graphs.store import GraphStore
 from ringscope.jobs.diff import diff_findings, summarise
+from ringscope.jobs.feedback import decision_labels, suppressed, with_decision_labels
 from ringscope.model import Finding, Run
 from ringscope.policy import Policy, default_policy
 
@@ -74,12 +77,15 @@ def detect_tables(
     if progress:
         progress("queue", len(enabled), len(enabled))
     q = policy.queue
+    t0 = time.perf_counter()
     queue = build_queue(
         found,
         merge_overlap=q.merge_overlap,
         merge_containment=q.merge_containment,
         min_score=q.min_score,
     )
+    queue = add_impact(queue, tables)
+    timings["queue and impact"] = time.perf_counter() - t0
     return queue, timings
 
 
@@ -123,11 +129,22 @@ def run_detection(
             progress("read tables", 0, 1)
         t0 = time.perf_counter()
         tables = read_tables(store, policy.window_days)
+        decisions = store.decisions()
+        learned = decision_labels(decisions, previous_findings)
+        tables = dataclasses.replace(tables, labels=with_decision_labels(tables.labels, learned))
         read_s = time.perf_counter() - t0
         findings, timings = detect_tables(tables, policy, progress=progress)
         timings = {"read tables": read_s, **timings}
         findings, changes = diff_findings(previous_findings, findings)
         raised = _raised_again(store, findings)
+        held_back = suppressed(
+            findings,
+            decisions,
+            previous_findings,
+            (previous.summary.get("suppressed") or {}) if previous else {},
+            regrowth=policy.queue.dismissed_regrowth,
+            rescore=policy.queue.dismissed_rescore,
+        )
         by_kind: dict[str, int] = {}
         for f in findings:
             by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
@@ -141,6 +158,8 @@ def run_detection(
             "changes": summarise(changes),
             "dissolved": [c.previous_id for c in changes if c.status == "dissolved"],
             "raised_again": raised,
+            "suppressed": {fid: b.to_dict() for fid, b in sorted(held_back.items())},
+            "labels_from_decisions": int(learned["subject_id"].nunique()),
         }
         store.complete_run(run.id, findings, summary)
     except BaseException as e:
