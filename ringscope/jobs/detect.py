@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
+from ringscope.algorithms.health import ecosystem_health, first_activity
 from ringscope.algorithms.impact import add_impact
 from ringscope.algorithms.queue import build_queue
 from ringscope.contract import LOAD_ORDER
@@ -87,6 +89,22 @@ def detect_tables(
     queue = add_impact(queue, tables)
     timings["queue and impact"] = time.perf_counter() - t0
     return queue, timings
+
+
+def _health(tables: MarketTables, findings: list[Finding], previous: Run | None) -> dict[str, Any]:
+    """The run's ecosystem health (``ringscope.algorithms.health``), with the hours
+    from each new finding's first activity to the latest activity the run saw."""
+    before = (previous.summary.get("health") or None) if previous else None
+    health = ecosystem_health(tables, findings, before)
+    ref = tables.reference_time()
+    first = first_activity(tables, [f for f in findings if f.status == "new"])
+    hours = sorted(max(0.0, (ref - t).total_seconds() / 3600) for t in first.values())
+    health["hours_to_detection"] = {
+        "new_findings": len(hours),
+        "median": round(statistics.median(hours), 2) if hours else None,
+        "p90": round(hours[min(len(hours) - 1, int(0.9 * len(hours)))], 2) if hours else None,
+    }
+    return health
 
 
 def _raised_again(store: GraphStore, findings: list[Finding]) -> list[str]:
@@ -160,6 +178,7 @@ def run_detection(
             "raised_again": raised,
             "suppressed": {fid: b.to_dict() for fid, b in sorted(held_back.items())},
             "labels_from_decisions": int(learned["subject_id"].nunique()),
+            "health": _health(tables, findings, previous),
         }
         store.complete_run(run.id, findings, summary)
     except BaseException as e:
