@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-quick lint browser bench bench-neo4j neo4j clean
+.PHONY: setup run test test-quick lint browser bench bench-neo4j bench-fraudar neo4j clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ bench: setup
 
 bench-neo4j: setup
 	$(BIN)/python benchmarks/neo4j_load.py $(ARGS)
+
+# ringscope's FRAUDAR beside UGFraud's, in a separate virtualenv so UGFraud never enters $(VENV).
+CMP_VENV := .venv-compare
+$(CMP_VENV)/.installed: pyproject.toml benchmarks/requirements-compare.txt
+	@test -x $(CMP_VENV)/bin/python || $(PYTHON) -m venv $(CMP_VENV)
+	$(CMP_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CMP_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-compare.txt
+	@touch $@
+
+bench-fraudar: $(CMP_VENV)/.installed
+	$(CMP_VENV)/bin/python benchmarks/fraudar_compare.py $(ARGS)
 
 # A local Neo4j 5.26 Community from Maven Central jars (Java 17 + Maven); Ctrl-C stops it.
 neo4j: setup
