@@ -130,3 +130,18 @@ def test_incremental_export_loads_only_new_rows(market: Path, tmp_path: Path) ->
     assert loads[-1].tables["engagements"].duplicates == len(ev) * 2 // 3
     assert second["rows_loaded"] == len(ev) - len(ev) * 2 // 3
     assert first["run_id"] != second["run_id"]
+
+
+def test_an_unknown_store_uri_is_refused_before_any_lock_file_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ringscope.errors import ConfigError
+    from ringscope.jobs.lock import job_lock
+
+    monkeypatch.chdir(tmp_path)
+    with (
+        pytest.raises(ConfigError, match="unknown store URI"),
+        job_lock("http://evil.example/x", tmp_path / "var"),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []

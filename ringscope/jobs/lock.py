@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ringscope.errors import ConcurrentRunError, StoreError
-from ringscope.graphs import NEO4J_SCHEMES
+from ringscope.graphs import NEO4J_SCHEMES, check_store_uri
 
 #: Seconds a store lease lasts without renewal.
 LEASE_TTL_S = 120.0
@@ -84,7 +84,7 @@ class HeldLock:
 @contextlib.contextmanager
 def job_lock(store_uri: str, work_dir: str | Path) -> Iterator[HeldLock]:
     """Hold the store's job lock file, or raise :class:`ConcurrentRunError` at once."""
-    path = lock_path(store_uri, work_dir)
+    path = lock_path(check_store_uri(store_uri), work_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
