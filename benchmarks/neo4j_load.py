@@ -12,7 +12,9 @@ constraint, measured on the same server just before the load, and the load avera
 (``uptime``) before and after. Compare loads by their ratio to that row. ``--plans``
 prints the plan operators of every load statement (flagging Eager, label scans and
 cartesian products), and the seconds and rows spent per statement are printed after
-the table.
+the table. With the local server, the table also gives the CPU seconds the load cost
+the server's JVM and this process (side file included), and relationships per CPU
+second: figures that, unlike the wall time, hardly depend on what else runs.
 
     .venv/bin/python benchmarks/neo4j_load.py [--events 1000000] [--uri bolt://...]
 """
@@ -50,13 +52,36 @@ SUSPECT = (
 )
 
 
-def _load(store: GraphStore, data: Path, work: Path, batch_rows: int) -> tuple[float, int, int]:
+#: One result row: name, seconds, rows, relationships, server CPU s, client CPU s.
+Result = tuple[str, float, int, int, float | None, float | None]
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``; ``None``
+    elsewhere or without a pid). On a busy machine the wall time of a load says little;
+    the CPU seconds of the server and of the client are what the load costs."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(
+    name: str, store: GraphStore, data: Path, work: Path, batch_rows: int, server: int | None
+) -> Result:
+    server_cpu, client_cpu = cpu_seconds(server), time.process_time()
     started = time.perf_counter()
     report = load_export(store, data, rejects_dir=work / "rejects", batch_rows=batch_rows)
     elapsed = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu
+    after = cpu_seconds(server)
+    server_cpu = after - server_cpu if after is not None and server_cpu is not None else None
     rows = sum(t.loaded for t in report.tables.values())
     graph = store.graph_counts()
-    return elapsed, rows, sum(graph[t] for t in REL_TYPES)
+    return name, elapsed, rows, sum(graph[t] for t in REL_TYPES), server_cpu, client_cpu
 
 
 def _load_average() -> str:
@@ -91,12 +116,16 @@ def bare_unwind(driver: neo4j.Driver, database: str) -> float:
 def load_statements() -> dict[str, str]:
     """Every statement ``Neo4jStore.write_batch`` may run, by name."""
     out = {
-        "accounts": cypher.MERGE_ACCOUNTS,
-        "streams": cypher.MERGE_STREAMS,
-        "products": cypher.MERGE_PRODUCTS,
-        "orders": cypher.MERGE_ORDERS,
-        "role Creator": cypher.set_role_label("Creator"),
-        **{f"identifiers {k}": s for k, s in cypher.MERGE_IDENTIFIERS.items()},
+        "accounts (MERGE)": cypher.merge_accounts(("Creator", "Buyer")),
+        "accounts (CREATE)": cypher.create_accounts(("Creator", "Buyer")),
+        "streams (MERGE)": cypher.MERGE_STREAMS,
+        "streams (CREATE)": cypher.CREATE_STREAMS,
+        "products (MERGE)": cypher.MERGE_PRODUCTS,
+        "products (CREATE)": cypher.CREATE_PRODUCTS,
+        "orders (MERGE)": cypher.MERGE_ORDERS,
+        "orders (CREATE)": cypher.CREATE_ORDERS,
+        **{f"identifiers {k} (MERGE)": s for k, s in cypher.MERGE_IDENTIFIERS.items()},
+        **{f"identifiers {k} (CREATE)": s for k, s in cypher.CREATE_IDENTIFIERS.items()},
     }
     for rel, (merge, create) in cypher.REL_STATEMENTS.items():
         out[f"{rel} (MERGE)"] = merge
@@ -157,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         generate(data, events=args.events, seed=args.seed)
         print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f} s ({data})")
 
-    results: list[tuple[str, float, int, int]] = []
+    results: list[Result] = []
     print(f"load average before: {_load_average()}", flush=True)
     if not args.skip_embedded:
         embedded = EmbeddedStore(work / "embedded.duckdb")
         try:
-            results.append(("embedded", *_load(embedded, data, work, args.batch_rows)))
+            results.append(_load("embedded", embedded, data, work, args.batch_rows, None))
         finally:
             embedded.close()
 
@@ -202,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                         flag = f"  <-- {', '.join(bad)}" if bad else ""
                         print(f"plan {name:<22} {' < '.join(ops)}{flag}")
                 baseline = bare_unwind(driver, database)
-            results.append(("bare-unwind", baseline, BASELINE_NODES, 0))
-            results.append(("neo4j", *_load(store, data, work, args.batch_rows)))
+            results.append(("bare-unwind", baseline, BASELINE_NODES, 0, None, None))
+            server = local.process.pid if local is not None else None
+            results.append(_load("neo4j", store, data, work, args.batch_rows, server))
             stats = dict(store.load_stats)
             with neo4j.GraphDatabase.driver(uri, auth=auth) as driver:
                 warm = bare_unwind(driver, database)  # the same, on the warmed-up server
-            results.append(("bare-unwind*", warm, BASELINE_NODES, 0))
+            results.append(("bare-unwind*", warm, BASELINE_NODES, 0, None, None))
         finally:
             store.close()
     finally:
@@ -215,12 +245,24 @@ def main(argv: list[str] | None = None) -> int:
             local.stop()
     print(f"load average after: {_load_average()}")
 
-    print(f"\n{'store':<12} {'seconds':>9} {'rows':>11} {'rows/s':>10} {'rels':>10} {'rels/s':>10}")
-    for name, seconds, rows, rels in results:
+    print(
+        f"\n{'store':<12} {'seconds':>9} {'rows':>11} {'rows/s':>10} {'rels':>10} {'rels/s':>10}"
+        f" {'server cpu':>10} {'client cpu':>10} {'rels/cpu-s':>10}"
+    )
+    for name, seconds, rows, rels, server_cpu, client_cpu in results:
         rels_s = f"{rels / seconds:>10,.0f}" if rels else f"{'-':>10}"
+        cpu = [f"{c:>10.1f}" if c is not None else f"{'-':>10}" for c in (server_cpu, client_cpu)]
+        total_cpu = (server_cpu or 0.0) + (client_cpu or 0.0)
+        per_cpu = f"{rels / total_cpu:>10,.0f}" if rels and total_cpu else f"{'-':>10}"
         print(
             f"{name:<12} {seconds:>9.1f} {rows:>11,} {rows / seconds:>10,.0f} {rels:>10,} {rels_s}"
+            f" {cpu[0]} {cpu[1]} {per_cpu}"
         )
+    print(
+        "(server cpu: CPU seconds of the local Neo4j's JVM during the load; client cpu: of this"
+        " process, side file and DuckDB included; rels/cpu-s: relationships per CPU second of"
+        " both, what the load costs whatever else runs on the machine)"
+    )
     print(
         "(bare-unwind: one bare UNWIND ... MERGE of nodes, before the load and after it (*),"
         " on a warm server; its rows/s are nodes/s)"

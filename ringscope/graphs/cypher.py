@@ -10,7 +10,8 @@ Conventions of the stored graph:
 
 - every node of the model has a unique ``id`` (its platform id; an Identifier's
   is ``"<kind>:<value>"``);
-- elements carry ``_load_id``, the load that created them (for rollbacks);
+- nodes, and relationships of :data:`LOAD_ID_RELS`, carry ``_load_id``, the load
+  that created them (for rollbacks);
 - relationships that windows look at carry ``_t0`` and ``_t1``: the start and end
   of their interval in microseconds since the epoch (``_t1`` absent means "still
   open"; a point in time has ``_t0 = _t1``; no ``_t0`` means "always kept").
@@ -100,32 +101,53 @@ ENGAGED_PROPS: tuple[str, ...] = (
     "last_ts",
 )
 
-# Every load statement is one ``UNWIND $rows`` over one label or one relationship
-# type: nodes are merged by id (a unique-index seek), relationships matched on both
-# ends by id. Nodes use MERGE and absolute values, so that writing a batch again
-# (after a failure between the two commits) changes nothing; relationships whose
-# table row the side file has just proved new are CREATEd when the store knows no
-# earlier write of the table can have reached Neo4j alone (see
-# ``Neo4jStore.write_batch``), MERGEd otherwise. ``$load_id`` marks what a load created.
+# Every load statement is one ``UNWIND $rows`` over one label (and, for accounts, one
+# combination of role labels) or one relationship type; relationships are matched on
+# both ends by id (unique-index seeks). Two versions of each: CREATE, for elements the
+# side file has just proved new (a row new to the table; a product, identifier or
+# SELLS pair no stored row had), used when the store knows that no earlier write of
+# the table can have reached Neo4j alone (see ``Neo4jStore.write_batch``); and MERGE
+# with absolute values otherwise, so that writing a lost batch again repairs it
+# exactly. ``$load_id`` marks what a load created.
 
-MERGE_ACCOUNTS = f"""
+
+def _map(names: Sequence[str], src: str = "row") -> str:
+    """``{id: row.id, a: row.a, ..., _load_id: $load_id}``: the properties of a created
+    node (a ``null`` value sets nothing)."""
+    return (
+        "{" + ", ".join([f"{n}: {src}.{n}" for n in ("id", *names)] + ["_load_id: $load_id"]) + "}"
+    )
+
+
+def _role_labels(labels: Sequence[str]) -> str:
+    """``:Creator:Buyer``: role labels, checked against the whitelist."""
+    unknown = [label for label in labels if label not in ROLE_LABELS.values()]
+    if unknown:
+        raise ValueError(f"unknown role labels {unknown}")
+    return "".join(f":{label}" for label in labels)
+
+
+def merge_accounts(labels: Sequence[str] = ()) -> str:
+    """Merge the accounts ``$rows`` by id, set their properties and the role ``labels``."""
+    extra = f", a{_role_labels(labels)}" if labels else ""
+    return f"""
 UNWIND $rows AS row
 MERGE (a:Account {{id: row.id}})
 ON CREATE SET a._load_id = $load_id
-SET {_set("a", ACCOUNT_PROPS)}
+SET {_set("a", ACCOUNT_PROPS)}{extra}
 """
 
 
-def set_role_label(label: str) -> str:
-    """Add a role label (``Creator``, ``Seller``, ``Buyer``) to the accounts ``$ids``."""
-    if label not in ROLE_LABELS.values():
-        raise ValueError(f"unknown role label {label!r}")
+def create_accounts(labels: Sequence[str] = ()) -> str:
+    """Create the accounts ``$rows`` with their properties and the role ``labels`` (the
+    accounts of one statement share their roles: one statement per role combination)."""
     return f"""
-UNWIND $rows AS id
-MATCH (a:Account {{id: id}})
-SET a:{label}
+UNWIND $rows AS row
+CREATE (:Account{_role_labels(labels)} {_map(ACCOUNT_PROPS)})
 """
 
+
+MERGE_ACCOUNTS = merge_accounts()
 
 MERGE_STREAMS = f"""
 UNWIND $rows AS row
@@ -134,10 +156,20 @@ ON CREATE SET s._load_id = $load_id
 SET {_set("s", STREAM_PROPS)}
 """
 
+CREATE_STREAMS = f"""
+UNWIND $rows AS row
+CREATE (:Stream {_map(STREAM_PROPS)})
+"""
+
 MERGE_PRODUCTS = """
 UNWIND $rows AS id
 MERGE (p:Product {id: id})
 ON CREATE SET p._load_id = $load_id, p.product_id = id
+"""
+
+CREATE_PRODUCTS = """
+UNWIND $rows AS id
+CREATE (:Product {id: id, product_id: id, _load_id: $load_id})
 """
 
 MERGE_ORDERS = f"""
@@ -145,6 +177,11 @@ UNWIND $rows AS row
 MERGE (o:Order {{id: row.id}})
 ON CREATE SET o._load_id = $load_id
 SET {_set("o", ORDER_PROPS)}
+"""
+
+CREATE_ORDERS = f"""
+UNWIND $rows AS row
+CREATE (:Order {_map(ORDER_PROPS)})
 """
 
 MERGE_IDENTIFIERS: dict[str, str] = {
@@ -157,12 +194,28 @@ SET i:{label}
     for kind, label in IDENTIFIER_LABELS.items()
 }
 
+CREATE_IDENTIFIERS: dict[str, str] = {
+    kind: f"""
+UNWIND $rows AS row
+CREATE (:Identifier:{label} {_map(("kind", "value"))})
+"""
+    for kind, label in IDENTIFIER_LABELS.items()
+}
+
+
+#: Relationship types whose rollback looks them up by ``_load_id`` (the others go with
+#: the node a load created: HOSTED with its Stream; PLACED, FOR, ATTRIBUTED_TO and
+#: IN_STREAM with their Order; ENGAGED is recomputed from the side file), so only
+#: these carry it: every property costs the load time in the statement and the commit.
+LOAD_ID_RELS: tuple[str, ...] = ("AFFILIATE_OF", "FOLLOWS", "USES", "SELLS")
+
 
 def _rel(
     rel: str, a: tuple[str, str], b: tuple[str, str], props: Sequence[str], *, create: bool
 ) -> str:
     """``UNWIND $rows``: match both ends by id, then CREATE or MERGE the relationship
-    and set ``props`` (names of ``row`` fields) and ``_load_id`` (on create)."""
+    and set ``props`` (names of ``row`` fields) and, for :data:`LOAD_ID_RELS`,
+    ``_load_id`` (on create)."""
     (a_label, a_key), (b_label, b_key) = a, b
     head = f"""
 UNWIND $rows AS row
@@ -170,10 +223,13 @@ MATCH (a:{a_label} {{id: row.{a_key}}})
 MATCH (b:{b_label} {{id: row.{b_key}}})
 """
     sets = _set("r", props)
+    load_id = rel in LOAD_ID_RELS
     if create:
-        body = f"CREATE (a)-[r:{rel}]->(b)\nSET r._load_id = $load_id"
-        return head + body + (f", {sets}" if sets else "") + "\n"
-    body = f"MERGE (a)-[r:{rel}]->(b)\nON CREATE SET r._load_id = $load_id\n"
+        items = ", ".join((["r._load_id = $load_id"] if load_id else []) + ([sets] if sets else []))
+        return head + f"CREATE (a)-[r:{rel}]->(b)\n" + (f"SET {items}\n" if items else "")
+    body = f"MERGE (a)-[r:{rel}]->(b)\n"
+    if load_id:
+        body += "ON CREATE SET r._load_id = $load_id\n"
     return head + body + (f"SET {sets}\n" if sets else "")
 
 

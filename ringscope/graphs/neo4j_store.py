@@ -19,21 +19,24 @@ Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
 2. the graph elements of the new rows are written to Neo4j in **one** Neo4j
    transaction (``session.execute_write``, transient errors retried), as
    ``UNWIND`` statements of :attr:`Neo4jStore.batch_size` rows each, one per label
-   and per relationship type, together with a ``_PendingBatch`` marker node;
-   ENGAGED relationships are *set* to the aggregate of every stored event of the
-   pair, computed by DuckDB inside the open transaction;
+   (accounts: per combination of role labels, set as the node is created) and per
+   relationship type, together with a ``_PendingBatch`` marker node; ENGAGED
+   relationships are *set* to the aggregate of every stored event of the pair,
+   computed by DuckDB inside the open transaction;
 3. the DuckDB transaction commits; then the marker is deleted.
 
 A failure in 1 or 2 rolls both back: nothing of the batch is written anywhere.
 The only window is a failure of the DuckDB commit after the Neo4j commit (disk
 full, process killed between the two): Neo4j then holds elements of rows the
-table side does not, and the batch's marker stays. Nodes are always merged by id
-with absolute property values. Relationships that a new row alone implies (all
-but SELLS, and ENGAGED of pairs that already had events) are *created* without a
-check, since the table side proved their row new, but only while no marker of the
-table is left: with one, every relationship is merged, so writing the lost batch
-again, which the table side sees as new, repairs it exactly. Those elements carry
-the batch's ``_load_id``, so :meth:`Neo4jStore.rollback_load` removes them too (and
+table side does not, and the batch's marker stays. Every element the table side
+proves new is *created* without a check in Neo4j: the nodes and relationships a new
+row alone implies, the products, identifiers and SELLS pairs no earlier stored row
+has (those that one has are not written at all), ENGAGED of pairs with no earlier
+event; but only while no marker of the table is left: with one, every node and
+relationship is merged by id with absolute values, so writing the lost batch again,
+which the table side sees as new, repairs it exactly. Those elements carry the
+batch's ``_load_id`` (nodes, and the relationship types rollbacks look up, see
+``cypher.LOAD_ID_RELS``), so :meth:`Neo4jStore.rollback_load` removes them too (and
 the load's markers of that table, which lets the table use creates again).
 
 Batch size: each loader batch (200,000 rows by default) is one Neo4j transaction,
@@ -42,6 +45,17 @@ so the server needs transaction memory in proportion (``dbms.memory.transaction.
 ``neo4j_local.BENCH_CONF``) the transaction state lives off the heap and a 2 GB heap
 loads the 200,000-row batches of ``benchmarks/neo4j_load.py``. Inside the
 transaction, statements carry :data:`DEFAULT_BATCH_SIZE` rows (see its comment).
+Splitting a batch into smaller transactions was measured and does not pay: 300,000
+relationships cost the server as much CPU or more in 20,000-row transactions as in
+one (see the Neo4j section of ``benchmarks/README.md``).
+
+Speed: on 1M events (1.6M relationships), 2 shared cores, the load costs ~267 CPU
+seconds of the Neo4j server and ~35 of the client, ~5,300 relationships per CPU
+second (the version that merged every node and set role labels in extra passes:
+~4,900); a busy machine gave 2,300-2,400 relationships/s of wall time, a quiet one
+~4,100 before these changes. The server's own cost per relationship (40-110 µs of
+CPU with nothing else in the statement) bounds a Cypher load on these machines well
+below the 50,000 relationships/s the embedded store exceeds.
 """
 
 from __future__ import annotations
@@ -106,8 +120,9 @@ from ringscope.settings import Settings
 #: is one transaction either way, so this only sets how many round trips and how large
 #: a parameter list each statement has: 20,000 (the top of the 5k-20k range usually
 #: advised) keeps a 200,000-row batch to ~10 statements per label or type with a few
-#: MB of parameters; in ``benchmarks/neo4j_load.py`` the statements' own time is well
-#: under half of the load, the commit of the large transaction the largest single part.
+#: MB of parameters. Measured: 5,000-row statements cost the server the same CPU as
+#: 20,000-row ones; in ``benchmarks/neo4j_load.py`` the commits are ~40% of the
+#: Neo4j time, the relationship statements (ENGAGED, USES, FOLLOWS) most of the rest.
 DEFAULT_BATCH_SIZE: Final = 20_000
 #: Elements removed per transaction by rollbacks and wipes.
 DELETE_CHUNK: Final = 20_000
@@ -218,6 +233,10 @@ class Neo4jStore:
         The DuckDB side file that keeps every table's rows (created when missing).
     batch_size
         Rows per ``UNWIND`` statement inside a batch's transaction.
+    max_retry_time
+        Seconds the driver keeps retrying a transaction that failed on a transient
+        error or a lost connection before the store gives up with a ``StoreError``
+        (the driver's ``max_transaction_retry_time``; default its 30 s).
 
     Raises
     ------
@@ -236,6 +255,7 @@ class Neo4jStore:
         database: str = "neo4j",
         columnar_path: str | pathlib.Path = "ringscope-events.duckdb",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_retry_time: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -248,7 +268,10 @@ class Neo4jStore:
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         try:
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth)
+            retry: dict[str, Any] = (
+                {} if max_retry_time is None else {"max_transaction_retry_time": max_retry_time}
+            )
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, **retry)
             self._driver.verify_connectivity()
         except (Neo4jError, ServiceUnavailable, SessionExpired, ValueError, OSError) as e:
             raise StoreError(f"cannot connect to Neo4j at {uri}: {e}") from e
@@ -335,7 +358,9 @@ class Neo4jStore:
         """Translate driver errors into ``StoreError``."""
         try:
             yield
-        except (Neo4jError, ServiceUnavailable, SessionExpired) as e:
+        except (ServiceUnavailable, SessionExpired) as e:
+            raise StoreError(f"{what}: Neo4j at {self.uri} is unreachable: {e}") from e
+        except Neo4jError as e:
             raise StoreError(f"{what}: {e}") from e
 
     def _query(self, statement: str, **params: Any) -> list[neo4j.Record]:
@@ -507,10 +532,13 @@ class Neo4jStore:
     ) -> list[tuple[str, list[Any]]]:
         """The Cypher statements (with their rows) that put ``new`` rows into the graph.
 
-        One statement per label and per relationship type, properties named one by
-        one. With ``create``, relationships that a new table row alone implies are
-        CREATEd (the side file proved the row new, so they cannot exist yet);
-        SELLS and ENGAGED, which other rows may already have made, are always MERGEd.
+        One statement per label (accounts: per combination of role labels) and per
+        relationship type, properties named one by one. With ``create``, every element
+        the side file proves new is CREATEd: the nodes and relationships a new table
+        row alone implies, the products, identifiers and SELLS pairs no earlier stored
+        row has (those that one has are left alone), and ENGAGED of pairs whose every
+        stored event is in the batch; ENGAGED of other pairs is MERGEd (set to the new
+        aggregate). Without ``create``, everything is MERGEd.
         """
         table = spec.name
         rel = cypher.REL_STATEMENTS
@@ -527,11 +555,13 @@ class Neo4jStore:
             rows = _records(cols, names)
             for row in rows:
                 row["id"] = row["account_id"]
-            out = [(cypher.MERGE_ACCOUNTS, rows)]
-            for role, label in cypher.ROLE_LABELS.items():
-                ids = [r["id"] for r in rows if role in (r["roles"] or "").split("|")]
-                out.append((cypher.set_role_label(label), ids))
-            return out
+            by_labels: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                roles = (row["roles"] or "").split("|")
+                labels = tuple(label for r, label in cypher.ROLE_LABELS.items() if r in roles)
+                by_labels.setdefault(labels, []).append(row)
+            build = cypher.create_accounts if create else cypher.merge_accounts
+            return [(build(labels), group) for labels, group in sorted(by_labels.items())]
         if table == "streams":
             names = cypher.STREAM_PROPS
             t0, t1 = _micros(new["started_at"]), _micros(new["ended_at"])
@@ -539,7 +569,8 @@ class Neo4jStore:
             for i, row in enumerate(rows):
                 row["id"] = row["stream_id"]
                 row["_t0"], row["_t1"] = t0[i], t1[i]
-            return [(cypher.MERGE_STREAMS, rows), (rel["HOSTED"][pick], rows)]
+            nodes_statement = cypher.CREATE_STREAMS if create else cypher.MERGE_STREAMS
+            return [(nodes_statement, rows), (rel["HOSTED"][pick], rows)]
         if table == "affiliations":
             t0 = _micros(new["since"])
             rows = _records(cols, ("creator_id", "seller_id", "commission_rate", "since"))
@@ -562,14 +593,18 @@ class Neo4jStore:
             for i, row in enumerate(rows):
                 row["id"] = row["order_id"]
                 row["_t0"] = row["_t1"] = t0[i]
-            products = list(dict.fromkeys(r["product_id"] for r in rows))
-            sells = list(dict.fromkeys((r["seller_id"], r["product_id"]) for r in rows).keys())
+            if create:
+                products = [p for (p,) in self._new_values(con, spec, ("product_id",))]
+                sells = self._new_values(con, spec, ("seller_id", "product_id"))
+            else:
+                products = list(dict.fromkeys(r["product_id"] for r in rows))
+                sells = list(dict.fromkeys((r["seller_id"], r["product_id"]) for r in rows))
             return [
-                (cypher.MERGE_PRODUCTS, products),
-                (cypher.MERGE_ORDERS, rows),
+                (cypher.CREATE_PRODUCTS if create else cypher.MERGE_PRODUCTS, products),
+                (cypher.CREATE_ORDERS if create else cypher.MERGE_ORDERS, rows),
                 (rel["PLACED"][pick], rows),
                 (rel["FOR"][pick], rows),
-                (rel["SELLS"][0], [{"seller_id": a, "product_id": b} for a, b in sells]),
+                (rel["SELLS"][pick], [{"seller_id": a, "product_id": b} for a, b in sells]),
                 (rel["ATTRIBUTED_TO"][pick], [r for r in rows if r["creator_id"] is not None]),
                 (rel["IN_STREAM"][pick], [r for r in rows if r["stream_id"] is not None]),
             ]
@@ -598,16 +633,36 @@ class Neo4jStore:
             ]
             nodes: dict[str, list[dict[str, Any]]] = {}
             seen: set[str] = set()
+            if create:  # identifiers of earlier rows are in the graph already: skip them
+                fresh = {f"{k}:{v}" for k, v in self._new_values(con, spec, ("kind", "value"))}
+                seen = {row["id"] for row in rows if row["id"] not in fresh}
             for row, value in zip(rows, cols["value"], strict=True):
                 if row["id"] not in seen:
                     seen.add(row["id"])
                     nodes.setdefault(row["kind"], []).append(
                         {"id": row["id"], "kind": row["kind"], "value": value}
                     )
-            out = [(cypher.MERGE_IDENTIFIERS[kind], nodes[kind]) for kind in sorted(nodes)]
+            node_statements = cypher.CREATE_IDENTIFIERS if create else cypher.MERGE_IDENTIFIERS
+            out = [(node_statements[kind], nodes[kind]) for kind in sorted(nodes)]
             out.append((rel["USES"][pick], rows))
             return out
         return []  # labels: table side only
+
+    @staticmethod
+    def _new_values(
+        con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """Distinct values of ``columns`` among the batch's new rows (``_rs_new``, already
+        inserted) that no other stored row of the table has, sorted: the nodes (or
+        SELLS pairs) this batch is the first to imply."""
+        cols = ", ".join(_q(c) for c in columns)
+        keys = ", ".join(_q(k) for k in spec.key)
+        sql = (
+            f"SELECT DISTINCT {cols} FROM _rs_new EXCEPT "
+            f"SELECT {cols} FROM main.{_q(spec.name)} t ANTI JOIN _rs_new n USING ({keys}) "
+            f"ORDER BY {cols}"
+        )
+        return [tuple(r) for r in con.execute(sql).fetchall()]
 
     def _engaged_rows(
         self, con: duckdb.DuckDBPyConnection, pairs: str, *, split: bool = False

@@ -181,6 +181,22 @@ def test_decisions(store: GraphStore) -> None:
     assert store.decisions("none") == []
 
 
+def test_small_batches_build_the_same_graph(
+    store: GraphStore, reference: GraphStore, tmp_path: Path
+) -> None:
+    """Batches of a few rows: later batches reuse products, identifiers, SELLS pairs and
+    (account, stream) pairs that earlier ones created, and the graph must come out as
+    from one load in large batches."""
+    report = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r", batch_rows=7)
+    assert report.rejected == 0 and not report.failed
+    assert store.counts() == reference.counts()
+    assert store.graph_counts() == reference.graph_counts()
+    seeds = [NodeRef("Account", a) for a in store.table("accounts")["account_id"][:5]]
+    assert store.neighbourhood(seeds, hops=2, limit=500) == reference.neighbourhood(
+        seeds, hops=2, limit=500
+    )
+
+
 # --------------------------------------------------------------------------- Neo4j only
 
 
@@ -224,3 +240,80 @@ def test_neo4j_batch_aborted_midway_leaves_nothing(neo4j_store: GraphStore, neo4
     finally:
         with neo4j.GraphDatabase.driver(neo4j_uri, auth=auth) as d:
             d.execute_query("DROP CONSTRAINT device_id_test IF EXISTS", database_=store.database)
+
+
+def _neo4j_auth() -> tuple[str, str] | None:
+    import os
+
+    password = os.environ.get("NEO4J_PASSWORD")
+    return (os.environ.get("NEO4J_USER", "neo4j"), password) if password else None
+
+
+@pytest.mark.neo4j
+def test_neo4j_role_labels_set_at_creation(neo4j_store: GraphStore, neo4j_uri: str) -> None:
+    import neo4j
+
+    from ringscope.graphs import cypher
+
+    store = neo4j_store
+    rows = (("c1", "creator"), ("s1", "seller|buyer"), ("b1", "buyer"), ("x1", "creator|seller"))
+    store.write_batch("accounts", _accounts(*rows), "L1")
+    with neo4j.GraphDatabase.driver(neo4j_uri, auth=_neo4j_auth()) as d:
+        records, _, _ = d.execute_query(
+            "MATCH (a:Account) RETURN a.id AS id, labels(a) AS labels", database_="neo4j"
+        )
+    got = {r["id"]: sorted(r["labels"]) for r in records}
+    assert got == {
+        "c1": ["Account", "Creator"],
+        "s1": ["Account", "Buyer", "Seller"],
+        "b1": ["Account", "Buyer"],
+        "x1": ["Account", "Creator", "Seller"],
+    }
+    with pytest.raises(ValueError):
+        cypher.create_accounts(("Admin",))
+
+
+@pytest.mark.neo4j
+def test_neo4j_batch_lost_by_the_side_file_is_repaired(
+    neo4j_store: GraphStore, neo4j_uri: str, tmp_path: Path
+) -> None:
+    """Batches whose graph committed while their side-file rows did not (process killed
+    between the two commits) leave pending markers. While one is left, writing the rows
+    again merges instead of creating, so nothing is doubled; rolling the lost load back
+    removes its elements and markers, and the rows are then written with creates."""
+    import neo4j
+
+    from ringscope.graphs import cypher
+    from ringscope.graphs.neo4j_store import Neo4jStore
+
+    store = neo4j_store
+    assert isinstance(store, Neo4jStore)
+    lost = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r1").load_id
+    before = _snapshot(store)
+    orders, idents = store.table("orders"), store.table("identifiers")
+
+    def lose_rows() -> None:  # what the failure leaves: the graph, no rows, the markers
+        with store._columnar("lose rows") as con:
+            con.execute("DELETE FROM main.orders")
+            con.execute("DELETE FROM main.identifiers")
+
+    lose_rows()
+    with neo4j.GraphDatabase.driver(neo4j_uri, auth=_neo4j_auth()) as d:
+        for table in ("orders", "identifiers"):
+            d.execute_query(
+                cypher.MARK_PENDING, token=table, table=table, load_id=lost, database_="neo4j"
+            )
+    assert not store._creates_allowed("orders") and not store._creates_allowed("identifiers")
+    assert store.write_batch("orders", orders, "L2").inserted == len(orders)
+    assert store.write_batch("identifiers", idents, "L2").inserted == len(idents)
+    assert _snapshot(store) == before
+
+    lose_rows()
+    assert store.rollback_load(lost, "orders") == 0  # its rows are gone already
+    assert store.rollback_load(lost, "identifiers") == 0
+    graph = store.graph_counts()
+    assert graph["Order"] == graph["Product"] == graph["USES"] == graph["Identifier"] == 0
+    assert store._creates_allowed("orders") and store._creates_allowed("identifiers")
+    assert store.write_batch("orders", orders, "L3").inserted == len(orders)
+    assert store.write_batch("identifiers", idents, "L3").inserted == len(idents)
+    assert _snapshot(store) == before
