@@ -113,6 +113,11 @@ def _check_data_dir(data_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- rejects files
 
+#: Line end of rejects files (RFC 4180's). With it, Python's CSV writer quotes every
+#: value holding a carriage return or a line feed: with a bare ``\n`` it leaves a lone
+#: ``\r`` unquoted, and every CSV reader then ends the record there.
+_CSV_EOL = "\r\n"
+
 
 class _RejectsFile:
     """Appends the rejects of one table to a CSV file, opened on first use."""
@@ -136,8 +141,8 @@ class _RejectsFile:
         if self.handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = self.path.open("w", encoding="utf-8", newline="")
-            rejects.iloc[:0].to_csv(self.handle, index=False)
-        rejects.to_csv(self.handle, index=False, header=False)
+            rejects.iloc[:0].to_csv(self.handle, index=False, lineterminator=_CSV_EOL)
+        rejects.to_csv(self.handle, index=False, header=False, lineterminator=_CSV_EOL)
 
     @property
     def written(self) -> str | None:
@@ -311,9 +316,9 @@ def _load_table(
             report.error = str(exc)
             report.loaded = 0
             break
-        except StoreError:
-            _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
-            raise
+        except StoreError as exc:
+            undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise StoreError(_store_failed(spec.name, path, report.read, exc, undone)) from exc
     rejects.close()
     report.rejects_file = rejects.written
     return report
@@ -351,8 +356,9 @@ def _undo(
     *,
     keep_rejects: bool = False,
     quiet: bool = False,
-) -> None:
-    """Take back what this load wrote for the table, so the store is as it was."""
+) -> bool:
+    """Take back what this load wrote for the table, so the store is as it was.
+    ``False`` when the store failed to (only with ``quiet``)."""
     if entity is not None:
         known.forget_all(entity)
     if not keep_rejects:
@@ -362,6 +368,22 @@ def _undo(
     except StoreError:
         if not quiet:
             raise
+        return False
+    return True
+
+
+def _store_failed(table: str, path: Path, done: int, exc: StoreError, undone: bool) -> str:
+    """What a store failure in the middle of a table means for the user."""
+    kept = (
+        "what this load wrote of it was taken back"
+        if undone
+        else "the batches of it already written stay"
+    )
+    return (
+        f"the store failed while loading {table} from {path} (after {done:,} rows): {exc}. "
+        f"Tables loaded before it stay and {kept}; once the store is back, run the same "
+        "load again: rows already loaded are skipped, the rest are added."
+    )
 
 
 # --------------------------------------------------------------------------- the whole export

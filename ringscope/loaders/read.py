@@ -22,6 +22,7 @@ Memory stays bounded by the chunk size: CSV is streamed through
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -48,6 +49,25 @@ DEFAULT_BATCH_ROWS = 200_000
 
 _CSV_BLOCK_BYTES = 4 << 20
 _SHOW = 120
+
+#: Bytes of a CSV file's start looked at for its encoding and header row; a header
+#: row must end within them.
+HEADER_BYTES = 64 << 10
+#: Longest value the exact CSV reader takes (a longer one fails the file).
+MAX_FIELD_BYTES = 64 << 20
+#: A ``.csv.gz`` file may decompress to at most this many times its own size, once
+#: past :data:`BOMB_FLOOR_BYTES`: real exports compress 5 to 20 times, while a file
+#: of one repeated row (or one endless value) compresses a thousand times.
+MAX_EXPANSION = 200
+#: Decompressed bytes below which :data:`MAX_EXPANSION` is not applied.
+BOMB_FLOOR_BYTES = 32 << 20
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
 
 
 @dataclass(slots=True)
@@ -78,6 +98,59 @@ class RawChunk:
     def read(self) -> int:
         """Rows read, including those the reader rejected."""
         return self.data.num_rows + len(self.problems)
+
+
+class CompressionBomb(Exception):
+    """A compressed file expands past :data:`MAX_EXPANSION` times its size."""
+
+
+class _GuardedGzip(io.RawIOBase):
+    """A gzip file's decompressed bytes, refusing to expand past
+    :data:`MAX_EXPANSION` times the compressed bytes read so far."""
+
+    def __init__(self, path: Path) -> None:
+        self._raw = path.open("rb")
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="rb")
+        self._out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._gz.readinto(buffer)
+        self._out += n
+        if self._out > BOMB_FLOOR_BYTES and self._out > MAX_EXPANSION * max(self._raw.tell(), 1):
+            raise CompressionBomb(
+                f"decompresses to more than {MAX_EXPANSION} times its size "
+                f"({self._out >> 20} MiB from {max(self._raw.tell(), 1) >> 10} KiB read so far): "
+                "refused as a likely compression bomb"
+            )
+        return n
+
+    def close(self) -> None:
+        try:
+            self._gz.close()
+        finally:
+            self._raw.close()
+            super().close()
+
+
+def _open_binary(path: Path) -> io.BufferedReader:
+    """The file's bytes, decompressed (and guarded) for ``.gz`` files."""
+    if path.name.lower().endswith(".gz"):
+        return io.BufferedReader(_GuardedGzip(path), buffer_size=1 << 20)
+    return path.open("rb")
+
+
+@contextlib.contextmanager
+def _csv_source(path: Path) -> Iterator[str | io.BufferedReader]:
+    """What :func:`pyarrow.csv.open_csv` reads: the path of a plain file (read
+    natively), the guarded decompressed stream of a ``.gz`` file."""
+    if not path.name.lower().endswith(".gz"):
+        yield str(path)
+        return
+    with _open_binary(path) as stream:
+        yield stream
 
 
 class ExactReadNeeded(Exception):
@@ -156,6 +229,16 @@ def _missing_columns(file: str, spec: TableSpec, names: list[str]) -> None:
                 reason += f"; the header looks {sep!r}-separated, but files must be comma-separated"
                 break
     raise InputError(Problem(file, None, missing[0], reason))
+
+
+def _duplicate_columns(file: str, spec: TableSpec, names: list[str]) -> None:
+    """A contract column named twice: which of the two holds the values is unclear."""
+    for name in spec.names:
+        count = names.count(name)
+        if count > 1:
+            raise InputError(
+                Problem(file, None, name, f"appears {count} times in the header; keep one")
+            )
 
 
 def _log_extra(file: str, spec: TableSpec, names: list[str]) -> list[str]:
@@ -283,25 +366,87 @@ def _arrow_error(file: str, exc: Exception, what: str) -> InputError:
     return InputError(Problem(file, None, None, f"cannot read {what}: {text[:300]}"))
 
 
+def _sniff_csv(path: Path) -> None:
+    """Check the start of a CSV file: not empty, UTF-8, a header row of sane length."""
+    file = str(path)
+    try:
+        with _open_binary(path) as handle:
+            head = handle.read(HEADER_BYTES + 1)
+    except CompressionBomb as exc:
+        raise InputError(Problem(file, None, None, str(exc))) from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _arrow_error(file, exc, "CSV") from exc
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            raise InputError(
+                Problem(file, None, None, f"file is {name}-encoded; files must be UTF-8")
+            )
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    if not head.strip():
+        raise InputError(Problem(file, None, None, "file is empty (no header row)"))
+    end = min((i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0), default=-1)
+    if end < 0 and len(head) > HEADER_BYTES:
+        raise InputError(
+            Problem(
+                file, None, None, f"header row longer than {HEADER_BYTES >> 10} KiB (no line end)"
+            )
+        )
+    line = head if end < 0 else head[:end]
+    if b"\x00" in line:
+        raise InputError(
+            Problem(
+                file,
+                None,
+                None,
+                "header row holds NUL bytes: the file is binary or not UTF-8 "
+                "(UTF-16 without a byte order mark?); files must be UTF-8 text",
+            )
+        )
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            Problem(
+                file,
+                None,
+                None,
+                f"header row is not valid UTF-8 (byte {exc.start}): {line[:_SHOW]!r}; "
+                "files must be UTF-8",
+            )
+        ) from exc
+
+
 def _csv_header(path: Path) -> list[str]:
     file = str(path)
     if path.stat().st_size == 0:
         raise InputError(Problem(file, None, None, "file is empty (no header row)"))
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 16),
-            # Only the header matters here; bad records are found by the real read.
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
-            ),
-        )
-    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
-        if "Empty CSV file" in str(exc):
-            raise InputError(Problem(file, None, None, "file is empty (no header row)")) from exc
-        raise _arrow_error(file, exc, "CSV") from exc
-    names = list(reader.schema.names)
-    reader.close()
+    _sniff_csv(path)
+    with _csv_source(path) as source:
+        try:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(block_size=HEADER_BYTES * 2),
+                # Only the header matters here; bad records are found by the real read.
+                parse_options=pacsv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
+                ),
+            )
+        except CompressionBomb as exc:
+            raise InputError(Problem(file, None, None, str(exc))) from exc
+        except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
+            if "Empty CSV file" in str(exc):
+                raise InputError(
+                    Problem(file, None, None, "file is empty (no header row)")
+                ) from exc
+            if "straddl" in str(exc):  # a first record longer than the block
+                raise ExactReadNeeded(str(exc)) from exc
+            raise _arrow_error(file, exc, "CSV") from exc
+        try:
+            names = list(reader.schema.names)
+        except UnicodeDecodeError as exc:  # a quoted header spanning lines with bad bytes
+            raise InputError(Problem(file, None, None, "header row is not valid UTF-8")) from exc
+        finally:
+            reader.close()
     return names
 
 
@@ -310,6 +455,7 @@ def _csv_fast(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk
     raw_names = _csv_header(path)
     names = [n.strip() for n in raw_names]
     _missing_columns(file, spec, names)
+    _duplicate_columns(file, spec, names)
     _log_extra(file, spec, names)
     include = [raw for raw, name in zip(raw_names, names, strict=True) if name in spec.names]
     bad_row = False
@@ -320,31 +466,37 @@ def _csv_fast(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk
         return "error"
 
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=True),
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={raw: pa.binary() for raw in include},
-                include_columns=include,
-                strings_can_be_null=False,
-            ),
-        )
-        renames = [n.strip() for n in reader.schema.names]
-        batches = (b.rename_columns(renames) for b in reader)
-        yield from _numbered(file, _rebatch(batches, batch_rows))
+        with _csv_source(path) as source:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=True),
+                parse_options=pacsv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={raw: pa.binary() for raw in include},
+                    include_columns=include,
+                    strings_can_be_null=False,
+                ),
+            )
+            renames = [n.strip() for n in reader.schema.names]
+            batches = (b.rename_columns(renames) for b in reader)
+            yield from _numbered(file, _rebatch(batches, batch_rows))
+    except CompressionBomb as exc:
+        raise InputError(Problem(file, None, None, str(exc))) from exc
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
-        if bad_row or "CSV parse error" in str(exc):
+        # A record longer than a block ("straddles two block boundaries") is placed
+        # by the exact reader, which rejects it alone.
+        if bad_row or "CSV parse error" in str(exc) or "straddl" in str(exc):
             raise ExactReadNeeded(str(exc)) from exc
         raise _arrow_error(file, exc, "CSV") from exc
 
 
 def _open_text(path: Path) -> io.TextIOWrapper:
     # The caller closes the wrapper, which closes the file.
-    raw: Any = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return io.TextIOWrapper(
+        _open_binary(path), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
 
 
 def _csv_exact(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk]:
@@ -353,7 +505,9 @@ def _csv_exact(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChun
     file = str(path)
     if path.stat().st_size == 0:
         raise InputError(Problem(file, None, None, "file is empty (no header row)"))
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
+    _sniff_csv(path)
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
+    number = 0
     try:
         with _open_text(path) as text:
             records = csv.reader(text, strict=False)
@@ -362,13 +516,13 @@ def _csv_exact(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChun
                 raise InputError(Problem(file, None, None, "file is empty (no header row)"))
             names = [n.strip() for n in header]
             _missing_columns(file, spec, names)
+            _duplicate_columns(file, spec, names)
             _log_extra(file, spec, names)
             keep = [(i, n) for i, n in enumerate(names) if n in spec.names]
             width = len(names)
             cols: list[list[bytes]] = [[] for _ in keep]
             rows: list[int] = []
             problems: list[Problem] = []
-            number = 0
             for record in records:
                 if not record:
                     continue
@@ -392,7 +546,20 @@ def _csv_exact(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChun
                     cols, rows, problems = [[] for _ in keep], [], []
             if rows or problems:
                 yield _exact_chunk(file, keep, cols, rows, problems)
-    except (OSError, EOFError, zlib.error, csv.Error) as exc:
+    except CompressionBomb as exc:
+        raise InputError(Problem(file, None, None, str(exc))) from exc
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise InputError(
+                Problem(
+                    file,
+                    number + 1,
+                    None,
+                    f"a value longer than {MAX_FIELD_BYTES >> 20} MiB (an unclosed quote?)",
+                )
+            ) from exc
+        raise _arrow_error(file, exc, "CSV") from exc
+    except (OSError, EOFError, zlib.error) as exc:
         raise _arrow_error(file, exc, "CSV") from exc
 
 
@@ -420,6 +587,7 @@ def _parquet(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk]
         raise _arrow_error(file, exc, "Parquet") from exc
     names = list(schema.names)
     _missing_columns(file, spec, names)
+    _duplicate_columns(file, spec, names)
     _log_extra(file, spec, names)
     include = [n for n in names if n in spec.names]
     for name in include:
@@ -478,6 +646,33 @@ def _jsonl(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk]:
         raise _arrow_error(file, exc, "JSONL") from exc
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+#: One decoder for every line (``json.loads`` with options builds one per call).
+_DECODER = json.JSONDecoder(parse_int=str, object_pairs_hook=_object)
+
+
+def _has_lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _json_row(
     file: str,
     number: int,
@@ -486,27 +681,43 @@ def _json_row(
     cols: dict[str, list[str | None]],
     seen: set[str],
 ) -> Problem | None:
-    """Parse one JSONL line into ``cols``; a :class:`Problem` when it cannot be."""
+    """Parse one JSONL line into ``cols``; a :class:`Problem` when it cannot be.
+
+    Integers keep their text exactly (however many digits); a key given twice,
+    nesting deeper than Python's recursion limit and escaped lone surrogates
+    (``"\\ud800"``, not text) reject the line.
+    """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Problem(file, number, None, f"not valid UTF-8 (byte {exc.start}): {line[:_SHOW]!r}")
+    if number == 1:
+        text = text.removeprefix("\ufeff")  # a byte order mark some tools write
     try:
-        obj = json.loads(text)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         return Problem(file, number, None, f"not JSON ({exc.msg}): {text.strip()[:_SHOW]!r}")
+    except RecursionError:
+        return Problem(file, number, None, "JSON nested too deeply")
+    except _DuplicateKey as exc:
+        return Problem(file, number, str(exc)[:_SHOW], "key appears more than once in the object")
     if not isinstance(obj, dict):
         return Problem(file, number, None, f"not a JSON object: {text.strip()[:_SHOW]!r}")
     values: list[str | None] = []
+    escaped = "\\u" in text
     for name in names:
         value = obj.get(name)
-        if value is None or isinstance(value, str):
+        if value is None:
             values.append(value)
-        elif isinstance(value, bool) or not isinstance(value, int | float):
+        elif isinstance(value, str):
+            if escaped and _has_lone_surrogate(value):
+                return Problem(file, number, name, "holds an escaped lone surrogate (not text)")
+            values.append(value)
+        elif isinstance(value, bool) or not isinstance(value, float):
             shown = json.dumps(value)[:_SHOW]
             return Problem(file, number, name, f"expected a string or a number, found {shown}")
         else:
-            values.append(repr(value) if isinstance(value, float) else str(value))
+            values.append(repr(value))
     seen.update(obj.keys())
     for name, value in zip(names, values, strict=True):
         cols[name].append(value)

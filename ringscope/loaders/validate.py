@@ -224,6 +224,35 @@ def _to_text(arr: pa.Array, column: str, rej: _Rejects) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
+#: Control characters refused in identifiers and codes (C0 and DEL), and in free
+#: text (the same but tab, line feed and carriage return).
+_CONTROL = "[\\x00-\\x1f\\x7f]"
+_CONTROL_IN_TEXT = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"
+
+
+def _control_chars(text: pa.Array, free: bool) -> np.ndarray:
+    """Where a value holds a control character (a NUL byte, a line break in an id...).
+
+    Values of printable ASCII alone, the usual case, are decided by one fast
+    kernel; the regular expression runs on the others only."""
+    plain = _mask(pc.ascii_is_printable(text)) | _is_null(text)
+    out = np.zeros(len(text), dtype=bool)
+    if plain.all():
+        return out
+    pos = np.flatnonzero(~plain)
+    pattern = _CONTROL_IN_TEXT if free else _CONTROL
+    out[pos] = _mask(pc.match_substring_regex(text.take(pa.array(pos)), pattern))
+    return out
+
+
+def _control_reason(value: str, free: bool) -> str:
+    allowed = "\t\n\r" if free else ""
+    at = next(i for i, c in enumerate(value) if (ord(c) < 32 or ord(c) == 127) and c not in allowed)
+    return (
+        f"holds a control character (U+{ord(value[at]):04X} at position {at + 1}): {_show(value)}"
+    )
+
+
 def _decode_utf8(arr: pa.Array, column: str, rej: _Rejects) -> pa.Array:
     values: list[str | None] = []
     bad = np.zeros(len(arr), dtype=bool)
@@ -264,14 +293,12 @@ def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(arr)
     if pa.types.is_null(t):
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    if pa.types.is_date(t):
-        arr = pc.cast(arr, pa.timestamp("us"))
-        t = arr.type
-    if pa.types.is_timestamp(t):
-        out = pc.cast(arr, _TS_TYPE, safe=False)
-        return _ts_numpy(out)
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return _stored_times(arr)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        secs = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+        secs = np.asarray(
+            pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=float
+        )
         ok = np.isfinite(secs) & (np.abs(secs) < 10.0**_MAX_UNIX_DIGITS)
         micros = np.zeros(n, dtype=np.int64)
         if pa.types.is_integer(t):
@@ -288,6 +315,39 @@ def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     return _parse_mixed(arr)
+
+
+#: Microseconds per unit of a stored timestamp or date (nanoseconds are divided).
+_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "date32": 86_400_000_000, "date64": 1_000}
+
+
+def _stored_times(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Stored timestamps or dates to microseconds, values beyond the range of
+    ``int64`` microseconds (about 292,000 years) not ``ok`` rather than wrapped."""
+    t = arr.type
+    unit = t.unit if pa.types.is_timestamp(t) else str(t).split("[")[0]
+    ok = ~_is_null(arr)
+    ints = pc.cast(arr, pa.int32()) if unit == "date32" else pc.cast(arr, pa.int64())
+    raw = np.asarray(pc.fill_null(ints, 0).to_numpy(), dtype=np.int64)
+    if unit == "ns":
+        return raw // 1000, ok
+    factor = _PER_UNIT[unit]
+    ok &= np.abs(raw) <= np.iinfo(np.int64).max // factor
+    return np.where(ok, raw, 0) * factor, ok
+
+
+def _texts(arr: pa.Array) -> list[Any]:
+    """The values of ``arr`` for messages: text as is, other types cast to text
+    by Arrow (Python's ``datetime`` cannot hold every stored timestamp)."""
+    if not (
+        pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+        or pa.types.is_binary(arr.type)
+        or pa.types.is_large_binary(arr.type)
+        or pa.types.is_null(arr.type)
+    ):
+        arr = pc.cast(arr, pa.string())
+    return list(arr.to_pylist())
 
 
 def _ts_numpy(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +407,8 @@ def parse_numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
     if not pa.types.is_string(t):
         values = np.asarray(
-            pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+            pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False),
+            dtype=np.float64,
         )
         return values, np.isfinite(values)
     text = pc.utf8_trim_whitespace(arr)
@@ -459,6 +520,15 @@ def check_chunk(
                         f"longer than {lim} characters ({ln[p]} characters)" for p in pos
                     ],
                 )
+                if not col.enum:
+                    free = (spec.name, name) in FREE_TEXT
+                    rej.add(
+                        _control_chars(text, free) & ~rej.bad,
+                        name,
+                        lambda pos, t=text, f=free: [
+                            _control_reason(v, f) for v in t.take(pa.array(pos)).to_pylist()
+                        ],
+                    )
                 if col.enum:
                     allowed = col.enum
                     inside = _mask(pc.is_in(text, value_set=pa.array(allowed, pa.string())))
@@ -514,7 +584,7 @@ def _check_ts(
         rej.add(missing & ~rej.bad, name, "missing value")
 
     def shown(pos: np.ndarray) -> list[Any]:
-        return list(src.take(pa.array(pos)).to_pylist())
+        return _texts(src.take(pa.array(pos)))
 
     def bad_form(pos: np.ndarray) -> list[str]:
         out = []
@@ -570,7 +640,7 @@ def _check_number(
         rej.add(missing & ~rej.bad, name, "missing value")
 
     def shown(pos: np.ndarray) -> list[Any]:
-        return list(src.take(pa.array(pos)).to_pylist())
+        return _texts(src.take(pa.array(pos)))
 
     def not_number(pos: np.ndarray) -> list[str]:
         return [
@@ -771,7 +841,7 @@ def _rejects_frame(spec: TableSpec, chunk: RawChunk, rej: _Rejects) -> pd.DataFr
     if positions:
         taken = chunk.data.take(pa.array(positions, pa.int64()))
         originals = {
-            name: _original_text(taken.column(name).to_pylist())
+            name: _original_text(_texts(taken.column(name).combine_chunks()))
             if name in taken.column_names
             else [""] * len(positions)
             for name in spec.names
