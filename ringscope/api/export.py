@@ -22,6 +22,7 @@ which only the manifest holds.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -188,7 +189,7 @@ def _activity(store: GraphStore, ids: set[str]) -> dict[str, tuple[str, str]]:
     )
     for table, cols, ts in sources:
         try:
-            frame = store.table(table)
+            frame = store.table(table, columns=[*cols, ts])
         except ValueError:
             continue
         if frame.empty:
@@ -205,7 +206,9 @@ def _activity(store: GraphStore, ids: set[str]) -> dict[str, tuple[str, str]]:
     if allp.empty:
         return {}
     g = allp.groupby("a")["t"].agg(["min", "max"])
-    return {str(a): (_iso(r["min"]), _iso(r["max"])) for a, r in g.iterrows()}
+    return {
+        str(a): (_iso(lo), _iso(hi)) for a, lo, hi in zip(g.index, g["min"], g["max"], strict=True)
+    }
 
 
 def gather(
@@ -219,21 +222,31 @@ def gather(
     run, f = find_finding(store, finding_id, run_id)
     refs = member_refs(f)
     rels: list[str] | None = None
-    sub = store.neighbourhood(refs, hops=GRAPH_HOPS, rel_types=rels, limit=graph_limit)
+    members_only: Subgraph | None = None
+    if len(refs) > graph_limit:
+        # When more seeds exist than the budget, the walk stops at its first level and the
+        # graph falls back to the members and beneficiaries: that graph is read first.
+        members_only = store.neighbourhood(refs, hops=0, limit=len(refs))
+    if members_only is not None and len(members_only.nodes) > graph_limit:
+        sub, truncated = members_only, True
+    else:
+        sub = store.neighbourhood(refs, hops=GRAPH_HOPS, rel_types=rels, limit=graph_limit)
+        truncated = sub.truncated
     query = {
         "what": "neighbourhood of the members and beneficiaries",
         "seeds": len(refs),
         "hops": GRAPH_HOPS,
         "rel_types": "all",
         "limit": graph_limit,
-        "truncated": sub.truncated,
+        "truncated": truncated,
     }
-    if sub.truncated:
-        sub = store.neighbourhood(refs, hops=0, limit=max(graph_limit, len(refs)))
+    if truncated:
+        if sub is not members_only:
+            sub = store.neighbourhood(refs, hops=0, limit=max(graph_limit, len(refs)))
         query = {**query, "fallback": "members and beneficiaries only (hops=0)"}
     ids = {m.account_id for m in f.members} | {b.account_id for b in f.beneficiaries}
     accounts: dict[str, dict[str, Any]] = {}
-    acc = store.table("accounts")
+    acc = store.table("accounts", columns=["account_id", "created_at", "roles"])
     acc = acc[acc["account_id"].astype(str).isin(ids)]
     for row in acc.to_dict("records"):
         accounts[str(row["account_id"])] = {
@@ -242,7 +255,7 @@ def gather(
         }
     for a, (first, last) in _activity(store, ids).items():
         accounts.setdefault(a, {}).update(first_activity=first, last_activity=last)
-    idf = store.table("identifiers")
+    idf = store.table("identifiers", columns=["account_id", "kind", "value"])
     idf = idf[idf["account_id"].astype(str).isin(ids)]
     identifiers = sorted({(str(k), str(v)) for k, v in zip(idf["kind"], idf["value"], strict=True)})
     return CaseInputs(
@@ -283,7 +296,7 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for r in rows:
-        w.writerow([_cell(x) for x in r])
+        w.writerow([x if type(x) is str else _cell(x) for x in r])
     return buf.getvalue().encode()
 
 
@@ -665,14 +678,26 @@ def graph_png(view: GraphView, size: int = 1000) -> bytes:
     px = np.rint((xs - xs.min()) * scale + margin + (size - 2 * margin - (np.ptp(xs) * scale)) / 2)
     py = np.rint((ys - ys.min()) * scale + margin + (size - 2 * margin - (np.ptp(ys) * scale)) / 2)
     index = {v.id: i for i, v in enumerate(view.nodes)}
-    for e in view.edges:
-        a, b = index.get(e.source), index.get(e.target)
-        if a is None or b is None:
-            continue
-        n = int(max(abs(px[b] - px[a]), abs(py[b] - py[a]))) + 1
-        lx = np.rint(np.linspace(px[a], px[b], n)).astype(int).clip(0, size - 1)
-        ly = np.rint(np.linspace(py[a], py[b], n)).astype(int).clip(0, size - 1)
-        img[ly, lx] = _hex(e.color)
+    ends = [(index.get(e.source), index.get(e.target), e.color) for e in view.edges]
+    lines = [(a, b, c) for a, b, c in ends if a is not None and b is not None]
+    if lines:
+        # every edge's pixels at once: the points of np.linspace(start, stop, n) per edge,
+        # drawn in edge order (a later edge paints over an earlier one)
+        ea = np.array([a for a, _b, _c in lines], dtype=np.int64)
+        eb = np.array([b for _a, b, _c in lines], dtype=np.int64)
+        colour = np.array([_hex(c) for _a, _b, c in lines], dtype=np.uint8)
+        n = np.maximum(np.abs(px[eb] - px[ea]), np.abs(py[eb] - py[ea])).astype(np.int64) + 1
+        edge = np.repeat(np.arange(len(lines)), n)
+        step_no = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        last = np.cumsum(n)[n > 1] - 1
+
+        def points(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+            step = (stop - start) / np.maximum(n - 1, 1)
+            y = step_no * step[edge] + start[edge]
+            y[last] = stop[n > 1]
+            return np.rint(y).astype(int).clip(0, size - 1)
+
+        img[points(py[ea], py[eb]), points(px[ea], px[eb])] = colour[edge]
     yy, xx = np.mgrid[0:size, 0:size]
     order = sorted(range(len(view.nodes)), key=lambda i: (view.nodes[i].size, view.nodes[i].id))
     for i in order:
@@ -765,8 +790,12 @@ def build_files(
                 redactor.add("acct", a)
         red = redactor.compile()
 
-    # one redaction pass over the structured data, before anything is rendered
-    f = Finding.from_dict(red(f.to_dict()))
+    # one redaction pass over the structured data, before anything is rendered (without
+    # redaction the finding is used as it is: ``to_dict`` deep-copies all the evidence)
+    if redactor is not None:
+        f = Finding.from_dict(red(f.to_dict()))
+    elif not f.detectors:
+        f = dataclasses.replace(f, detectors=(f.detector,))
     decisions = [
         Decision(d.finding_id, d.decision, red(d.decided_by), d.decided_at, red(d.note))
         for d in inp.decisions

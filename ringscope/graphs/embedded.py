@@ -29,7 +29,23 @@ first by ``decided_at`` then by recording order; ``fail_run`` keeps the error as
 
 DuckDB lets one process write a database file; a second process that opens the
 same file gets a :class:`~ringscope.errors.StoreError`. Inside a process the
-store may be shared between threads: every call holds the store's lock.
+store may be shared between threads: writes hold the store's lock and use its
+connection; reads use a cursor of their own thread (a DuckDB connection to the
+same database), so that reads run side by side and no connection is ever used
+by two threads at once.
+
+A neighbourhood walk is a few SQL queries per hop, whose cost grows with the
+tables. A process that walks again and again (the investigator app) gets an
+in-memory :class:`~ringscope.graphs._adjacency.AdjacencyIndex` of the derived
+graph instead: the second walk of one or more hops on the same data starts
+building it in a background thread (a process that walks once, such as a
+case-file export, never pays for it); walks wait for the build up to
+:data:`GRAPH_INDEX_WAIT_S` seconds, walk in SQL after that, and every walk
+after it uses the index. It holds the data as of its build: any
+``write_batch`` or ``rollback_load`` makes it stale and the next walks start
+over. Stores with more than :attr:`EmbeddedStore.graph_index_max_rows` table
+rows (or with the limit set to 0) always walk in SQL. Both walks give the same
+results; :meth:`EmbeddedStore.build_graph_index` builds the index at once.
 """
 
 from __future__ import annotations
@@ -37,8 +53,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
+import os
 import pathlib
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +70,7 @@ import pyarrow as pa
 
 from ringscope.contract import TABLES, TableSpec
 from ringscope.errors import NotFoundError, StoreError
+from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
     as_utc,
     bounded_bfs,
@@ -257,6 +277,43 @@ _NODE_SQL: Final = {
 }
 _NODE_TABLE: Final = {"Account": "accounts", "Stream": "streams", "Order": "orders"}
 
+#: Per label: every stored node with its properties, for the adjacency index.
+_INDEX_NODE_SQL: Final = {
+    "Account": "SELECT account_id AS _id, {cols} FROM main.accounts",
+    "Stream": "SELECT stream_id AS _id, {cols} FROM main.streams",
+    "Order": "SELECT order_id AS _id, {cols} FROM main.orders",
+    "Product": "SELECT DISTINCT product_id AS _id, product_id FROM main.orders "
+    "WHERE product_id IS NOT NULL",
+    "Identifier": f"SELECT DISTINCT {_IDENTIFIER_ID} AS _id, kind, value FROM main.identifiers "
+    f"WHERE {_IDENTIFIER_ID} IS NOT NULL",
+}
+assert set(_INDEX_NODE_SQL) == set(NODE_LABELS)
+
+#: Tables whose rows the adjacency index holds (its size limit counts them).
+_INDEX_TABLES: Final = (
+    "accounts",
+    "streams",
+    "engagements",
+    "follows",
+    "orders",
+    "affiliations",
+    "identifiers",
+)
+#: Default of :attr:`EmbeddedStore.graph_index_max_rows`: about 1 GB of memory at most.
+GRAPH_INDEX_MAX_ROWS: Final = 5_000_000
+
+#: Walks (of one hop or more) on unchanged data after which the adjacency index is built.
+GRAPH_INDEX_AFTER_WALKS: Final = 2
+#: Seconds a walk waits for the index being built before it walks in SQL.
+GRAPH_INDEX_WAIT_S: Final = 5.0
+
+log = logging.getLogger("ringscope.graphs")
+
+#: Data version per database (file path, or the store for ``:memory:``), raised after
+#: every committed change of the contract tables by any store of this process.
+_DATA_VERSIONS: dict[str, int] = {}
+_DATA_VERSIONS_LOCK = threading.Lock()
+
 
 def _window_conditions(rel: _Rel, start: datetime | None, end: datetime | None) -> list[str]:
     """SQL conditions keeping ``rel`` inside ``[start, end)`` (``$start``/``$end``)."""
@@ -348,6 +405,18 @@ def _edges_sql(rel: _Rel, nodes: str, start: datetime | None, end: datetime | No
     return sql
 
 
+def _index_rel_sql(rel: _Rel) -> str:
+    """Every ``rel`` relationship with its window times (microseconds) and properties."""
+    _kind, *cols = rel.window or ("",)
+    w = [f"epoch_us({c})" if c else "NULL::BIGINT" for c in (*cols, "", "")[:2]]
+    select = [f"{rel.src} AS _s", f"{rel.dst} AS _t", f"{w[0]} AS _w0", f"{w[1]} AS _w1"]
+    select += [f"{e} AS {n}" for n, e in rel.props]
+    where = f"{rel.when} AND {rel.src} IS NOT NULL AND {rel.dst} IS NOT NULL"
+    distinct = "DISTINCT " if rel.distinct else ""
+    sql = f"SELECT {distinct}{', '.join(select)} FROM main.{rel.table} WHERE {where}"
+    return sql + " GROUP BY _s, _t" if rel.aggregate else sql
+
+
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> None:
     """Run one statement to its end (DuckDB wants every result consumed)."""
     con.execute(sql, params).fetchall()
@@ -362,6 +431,19 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[
 def _params(sql: str, **values: Any) -> dict[str, Any]:
     """The named parameters that ``sql`` uses (DuckDB refuses unused ones)."""
     return {k: v for k, v in values.items() if f"${k}" in sql}
+
+
+def _room_hint(error: Exception) -> str:
+    """What to do about a write that failed for want of room or permission."""
+    text = str(error)
+    if "No space left" in text or "File too large" in text or "Disk quota" in text:
+        return (
+            "; the store's disk is full (or a file size limit is reached): make room and run "
+            "the load again (committed batches are kept and skipped)"
+        )
+    if "Permission denied" in text or "Read-only file system" in text:
+        return "; the store's folder or file cannot be written by this user"
+    return ""
 
 
 # --------------------------------------------------------------------------- the store
@@ -383,11 +465,24 @@ class EmbeddedStore:
     """
 
     uri: str
+    #: Largest store (rows of the graph's tables) whose graph is held in memory for
+    #: neighbourhood walks; 0 walks in SQL always.
+    graph_index_max_rows: int = GRAPH_INDEX_MAX_ROWS
 
     def __init__(self, path: str | pathlib.Path) -> None:
         self.path = str(path)
         self.uri = self.path
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._cursors: list[tuple[weakref.ref[threading.Thread], duckdb.DuckDBPyConnection]] = []
+        self._index_lock = threading.Lock()
+        self._index: tuple[tuple[int, int], AdjacencyIndex | None] | None = None
+        self._index_walks: tuple[tuple[int, int], int] = ((-1, -1), 0)
+        self._index_building: tuple[int, int] | None = None
+        self._index_built = threading.Event()
+        self._version_key = (
+            f":memory:{id(self)}" if self.path == ":memory:" else os.path.realpath(self.path)
+        )
         if self.path != ":memory:":
             pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -398,9 +493,9 @@ class EmbeddedStore:
                     f"store {self.path} is in use by another process "
                     "(DuckDB allows one process at a time; close the other one)"
                 ) from e
-            raise StoreError(f"cannot open store {self.path}: {e}") from e
+            raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
         except duckdb.Error as e:
-            raise StoreError(f"cannot open store {self.path}: {e}") from e
+            raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
         try:
             _exec(self._con, "SET TimeZone = 'UTC'")
             _exec(self._con, "SET enable_progress_bar = false")
@@ -451,18 +546,54 @@ class EmbeddedStore:
                 with contextlib.suppress(duckdb.Error):
                     _exec(con, "ROLLBACK")
                 if isinstance(e, duckdb.Error):
-                    raise StoreError(f"{what}: {e}") from e
+                    raise StoreError(f"{what}: {e}{_room_hint(e)}") from e
                 raise
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's read connection to the database (made on first use)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is not None and self._con is not None:
+            return cur
+        with self._lock:
+            con = self._connection()
+            # cursors of threads that ended are closed (no thread can use them any more)
+            alive = []
+            for thread, old in self._cursors:
+                if thread() is None or not thread().is_alive():  # type: ignore[union-attr]
+                    with contextlib.suppress(duckdb.Error):
+                        old.close()
+                else:
+                    alive.append((thread, old))
+            try:
+                cur = con.cursor()
+                _exec(cur, "SET TimeZone = 'UTC'")
+                _exec(cur, "SET enable_progress_bar = false")
+            except duckdb.Error as e:
+                raise StoreError(f"store {self.path}: cannot open a read cursor: {e}") from e
+            alive.append((weakref.ref(threading.current_thread()), cur))
+            self._cursors = alive
+        self._local.cursor = cur
+        return cur
 
     @contextlib.contextmanager
     def _reading(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection under the lock, DuckDB errors translated."""
-        with self._lock:
-            con = self._connection()
-            try:
-                yield con
-            except duckdb.Error as e:
-                raise StoreError(f"{what}: {e}") from e
+        """This thread's read cursor (no lock: reads run side by side), errors translated."""
+        con = self._cursor()
+        try:
+            yield con
+        except duckdb.Error as e:
+            if self._con is None:
+                raise StoreError(f"{what}: store {self.path} is closed") from e
+            raise StoreError(f"{what}: {e}") from e
+
+    def _data_version(self) -> int:
+        with _DATA_VERSIONS_LOCK:
+            return _DATA_VERSIONS.get(self._version_key, 0)
+
+    def _data_changed(self) -> None:
+        """Raise the data version (after a committed change of the contract tables)."""
+        with _DATA_VERSIONS_LOCK:
+            _DATA_VERSIONS[self._version_key] = _DATA_VERSIONS.get(self._version_key, 0) + 1
 
     @staticmethod
     def _put(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
@@ -493,8 +624,13 @@ class EmbeddedStore:
         with self._lock:
             if self._con is not None:
                 con, self._con = self._con, None
+                for _thread, cur in self._cursors:
+                    with contextlib.suppress(duckdb.Error):
+                        cur.close()
+                self._cursors = []
                 with contextlib.suppress(duckdb.Error):
                     con.close()
+                self._index = None
 
     def __enter__(self) -> EmbeddedStore:
         return self
@@ -605,6 +741,7 @@ class EmbeddedStore:
                 _exec(con, "DROP TABLE _rs_match")
             finally:
                 con.unregister("_rs_frame")
+        self._data_changed()
         return BatchResult(inserted=inserted, duplicates=duplicates, conflicts=conflicts)
 
     @staticmethod
@@ -643,6 +780,7 @@ class EmbeddedStore:
             row = _one(
                 con, f"DELETE FROM main.{_q(table)} WHERE _load_id = $load_id", {"load_id": load_id}
             )
+        self._data_changed()
         return int(row[0]) if row else 0
 
     def known_ids(self, entity: Entity, ids: Iterable[str]) -> set[str]:
@@ -847,6 +985,15 @@ class EmbeddedStore:
         wanted = check_node_refs(seeds, "seeds")
         rels = check_rel_types(rel_types)
         start, end = check_window(start, end)
+        index = self._graph_index(hops)
+        if index is not None:
+            existing, sub = index.neighbourhood(
+                wanted, hops=hops, rels=rels, start=start, end=end, limit=limit
+            )
+            if not existing:
+                shown = ", ".join(str(r) for r in wanted[:5])
+                raise NotFoundError(f"no such node: {shown}")
+            return sub
         with self._reading("neighbourhood") as con:
             try:
                 self._put_nodes(con, "_rs_seeds", wanted)
@@ -890,6 +1037,88 @@ class EmbeddedStore:
                     _exec(con, f"DROP TABLE IF EXISTS {t}")
         nodes = tuple(Node(r, node_props.get(r, {})) for r in sorted(held, key=ref_key))
         return Subgraph(nodes=nodes, edges=tuple(edges), truncated=truncated)
+
+    def _index_key(self) -> tuple[int, int]:
+        return (self._data_version(), self.graph_index_max_rows)
+
+    @property
+    def graph_index(self) -> AdjacencyIndex | None:
+        """The adjacency index of the current data, when built (see the module docstring)."""
+        cached = self._index
+        return cached[1] if cached is not None and cached[0] == self._index_key() else None
+
+    def _graph_index(self, hops: int) -> AdjacencyIndex | None:
+        """The index for a walk of ``hops``, or ``None`` to walk in SQL; counts the
+        walks and starts the build in the background when it is time."""
+        key = self._index_key()
+        cached = self._index
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if hops == 0 or key[1] <= 0:
+            return None
+        with self._index_lock:
+            built = self._index_built
+            if self._index_building != key:
+                seen, walks = self._index_walks
+                walks = walks + 1 if seen == key else 1
+                self._index_walks = (key, walks)
+                if walks < GRAPH_INDEX_AFTER_WALKS:
+                    return None
+                self._index_building = key
+                built = self._index_built = threading.Event()
+                threading.Thread(
+                    target=self._build_in_background,
+                    args=(key, built),
+                    name="ringscope-graph-index",
+                    daemon=True,
+                ).start()
+        # walks in SQL side by side would slow the build and each other down
+        built.wait(GRAPH_INDEX_WAIT_S)
+        cached = self._index
+        return cached[1] if cached is not None and cached[0] == key else None
+
+    def _build_in_background(self, key: tuple[int, int], built: threading.Event) -> None:
+        try:
+            index = self._build_graph_index(key[1])
+        except Exception as e:  # the walks go on in SQL; the next change tries again
+            log.warning("store %s: graph index not built: %s", self.path, e)
+            index = None
+        with self._index_lock:
+            self._index = (key, index)
+            self._index_building = None
+        built.set()
+
+    def build_graph_index(self) -> AdjacencyIndex | None:
+        """Build the adjacency index of the current data now (``None`` when the store
+        is larger than :attr:`graph_index_max_rows`); later walks use it."""
+        key = self._index_key()
+        index = self._build_graph_index(key[1])
+        with self._index_lock:
+            self._index = (key, index)
+        return index
+
+    def _build_graph_index(self, max_rows: int) -> AdjacencyIndex | None:
+        if max_rows <= 0:
+            return None
+        with self._reading("graph index") as con:
+            sql = " UNION ALL ".join(f"SELECT count(*) FROM main.{_q(t)}" for t in _INDEX_TABLES)
+            if sum(int(r[0]) for r in con.execute(sql).fetchall()) > max_rows:
+                return None
+            nodes = {}
+            for label, template in _INDEX_NODE_SQL.items():
+                table = _NODE_TABLE.get(label)
+                cols = ", ".join(_q(c) for c in TABLES[table].names) if table else ""
+                nodes[label] = con.sql(template.format(cols=cols)).to_arrow_table()
+            rels = {
+                t: (
+                    r.src_label,
+                    r.dst_label,
+                    r.window[0] if r.window else "",
+                    con.sql(_index_rel_sql(r)).to_arrow_table(),
+                )
+                for t, r in _RELS.items()
+            }
+        return AdjacencyIndex.build(nodes, rels)
 
     def shortest_path(
         self,
@@ -1226,14 +1455,13 @@ class EmbeddedStore:
         NotFoundError
             Unknown ``run_id``.
         """
-        with self._lock:
-            rid = self._run_for_findings(run_id)
-            if rid is None:
-                return []
-            with self._reading(f"read findings of {rid}") as con:
-                rows = con.execute(
-                    "SELECT body FROM findings WHERE run_id = $id", {"id": rid}
-                ).fetchall()
+        rid = self._run_for_findings(run_id)
+        if rid is None:
+            return []
+        with self._reading(f"read findings of {rid}") as con:
+            rows = con.execute(
+                "SELECT body FROM findings WHERE run_id = $id", {"id": rid}
+            ).fetchall()
         return rank([Finding.from_dict(json.loads(r[0])) for r in rows])
 
     def findings_for_account(self, account_id: str, run_id: str | None = None) -> list[Finding]:
@@ -1245,17 +1473,16 @@ class EmbeddedStore:
         NotFoundError
             Unknown ``run_id``.
         """
-        with self._lock:
-            rid = self._run_for_findings(run_id)
-            if rid is None:
-                return []
-            with self._reading(f"read findings of {account_id}") as con:
-                rows = con.execute(
-                    "SELECT f.body FROM findings f WHERE f.run_id = $id AND f.finding_id IN "
-                    "(SELECT finding_id FROM finding_members WHERE run_id = $id "
-                    "AND account_id = $account)",
-                    {"id": rid, "account": account_id},
-                ).fetchall()
+        rid = self._run_for_findings(run_id)
+        if rid is None:
+            return []
+        with self._reading(f"read findings of {account_id}") as con:
+            rows = con.execute(
+                "SELECT f.body FROM findings f WHERE f.run_id = $id AND f.finding_id IN "
+                "(SELECT finding_id FROM finding_members WHERE run_id = $id "
+                "AND account_id = $account)",
+                {"id": rid, "account": account_id},
+            ).fetchall()
         return rank([Finding.from_dict(json.loads(r[0])) for r in rows])
 
     def record_decision(self, decision: Decision) -> None:
