@@ -1,0 +1,202 @@
+"""The Spark engine (PySpark in local mode) finds what the local engine finds.
+
+One Spark session (``local[2]``, few shuffle partitions) serves every test of
+this module; the marketplace is a small generated one, written as Parquet.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from typer.testing import CliRunner
+
+from ringscope.algorithms.base import MarketTables, empty_table
+from ringscope.algorithms.registry import DETECTORS
+from ringscope.cli import app
+from ringscope.contract import LOAD_ORDER
+from ringscope.jobs.detect import detect_tables
+from ringscope.loaders.pipeline import read_table
+from ringscope.loaders.read import table_file
+from ringscope.loaders.synthetic import generate
+from ringscope.model import Finding
+from ringscope.policy import default_policy
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    from ringscope.engines.spark.session import spark_session
+
+    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("spark-market")
+    generate(folder, events=4_000, seed=7, fmt="parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_tables(market: Path) -> MarketTables:
+    frames = {}
+    for name in LOAD_ORDER:
+        path = table_file(market, name)
+        frames[name] = read_table(path).frame if path is not None else empty_table(name)
+    return MarketTables.from_frames(frames)
+
+
+def _canon(findings: list[Finding]) -> list[str]:
+    return [json.dumps(f.to_dict(), sort_keys=True, default=str) for f in findings]
+
+
+@pytest.fixture(scope="module")
+def spark_run(spark: SparkSession, market: Path) -> Any:
+    from ringscope.engines.spark.detect import detect_export
+
+    return detect_export(spark, str(market), default_policy())
+
+
+def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTables) -> None:
+    from ringscope.engines.spark.detect import SPARK_DETECTORS
+
+    policy = default_policy()
+    assert set(SPARK_DETECTORS) == {"shared_identifiers", "commission_rings"}
+    for name in SPARK_DETECTORS:
+        assert spark_run.engines[name] == "spark"
+        params = policy.detectors[name].params
+        local = DETECTORS[name].run(local_tables, params, policy.seed)
+        assert local, f"the generated marketplace plants what {name} finds"
+        # the same findings, byte for byte: ids, scores, members, evidence, explanations
+        assert _canon(spark_run.by_detector[name]) == _canon(local), name
+
+
+def test_whole_run_on_spark_gives_the_local_queue(
+    spark_run: Any, local_tables: MarketTables
+) -> None:
+    local_queue, _ = detect_tables(local_tables, default_policy())
+    assert set(spark_run.engines) == set(DETECTORS)
+    assert [f.id for f in spark_run.findings] == [f.id for f in local_queue]
+    assert _canon(spark_run.findings) == _canon(local_queue)
+
+
+def test_cli_detect_engine_spark_saves_a_run(
+    spark: SparkSession, market: Path, local_tables: MarketTables, tmp_path: Path
+) -> None:
+    # the detectors that run on Spark are checked above; here the command's plumbing
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "detectors:\n"
+        "  shared_identifiers: {enabled: false}\n"
+        "  commission_rings: {enabled: false}\n"
+        "  lockstep: {enabled: false}\n",
+        "utf-8",
+    )
+    store = tmp_path / "s.duckdb"
+    out = tmp_path / "findings.json"
+    runner = CliRunner()
+    env = {"RINGSCOPE_WORK_DIR": str(tmp_path)}
+    args = ["detect", "--engine", "spark", "--spark-master", "local[2]", "--policy", str(policy)]
+    args += ["--data", str(market), "--store", str(store), "--out", str(out)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text("utf-8"))
+    assert written["findings"], "money cycles and dense blocks are planted"
+    shown = runner.invoke(app, ["findings", "--store", str(store)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == written
+    from ringscope.policy import load_policy
+
+    local_queue, _ = detect_tables(local_tables, load_policy(policy))
+    assert [f["id"] for f in written["findings"]] == [f.id for f in local_queue]
+
+
+def test_graphx_components_labels_and_ranks(spark: SparkSession) -> None:
+    from ringscope.engines.spark.graphx import (
+        connected_components,
+        label_propagation,
+        pagerank,
+    )
+
+    edges = spark.createDataFrame(
+        [("a", "b"), ("b", "c"), ("c", "a"), ("x", "y"), ("y", "z"), ("z", "x"), ("p", "q")],
+        "src string, dst string",
+    )
+    comp = {r["name"]: r["component"] for r in connected_components(edges).collect()}
+    groups = {frozenset(n for n in comp if comp[n] == c) for c in comp.values()}
+    assert groups == {frozenset("abc"), frozenset("xyz"), frozenset("pq")}
+    labels = {r["name"]: r["label"] for r in label_propagation(edges, max_steps=5).collect()}
+    assert labels["a"] != labels["x"] and labels["a"] != labels["p"]
+    # a directed cycle a -> b -> c -> a and d -> a: a collects the most
+    directed = spark.createDataFrame(
+        [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")], "src string, dst string"
+    )
+    ranks = {r["name"]: r["pagerank"] for r in pagerank(directed, iterations=30).collect()}
+    assert max(ranks, key=lambda k: ranks[k]) == "a"
+    assert ranks["d"] < ranks["c"]
+
+
+def test_missing_export_and_bad_options_are_clear(market: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"RINGSCOPE_WORK_DIR": str(tmp_path)}
+    no_data = runner.invoke(app, ["detect", "--engine", "spark"], env=env)
+    assert no_data.exit_code == 2 and "--data" in no_data.output
+    wrong = runner.invoke(app, ["detect", "--engine", "dask"], env=env)
+    assert wrong.exit_code == 2 and "local or spark" in wrong.output
+    args = ["detect", "--engine", "spark", "--data", str(tmp_path / "nowhere")]
+    args += ["--store", str(tmp_path / "s.duckdb")]
+    missing = runner.invoke(app, args, env=env)
+    assert missing.exit_code == 1
+    assert "accounts table is required" in missing.output
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_and_algorithms_need_no_pyspark(tmp_path: Path) -> None:
+    code = (
+        "import sys, json, pkgutil, importlib\n"
+        "import ringscope.algorithms, ringscope.cli, ringscope.jobs.detect\n"
+        "for m in pkgutil.walk_packages(ringscope.algorithms.__path__, 'ringscope.algorithms.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] == 'pyspark')))\n"
+    )
+    out = _run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    # without PySpark, asking for the spark engine says what to install
+    blocked: dict[str, Any] = {"pyspark": None}
+    code = (
+        f"import sys; sys.modules.update({blocked!r})\n"
+        "from ringscope.cli import main\n"
+        f"sys.exit(main(['detect', '--engine', 'spark', '--data', {str(tmp_path)!r},"
+        f" '--store', {str(tmp_path / 's.duckdb')!r}]))\n"
+    )
+    out = _run_python(code)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "ringscope[spark]" in out.stderr
+
+
+def test_spark_submit_entry_file_is_the_cli() -> None:
+    from ringscope.engines.spark import submit
+
+    path = _run_python("import runpy, sys; sys.argv = ['x', '--path']; " + _RUN_SUBMIT)
+    assert path.returncode == 0, path.stderr
+    assert Path(path.stdout.strip()) == Path(submit.__file__)
+    helped = _run_python("import runpy, sys; sys.argv = ['x', 'detect', '--help']; " + _RUN_SUBMIT)
+    assert helped.returncode == 0, helped.stderr
+    assert "--spark-master" in helped.stdout and "--engine" in helped.stdout
+
+
+_RUN_SUBMIT = "runpy.run_module('ringscope.engines.spark.submit', run_name='__main__')"
