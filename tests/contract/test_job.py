@@ -284,8 +284,10 @@ def test_rerunning_the_same_job_marks_everything_unchanged(js: JobStore, days: D
     with js.open() as store:
         f1 = store.findings(first["run_id"])
         top = f1[0]
+        # an escalation keeps the data as it was (confirmations and dismissals become
+        # labels for the next run, tests/test_feedback.py)
         store.record_decision(
-            Decision(top.case_id or top.id, "dismissed", "ana", datetime.now(UTC), "legit")
+            Decision(top.case_id or top.id, "escalated", "ana", datetime.now(UTC), "look")
         )
     second = summary(js.job(days.day1))
     assert second["rows_loaded"] == 0
@@ -296,7 +298,7 @@ def test_rerunning_the_same_job_marks_everything_unchanged(js: JobStore, days: D
         f2 = store.findings(second["run_id"])
         assert [f.id for f in f2] == [f.id for f in f1]
         assert [f.case_id for f in f2] == [f.case_id for f in f1]
-        assert [d.decision for d in store.decisions(f2[0].case_id)] == ["dismissed"]
+        assert [d.decision for d in store.decisions(f2[0].case_id)] == ["escalated"]
 
 
 def test_a_job_killed_mid_detection_leaves_the_previous_run_current(
