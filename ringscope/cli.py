@@ -46,6 +46,10 @@ RunOpt = Annotated[
 ]
 
 
+#: Longest error message printed whole.
+_MAX_MESSAGE = 2000
+
+
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
@@ -57,7 +61,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except RingscopeError as e:
-        _fail(str(e).replace("[", "\\["))
+        text = str(e)
+        if len(text) > _MAX_MESSAGE:  # an enormous value from the input, quoted back
+            text = f"{text[:_MAX_MESSAGE]}… ({len(text):,} characters in all)"
+        _fail(text.replace("[", "\\["))
 
 
 def _progress(quiet: bool = False) -> Progress:
@@ -206,7 +213,10 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot write {out}: {e.strerror or e}")
         err.print(f"wrote {out}")
 
 
@@ -299,13 +309,47 @@ def detect(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (the store's tables) or spark (--data).")
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master", help="Spark master URL (default: spark-submit's, else local[*])."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Parquet export the spark engine reads (path or Hadoop URI)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the findings JSON to this file.")
+    ] = None,
 ) -> None:
     """Run every detector once: prints the run id and a summary."""
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, not {engine!r}", EXIT_USAGE)
+    if engine == "spark" and data is None:
+        _fail("--engine spark needs --data: the Parquet export to read", EXIT_USAGE)
+    if engine == "local" and (data is not None or spark_master is not None):
+        _fail("--data and --spark-master go with --engine spark", EXIT_USAGE)
     with _errors():
-        result = _detect(store, policy)
+        if engine == "spark":
+            from ringscope.engines.spark.job import detect_with_spark
+            from ringscope.policy import load_policy
+
+            assert data is not None
+            result = detect_with_spark(
+                data, store_uri=store, policy=load_policy(policy), master=spark_master
+            )
+        else:
+            result = _detect(store, policy)
         print(result.run.id)
         _print_queue(result.findings, run=result.run)
         err.print(json.dumps(result.run.summary, sort_keys=True))
+        if out is not None:
+            doc = findings_document(result.run.id, result.findings)
+            _write(json.dumps(doc, indent=1, sort_keys=True) + "\n", out)
 
 
 @app.command()
@@ -507,9 +551,7 @@ def policy_suggest(
         try:
             latest = s.latest_run()
             current = s.findings(latest.id) if latest else []
-            out = suggest(
-                pol, decided_findings(s), s.decisions(), current, min_decided=min_decided
-            )
+            out = suggest(pol, decided_findings(s), s.decisions(), current, min_decided=min_decided)
             metrics = decision_metrics(s)
         finally:
             s.close()
@@ -616,9 +658,23 @@ def _serve(store: str | None, host: str, port: int) -> None:
     import uvicorn
 
     from ringscope.api.app import create_app
+    from ringscope.api.auth import Access, User, hash_key, new_key
 
-    err.print(f"serving the investigator app on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(create_app(store_uri=store), host=host, port=port, log_level="warning")
+    access = Access.from_settings()
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{local}:{port}/"
+    err.print(f"serving the investigator app on {url} (Ctrl-C to stop)")
+    if access.mode == "keys" and len(access.users) == 0:
+        # no users configured: a one-time admin key for this start, in the link only
+        key = new_key()
+        access.users.add(User("local-admin", "admin", hash_key(key)))
+        err.print(
+            "no users configured (`ringscope key NAME --role ROLE` adds one); "
+            f"sign in as local-admin for this start with:\n  {url}login#key={key}"
+        )
+    uvicorn.run(
+        create_app(store_uri=store, access=access), host=host, port=port, log_level="warning"
+    )
 
 
 @app.command()
@@ -630,6 +686,29 @@ def serve(
     """Serve the investigator app and its API."""
     with _errors():
         _serve(store, host, port)
+
+
+@app.command()
+def key(
+    name: Annotated[str, typer.Argument(help="User name (shown in decisions and the audit log).")],
+    role: Annotated[str, typer.Option("--role", help="viewer, investigator or admin.")] = "viewer",
+    users_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--users-file",
+            help="Users file (default: $RINGSCOPE_USERS_FILE or <work dir>/users.json).",
+        ),
+    ] = None,
+) -> None:
+    """Make an API key for a user (a new one replaces the old); prints it once."""
+    from ringscope.api.auth import add_user
+    from ringscope.settings import get_settings
+
+    with _errors():
+        path = users_file or get_settings().users_path()
+        new = add_user(path, name, role)
+        err.print(f"{name} ({role}) saved in {path}; the key is shown only now:")
+        print(new)
 
 
 def _version(value: bool) -> None:

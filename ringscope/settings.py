@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,19 @@ class Settings(BaseSettings):
     work_dir: str = Field(default="var", description="rejects, exports, local Neo4j data")
     #: Key of the keyed hashes that replace personal identifiers in redacted exports.
     redaction_key: SecretStr = Field(default=SecretStr(""))
+
+    # access to the investigator app (see the README's "Security" section)
+    #: ``keys``: API keys (``Authorization: Bearer`` or the login cookie);
+    #: ``proxy``: a trusted reverse proxy names the user in ``proxy_user_header``.
+    auth: Literal["keys", "proxy"] = "keys"
+    #: Users, roles and key hashes (JSON); empty means ``<work_dir>/users.json``.
+    users_file: str = ""
+    proxy_user_header: str = "X-Forwarded-User"
+    #: Addresses the reverse proxy connects from; a proxy header from elsewhere is refused.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    def users_path(self) -> Path:
+        return Path(self.users_file) if self.users_file else Path(self.work_dir) / "users.json"
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,7 @@
 """The JSON API end to end: the real app served by uvicorn on a localhost port, real HTTP.
 
 Data: a generated marketplace with two detection runs (see ``tests/browser/market.py``).
+The client signs in as an admin unless a test says otherwise (roles: tests/test_access.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser.market import XSS_SELLER, Market, served_copy, shared_market
+from browser.market import XSS_SELLER, Market, auth, served_copy, shared_market
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,7 +27,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
 def api(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with (
         served_copy(market, tmp_path_factory.mktemp("api")) as app,
-        httpx.Client(base_url=app.url, timeout=30) as client,
+        httpx.Client(base_url=app.url, timeout=30, headers=auth("test-admin")) as client,
     ):
         yield client
 
@@ -216,7 +217,7 @@ def test_path_between_two_entities(api: httpx.Client) -> None:
 
 def test_decisions_follow_the_case_and_are_audited(api: httpx.Client) -> None:
     f = queue(api)["items"][3]
-    who = {"X-Ringscope-User": "inspector-7"}
+    who = auth("inspector-7")
     d = ok(
         api.post(
             f"/api/findings/{f['id']}/decisions",
@@ -237,15 +238,25 @@ def test_decisions_follow_the_case_and_are_audited(api: httpx.Client) -> None:
         {"decision": "confirmed", "note": 3},
     ):
         error(api.post(f"/api/findings/{f['id']}/decisions", json=bad), 422)
-    anonymous = ok(
-        api.post(f"/api/findings/{f['id']}/decisions", json={"decision": "dismissed"}), 201
+    # no key, no decision; a viewer may not decide
+    anonymous = api.post(
+        f"/api/findings/{f['id']}/decisions",
+        json={"decision": "dismissed"},
+        headers={"Authorization": ""},
     )
-    assert anonymous["decided_by"] == "anonymous"
+    assert error(anonymous, 401)["error"] == "Unauthorized"
+    viewer = api.post(
+        f"/api/findings/{f['id']}/decisions",
+        json={"decision": "dismissed"},
+        headers=auth("test-viewer"),
+    )
+    assert error(viewer, 403)["error"] == "Forbidden"
+    assert ok(api.get(f"/api/findings/{f['id']}/decisions"))[-1]["decision"] == "escalated"
 
 
 def test_views_and_exports_are_audited(api: httpx.Client) -> None:
     f = queue(api)["items"][1]
-    who = {"X-Ringscope-User": "viewer-3"}
+    who = auth("analyst-3")
     detail = ok(api.get(f"/api/findings/{f['id']}", headers=who))
     r = api.get(f"/api/findings/{f['id']}/export", headers=who)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
@@ -253,7 +264,7 @@ def test_views_and_exports_are_audited(api: httpx.Client) -> None:
     assert api.get(f"/findings/{f['id']}", headers=who).status_code == 200
     member = detail["members"][0]["account_id"]
     assert api.get(f"/entities/Account:{member}", headers=who).status_code == 200
-    log = ok(api.get("/api/audit", params={"who": "viewer-3"}))
+    log = ok(api.get("/api/audit", params={"who": "analyst-3"}))
     assert [(e["action"], e["detail"].get("via")) for e in log] == [
         ("view_entity", "page"),
         ("view_finding", "page"),
@@ -296,7 +307,7 @@ def test_decision_form_records_and_redirects(api: httpx.Client) -> None:
     r = api.post(
         f"/findings/{f['id']}/decisions",
         data={"decision": "dismissed", "note": "household"},
-        headers={"X-Ringscope-User": "form-user"},
+        headers=auth("form-user"),
     )
     assert r.status_code == 303 and r.headers["location"].startswith(f"/findings/{f['id']}")
     page = api.get(r.headers["location"])
@@ -317,7 +328,10 @@ def test_static_assets_are_served(api: httpx.Client) -> None:
 def test_an_empty_store_serves_an_empty_queue(tmp_path: Path) -> None:
     from browser.market import ServedApp
 
-    with ServedApp(tmp_path / "empty.duckdb") as app, httpx.Client(base_url=app.url) as c:
+    with (
+        ServedApp(tmp_path / "empty.duckdb") as app,
+        httpx.Client(base_url=app.url, headers=auth("test-admin")) as c,
+    ):
         assert ok(c.get("/api/findings")) == {
             "run_id": None,
             "total": 0,

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -218,10 +219,24 @@ def test_run_generates_loads_detects_and_serves(tmp_path: Path) -> None:
                 time.sleep(0.5)
         assert health is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
         assert health["status"] == "ok"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/findings", timeout=10) as r:
+        # no users configured: the app printed a sign-in link with a one-time admin key
+        assert proc.stderr is not None
+        link = ""
+        while not link:
+            line = proc.stderr.readline()
+            assert line, "no sign-in link printed"
+            link = next((w for w in line.split() if "/login#key=" in w), "")
+        assert link.startswith(f"http://127.0.0.1:{port}/login#key=rsk_")
+        key = {"Authorization": f"Bearer {link.split('#key=')[1]}"}
+        url = f"http://127.0.0.1:{port}/api/findings"
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(url, timeout=10)
+        assert denied.value.code == 401
+        with urllib.request.urlopen(urllib.request.Request(url, headers=key), timeout=10) as r:
             page = json.loads(r.read())
         assert page["total"] > 0 and page["run_id"].startswith("run-")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        home = urllib.request.Request(f"http://127.0.0.1:{port}/", headers=key)
+        with urllib.request.urlopen(home, timeout=10) as r:
             html = r.read().decode()
         assert page["items"][0]["id"] in html
     finally:

@@ -416,6 +416,7 @@ def test_cli_export(store_file: Path, tmp_path: Path) -> None:
 
 
 def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from browser.market import access_for, auth
     from fastapi.testclient import TestClient
 
     from ringscope.api.app import create_app
@@ -425,9 +426,9 @@ def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("RINGSCOPE_REDACTION_KEY", raising=False)
     get_settings.cache_clear()
     try:
-        with TestClient(create_app(store=store)) as client:
-            who = {"X-Ringscope-User": "api-user"}
-            r = client.get(f"/api/findings/{f.id}/export", headers=who)
+        access = access_for({"api-user": "investigator"})
+        with TestClient(create_app(store=store, access=access), headers=auth("api-user")) as client:
+            r = client.get(f"/api/findings/{f.id}/export")
             assert r.status_code == 200
             assert r.headers["content-type"] == "application/zip"
             assert r.headers["content-disposition"] == f'attachment; filename="{f.id}.zip"'

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .market import Market, ServedApp, served_copy, shared_market
+from .market import Market, ServedApp, key_of, served_copy, shared_market
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,14 +73,19 @@ class Recorded:
     dialogs: list[str] = field(default_factory=list)
 
 
+def signed_in(browser: Any, app: ServedApp, user: str) -> tuple[Any, Any]:
+    """A browser context and page signed in as ``user`` through the login link, as
+    ``ringscope serve`` prints it (the key in the fragment; the app sets a cookie)."""
+    context = browser.new_context(base_url=app.url, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"/login#key={key_of(user)}")
+    page.wait_for_url(app.url + "/")
+    return context, page
+
+
 @pytest.fixture
 def tab(browser: Any, app: ServedApp) -> Iterator[Recorded]:
-    context = browser.new_context(
-        base_url=app.url,
-        viewport={"width": 1400, "height": 1000},
-        extra_http_headers={"X-Ringscope-User": USER},
-    )
-    page = context.new_page()
+    context, page = signed_in(browser, app, USER)
     rec = Recorded(page)
     page.on("request", lambda r: rec.requests.append(r.url))
     page.on("console", lambda m: rec.errors.append(m.text) if m.type == "error" else None)

@@ -14,8 +14,25 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ringscope.api.auth import Access
+    from ringscope.graphs.store import GraphStore
+
+#: The app's users in these tests, by name, with their roles; see ``key_of``.
+USERS = {
+    "test-viewer": "viewer",
+    "test-investigator": "investigator",
+    "test-admin": "admin",
+    "inspector-7": "investigator",
+    "analyst-3": "investigator",
+    "form-user": "investigator",
+    "browser-user": "investigator",
+    "browser-viewer": "viewer",
+}
 
 XSS_SELLER = "<img src=x onerror=alert(1)>"
 XSS_BUYER = '"><script>window.__xss=1</script>'
@@ -148,10 +165,35 @@ def shared_market(base: Path) -> Market:
     )
 
 
+def key_of(name: str) -> str:
+    """The API key of the test user ``name``."""
+    return f"rsk_test_{name}"
+
+
+def auth(name: str) -> dict[str, str]:
+    """Headers that authenticate as the test user ``name``."""
+    return {"Authorization": f"Bearer {key_of(name)}"}
+
+
+def access_for(users: dict[str, str] | None = None) -> Access:
+    """Who may use the app in the tests: ``USERS`` (or ``users``), each with ``key_of``."""
+    from ringscope.api.auth import Access, User, Users, check_role, hash_key
+
+    chosen = USERS if users is None else users
+    return Access(Users(User(n, check_role(r), hash_key(key_of(n))) for n, r in chosen.items()))
+
+
 class ServedApp:
     """The real app served by uvicorn on a free localhost port, in a thread."""
 
-    def __init__(self, store_path: Path) -> None:
+    def __init__(
+        self,
+        store_path: Path | None,
+        access: Access | None = None,
+        *,
+        store: GraphStore | None = None,
+    ) -> None:
+        """Serve the embedded store at ``store_path``, or ``store`` (left open at exit)."""
         import socket
         import threading
 
@@ -160,13 +202,20 @@ class ServedApp:
         from ringscope.api.app import create_app
         from ringscope.graphs.embedded import EmbeddedStore
 
-        self.store = EmbeddedStore(store_path)
+        self._owned = store is None
+        if store is None:
+            assert store_path is not None
+            store = EmbeddedStore(store_path)
+        self.store = store
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(store=self.store), log_level="warning", lifespan="on", access_log=False
+            create_app(store=self.store, access=access or access_for()),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -188,12 +237,42 @@ class ServedApp:
         self.server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
-        self.store.close()
+        if self._owned:
+            self.store.close()
 
 
-def served_copy(market: Market, into: Path) -> ServedApp:
+def fill_store(store: GraphStore, root: Path, *, events: int = 3000, seed: int = 11) -> None:
+    """Load a small generated marketplace into ``store`` and run detection once."""
+    from ringscope.jobs.detect import run_detection
+    from ringscope.loaders.pipeline import load_export
+    from ringscope.loaders.synthetic import generate
+
+    generate(root / "data", events=events, seed=seed)
+    load_export(store, root / "data", rejects_dir=root / "rejects")
+    run_detection(store)
+
+
+def open_neo4j(uri: str, root: Path) -> GraphStore:
+    """A Neo4j store on an emptied database (credentials as in tests/conftest.py), with
+    its columnar file under ``root``."""
+    import os
+
+    from ringscope.graphs.neo4j_store import Neo4jStore
+
+    password = os.environ.get("NEO4J_PASSWORD")
+    store = Neo4jStore(
+        uri,
+        auth=(os.environ.get("NEO4J_USER", "neo4j"), password) if password else None,
+        database=os.environ.get("NEO4J_DATABASE", "neo4j"),
+        columnar_path=root / "events.duckdb",
+    )
+    store.wipe()
+    return store
+
+
+def served_copy(market: Market, into: Path, access: Access | None = None) -> ServedApp:
     """Serve a private copy of the market's store (one process per DuckDB file)."""
     into.mkdir(parents=True, exist_ok=True)
     target = into / "served.duckdb"
     shutil.copy(market.store_path, target)
-    return ServedApp(target)
+    return ServedApp(target, access)

@@ -6,10 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ringscope.api.deps import StoreDep
+from ringscope.api.deps import DENIED, Admin, StoreDep
 from ringscope.api.schemas import AuditEntryOut, ErrorOut
 
-router = APIRouter(prefix="/api/audit", tags=["audit"], responses={422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/audit",
+    tags=["audit"],
+    dependencies=[Admin],
+    responses={422: {"model": ErrorOut}, **DENIED},
+)
 
 
 @router.get("", response_model=list[AuditEntryOut])

@@ -6,26 +6,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from ringscope.api import queries
-from ringscope.api.deps import StoreDep, UserDep
+from ringscope.api import queries, redact
+from ringscope.api.deps import (
+    DENIED,
+    PrincipalDep,
+    RedactionKeyDep,
+    StoreDep,
+    UserDep,
+    Viewer,
+    check_identifier_access,
+)
 from ringscope.api.schemas import EntityOut, ErrorOut, FindingSummary, GraphOut, NodeOut, PathOut
 from ringscope.api.viz import MAX_NODES
 
 router = APIRouter(
     prefix="/api",
     tags=["entities"],
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    dependencies=[Viewer],
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}, **DENIED},
 )
 
 RelQuery = Annotated[list[str] | None, Query(description="relationship kinds, e.g. USES")]
 
 
 @router.get("/entities/{ref:path}/neighbourhood", response_model=GraphOut)
-async def neighbourhood(
+def neighbourhood(
     ref: str,
+    request: Request,
     store: StoreDep,
+    principal: PrincipalDep,
+    redaction: RedactionKeyDep,
     hops: Annotated[int, Query(ge=0, le=4)] = 1,
     rel: RelQuery = None,
     start: datetime | None = None,
@@ -35,40 +47,62 @@ async def neighbourhood(
     """Nodes within ``hops`` of the entity over the given relationship kinds inside the
     time window ``[start, end)``, breadth first, at most ``limit`` nodes."""
     node = queries.parse_ref(ref)
+    check_identifier_access(request, principal, node)
     rels = queries.check_rels(rel)
     queries.check_window(start, end)
     g = store.neighbourhood([node], hops=hops, rel_types=rels, start=start, end=end, limit=limit)
-    return GraphOut.of(g)
+    if redaction is None:
+        return GraphOut.of(g)
+    return redact.model(GraphOut.of(g), redact.for_viewer(redaction, nodes=g.nodes))
 
 
 @router.get("/entities/{ref:path}", response_model=EntityOut)
-async def get_entity(ref: str, store: StoreDep, user: UserDep, run: str | None = None) -> EntityOut:
+def get_entity(
+    ref: str,
+    request: Request,
+    store: StoreDep,
+    user: UserDep,
+    principal: PrincipalDep,
+    redaction: RedactionKeyDep,
+    run: str | None = None,
+) -> EntityOut:
     """An entity by ``Label:id`` (e.g. ``Account:a1``, ``Identifier:device:d-1``) with the
     findings of a run (default the latest) it is a member of. The view is audited."""
     node_ref = queries.parse_ref(ref)
+    check_identifier_access(request, principal, node_ref)
     node = queries.entity(store, node_ref)
     r = queries.resolve_run(store, run)
     decided = queries.latest_decisions(store)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
     store.append_audit(user, "view_entity", str(node_ref), {"via": "api"})
-    return EntityOut(
+    out = EntityOut(
         node=NodeOut.of(node),
         findings=[
             FindingSummary.of(f, decision=decided.get(f.case_id or f.id, "undecided")) for f in fs
         ],
     )
+    if redaction is None:
+        return out
+    return redact.model(out, redact.for_viewer(redaction, findings=fs, nodes=[node]))
 
 
 @router.get("/path", response_model=PathOut)
-async def path(
+def path(
     a: str,
     b: str,
+    request: Request,
     store: StoreDep,
+    principal: PrincipalDep,
+    redaction: RedactionKeyDep,
     rel: RelQuery = None,
     max_hops: Annotated[int, Query(ge=1, le=10)] = 6,
 ) -> PathOut:
     """A shortest path between two entities (``found: false`` when there is none
     within ``max_hops``; 404 when an end does not exist)."""
     ra, rb = queries.parse_ref(a), queries.parse_ref(b)
+    check_identifier_access(request, principal, ra, rb)
     rels = queries.check_rels(rel)
-    return PathOut.of(store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops))
+    p = store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops)
+    if redaction is None or p is None:
+        return PathOut.of(p)
+    return redact.model(PathOut.of(p), redact.for_viewer(redaction, nodes=p.nodes))

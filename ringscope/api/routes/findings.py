@@ -8,8 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ringscope.api import queries
-from ringscope.api.deps import RunCacheDep, StoreDep, UserDep
+from ringscope.api import queries, redact
+from ringscope.api.deps import (
+    DENIED,
+    Investigator,
+    RedactionKeyDep,
+    RunCacheDep,
+    StoreDep,
+    UserDep,
+    Viewer,
+)
 from ringscope.api.export import export_case
 from ringscope.api.queries import RunCache
 from ringscope.api.schemas import (
@@ -37,14 +45,16 @@ from ringscope.settings import get_settings
 router = APIRouter(
     prefix="/api/findings",
     tags=["findings"],
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    dependencies=[Viewer],
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}, **DENIED},
 )
 
 
 @router.get("", response_model=Page[FindingSummary])
-async def list_findings(
+def list_findings(
     store: StoreDep,
     cache: RunCacheDep,
+    redaction: RedactionKeyDep,
     run: str | None = None,
     kind: str | None = None,
     min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
@@ -72,21 +82,25 @@ async def list_findings(
         sort=sort,
         descending=order == "desc",
     )
-    return Page[FindingSummary](
+    shown = q.items[offset : offset + limit]
+    page = Page[FindingSummary](
         run_id=q.run.id if q.run else None,
         total=len(q.items),
         offset=offset,
         limit=limit,
         items=[
             FindingSummary.of(i.finding, decision=i.decision, raised_again=i.raised_again)
-            for i in q.items[offset : offset + limit]
+            for i in shown
         ],
     )
+    if redaction is None:
+        return page
+    return redact.model(page, redact.for_viewer(redaction, findings=[i.finding for i in shown]))
 
 
 def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = None) -> FindingDetail:
     """A finding with its history across runs and its case's decisions."""
-    d = f.to_dict()
+    # built from the finding's fields: ``Finding.to_dict`` deep-copies all the evidence
     decisions = queries.case_decisions(store, f)
     raised = f.id in set(run.summary.get("raised_again") or [])
     return FindingDetail(
@@ -97,11 +111,18 @@ def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = Non
         ).model_dump(),
         run_id=run.id,
         previous_id=f.previous_id,
-        members=[MemberOut(**m) for m in d["members"]],
-        signals=[SignalOut(**s) for s in d["signals"]],
-        detector=DetectorOut(**d["detector"]),
-        detectors=[DetectorOut(**x) for x in d["detectors"]],
-        evidence=d["evidence"],
+        members=[MemberOut(account_id=m.account_id, role=m.role, score=m.score) for m in f.members],
+        signals=[
+            SignalOut(name=s.name, value=s.value, threshold=s.threshold, weight=s.weight)
+            for s in f.signals
+        ],
+        detector=DetectorOut(
+            name=f.detector.name, version=f.detector.version, params=f.detector.params
+        ),
+        detectors=[
+            DetectorOut(name=x.name, version=x.version, params=x.params) for x in f.detectors
+        ],
+        evidence=f.evidence,
         history=[
             HistoryEntry(
                 run_id=h.run.id,
@@ -118,38 +139,57 @@ def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = Non
 
 
 @router.get("/{finding_id}", response_model=FindingDetail)
-async def get_finding(
-    finding_id: str, store: StoreDep, cache: RunCacheDep, user: UserDep, run: str | None = None
+def get_finding(
+    finding_id: str,
+    store: StoreDep,
+    cache: RunCacheDep,
+    user: UserDep,
+    redaction: RedactionKeyDep,
+    run: str | None = None,
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
     r, f = queries.find_finding(store, finding_id, run, cache)
     out = detail(store, r, f, cache)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})
-    return out
+    if redaction is None:
+        return out
+    return redact.model(out, redact.for_viewer(redaction, findings=[f]))
 
 
 @router.get("/{finding_id}/graph", response_model=GraphOut)
-async def finding_graph(
+def finding_graph(
     finding_id: str,
     store: StoreDep,
     cache: RunCacheDep,
+    redaction: RedactionKeyDep,
     run: str | None = None,
     hops: Annotated[int, Query(ge=0, le=3)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_NODES)] = 500,
 ) -> GraphOut:
     """The neighbourhood of the finding's members and beneficiaries, within a node budget."""
     _, f = queries.find_finding(store, finding_id, run, cache)
-    return GraphOut.of(store.neighbourhood(member_refs(f), hops=hops, limit=limit))
+    g = store.neighbourhood(member_refs(f), hops=hops, limit=limit)
+    if redaction is None:
+        return GraphOut.of(g)
+    return redact.model(GraphOut.of(g), redact.for_viewer(redaction, findings=[f], nodes=g.nodes))
 
 
 @router.get("/{finding_id}/decisions", response_model=list[DecisionOut])
-async def list_decisions(
-    finding_id: str, store: StoreDep, cache: RunCacheDep, run: str | None = None
+def list_decisions(
+    finding_id: str,
+    store: StoreDep,
+    cache: RunCacheDep,
+    redaction: RedactionKeyDep,
+    run: str | None = None,
 ) -> list[DecisionOut]:
     """The decisions on the finding's case, oldest first."""
     _, f = queries.find_finding(store, finding_id, run, cache)
-    return [DecisionOut.of(d) for d in queries.case_decisions(store, f)]
+    out = [DecisionOut.of(d) for d in queries.case_decisions(store, f)]
+    if redaction is None:
+        return out
+    red = redact.for_viewer(redaction, findings=[f])
+    return [redact.model(d, red) for d in out]
 
 
 def record_decision(store: GraphStore, f: Finding, body: DecisionIn, user: str) -> Decision:
@@ -171,7 +211,12 @@ def record_decision(store: GraphStore, f: Finding, body: DecisionIn, user: str) 
     return d
 
 
-@router.post("/{finding_id}/decisions", response_model=DecisionOut, status_code=201)
+@router.post(
+    "/{finding_id}/decisions",
+    response_model=DecisionOut,
+    status_code=201,
+    dependencies=[Investigator],
+)
 async def post_decision(
     finding_id: str,
     body: DecisionIn,
@@ -189,7 +234,11 @@ async def post_decision(
 @router.get(
     "/{finding_id}/export",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "the case file"}},
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "the case file"},
+        400: {"model": ErrorOut, "description": "redaction asked for but no key is set"},
+    },
+    dependencies=[Investigator],
 )
 async def export_finding(
     finding_id: str,

@@ -3,6 +3,8 @@ handed to scripts goes through ``tojson`` (which escapes ``<``, ``>``, ``&`` and
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,8 +18,18 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from ringscope import __version__
-from ringscope.api import queries
-from ringscope.api.deps import RunCacheDep, StoreDep, UserDep
+from ringscope.api import queries, redact
+from ringscope.api.auth import allows
+from ringscope.api.deps import (
+    Investigator,
+    PrincipalDep,
+    RedactionKeyDep,
+    RunCacheDep,
+    StoreDep,
+    UserDep,
+    Viewer,
+    check_identifier_access,
+)
 from ringscope.api.routes.findings import record_decision
 from ringscope.api.schemas import DecisionIn, DecisionStatus, DiffStatus, SortKey
 from ringscope.api.viz import (
@@ -34,14 +46,18 @@ from ringscope.api.viz import (
 )
 from ringscope.errors import InputError
 from ringscope.graphs.store import GraphStore
-from ringscope.model import REL_TYPES, Finding, Run
+from ringscope.model import REL_TYPES, Finding, Node, NodeRef, Run
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 templates.env.filters["u"] = lambda s: quote(str(s), safe=":")
-router = APIRouter(tags=["pages"], include_in_schema=False)
+router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Viewer])
 
 #: Rendered graphs kept per app: a succeeded run's findings never change.
 GRAPH_CACHE_SIZE = 64
+#: Pages are served from a thread pool: the graph cache is shared between threads, and
+#: a graph is drawn once however many requests ask for it at the same time.
+_GRAPH_CACHE_LOCK = threading.Lock()
+_GRAPH_DRAWING: dict[tuple[str, ...], threading.Lock] = {}
 _TIME_KEYS = ("ts", "first_ts", "first_seen", "decided_at", "created_at", "since", "started_at")
 TIMELINE_MAX = 400
 
@@ -51,10 +67,12 @@ def _common(**extra: Any) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def queue_page(
+def queue_page(
     request: Request,
     store: StoreDep,
     cache: RunCacheDep,
+    principal: PrincipalDep,
+    redaction: RedactionKeyDep,
     run: str | None = None,
     kind: str | None = None,
     status: DiffStatus | None = None,
@@ -78,6 +96,10 @@ async def queue_page(
         sort=sort,
         descending=order == "desc",
     )
+    items = q.items
+    if redaction is not None:
+        red = redact.for_viewer(redaction, findings=[i.finding for i in items])
+        items = [dataclasses.replace(i, finding=redact.finding(i.finding, red)) for i in items]
     filters = {
         "run": run or "",
         "kind": kind or "",
@@ -91,8 +113,9 @@ async def queue_page(
         request,
         "queue.html",
         _common(
+            me=principal,
             run=q.run,
-            items=q.items,
+            items=items,
             kinds=q.kinds,
             filters=filters,
             query={k: v for k, v in filters.items() if v != ""},
@@ -118,9 +141,32 @@ def _graph(
     cache = request.app.state.graph_cache
     # the graph changes with the data (a new load), not with decisions
     key = (run.id, f.id, view, str(budget), store.fingerprint())
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
+    with _GRAPH_CACHE_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        drawing = _GRAPH_DRAWING.setdefault(key, threading.Lock())
+    try:
+        with drawing:
+            return _draw(cache, key, store, f, view, budget)
+    finally:
+        with _GRAPH_CACHE_LOCK:
+            _GRAPH_DRAWING.pop(key, None)
+
+
+def _draw(
+    cache: OrderedDict[tuple[str, ...], tuple[Markup, GraphView, bool]],
+    key: tuple[str, ...],
+    store: GraphStore,
+    f: Finding,
+    view: str,
+    budget: int,
+) -> tuple[Markup, GraphView, bool]:
+    """The cached graph of ``key`` when another request drew it meanwhile, else drawn now."""
+    with _GRAPH_CACHE_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
     refs = member_refs(f)
     gv: GraphView | None = None
     too_big = len(refs) > budget
@@ -138,9 +184,20 @@ def _graph(
     gv = with_layout(gv)
     # serialised once, escaped for a <script> element as Jinja's ``tojson`` does
     out = (htmlsafe_json_dumps(vis_data(gv)), gv, too_big)
-    cache[key] = out
-    while len(cache) > GRAPH_CACHE_SIZE:
-        cache.popitem(last=False)
+    with _GRAPH_CACHE_LOCK:
+        cache[key] = out
+        while len(cache) > GRAPH_CACHE_SIZE:
+            cache.popitem(last=False)
+    return out
+
+
+def _identifier_nodes(gv: GraphView) -> list[Node]:
+    """The identifier nodes drawn in a graph view, whose values a viewer must not see."""
+    out = []
+    for n in gv.nodes:
+        if n.id.startswith("Identifier:"):
+            ref = NodeRef.parse(n.id)
+            out.append(Node(ref, {}))
     return out
 
 
@@ -163,12 +220,14 @@ def _timeline(f: Finding) -> tuple[list[dict[str, str]], int]:
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
-async def cluster_page(
+def cluster_page(
     request: Request,
     finding_id: str,
     store: StoreDep,
     cache: RunCacheDep,
     user: UserDep,
+    principal: PrincipalDep,
+    redaction: RedactionKeyDep,
     run: str | None = None,
     view: Literal["auto", "full", "collapsed"] = "auto",
     budget: Annotated[int, Query(ge=10, le=MAX_NODES)] = MAX_NODES,
@@ -178,12 +237,18 @@ async def cluster_page(
     r, f = queries.find_finding(store, finding_id, run, cache)
     d = detail(store, r, f, cache)
     data, gv, too_big = _graph(request, store, r, f, view, budget)
+    if redaction is not None:
+        red = redact.for_viewer(redaction, findings=[f], nodes=_identifier_nodes(gv))
+        f, d = redact.finding(f, red), redact.model(d, red)
+        data = htmlsafe_json_dumps(red(vis_data(gv)))
     events, n_events = _timeline(f)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
     return templates.TemplateResponse(
         request,
         "cluster.html",
         _common(
+            me=principal,
+            can_decide=allows(principal.role, "investigator"),
             f=f,
             d=d,
             run=r,
@@ -205,7 +270,7 @@ async def cluster_page(
     )
 
 
-@router.post("/findings/{finding_id}/decisions")
+@router.post("/findings/{finding_id}/decisions", dependencies=[Investigator])
 async def decision_form(
     request: Request,
     finding_id: str,
@@ -229,15 +294,17 @@ async def decision_form(
 
 
 @router.get("/entities/{ref:path}", response_class=HTMLResponse)
-async def entity_page(
+def entity_page(
     request: Request,
     ref: str,
     store: StoreDep,
     cache: RunCacheDep,
     user: UserDep,
+    principal: PrincipalDep,
     run: str | None = None,
 ) -> HTMLResponse:
     node_ref = queries.parse_ref(ref)
+    check_identifier_access(request, principal, node_ref)
     node = queries.entity(store, node_ref)
     r = queries.resolve_run(store, run)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
@@ -246,6 +313,7 @@ async def entity_page(
         request,
         "entity.html",
         _common(
+            me=principal,
             node=node,
             ref=str(node_ref),
             findings=fs,

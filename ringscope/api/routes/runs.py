@@ -2,10 +2,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ringscope.api.deps import StoreDep
-from ringscope.api.schemas import RunOut
+from ringscope.api.deps import DENIED, StoreDep, Viewer
+from ringscope.api.schemas import ErrorOut, RunOut
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(
+    prefix="/api/runs",
+    tags=["runs"],
+    dependencies=[Viewer],
+    responses={404: {"model": ErrorOut}, **DENIED},
+)
 
 
 @router.get("", response_model=list[RunOut])

@@ -1,6 +1,10 @@
 // The cluster graph: nodes, edges and options prepared on the server (pyvis view model).
 (function () {
   "use strict";
+  // legend colours come as data attributes: the page's CSP allows no inline style
+  document.querySelectorAll("i[data-colour]").forEach(function (i) {
+    i.style.background = i.getAttribute("data-colour");
+  });
   var holder = document.getElementById("graph");
   var raw = document.getElementById("graph-data");
   if (!holder || !raw || typeof vis === "undefined") { return; }

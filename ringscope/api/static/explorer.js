@@ -101,6 +101,7 @@
   network.on("doubleClick", function (ev) {
     if (ev.nodes.length === 1) { window.location.href = "/entities/" + encodeURIComponent(ev.nodes[0]); }
   });
+  form.addEventListener("submit", function (ev) { ev.preventDefault(); });
   document.getElementById("reload").addEventListener("click", reload);
   document.getElementById("find-path").addEventListener("click", findPath);
   window.rsExplorer = { network: network, nodes: nodes, edges: edges, expand: expand, state: state };

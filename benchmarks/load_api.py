@@ -1,0 +1,217 @@
+"""The API under a mixed load of concurrent investigators, the long form of
+``tests/test_api_load.py``: every client reads the queue, a cluster and a member's
+neighbourhood and records a decision, round after round, on loopback.
+
+Usage::
+
+    .venv/bin/python benchmarks/load_api.py                         # embedded store
+    .venv/bin/python benchmarks/load_api.py --clients 50 --rounds 20
+    .venv/bin/python benchmarks/load_api.py --store both            # also a local Neo4j
+    .venv/bin/python benchmarks/load_api.py --neo4j bolt://host:7687
+
+A generated marketplace (cached under ``--cache``) is loaded into a fresh store and
+detected once, outside the timing; the app is served by ``ringscope serve`` in its own
+process with API keys made by ``ringscope.api.auth.add_user``. Checked: zero errors,
+and every decision recorded exactly once (in the store and in the audit log). Printed
+per store and endpoint: requests, p50, p95, max, requests per second and the load
+average. Target: p95 <= 300 ms with 20 clients (a busy machine inflates every figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from _common import DEFAULT_CACHE, ensure_market, load_average
+
+from ringscope.api.auth import add_user
+from ringscope.graphs import open_store
+from ringscope.jobs.detect import run_detection
+from ringscope.loaders.pipeline import load_export
+from ringscope.settings import get_settings
+
+TARGET_P95_MS = 300.0
+ENDPOINTS = ("queue", "cluster", "neighbourhood", "decision")
+
+
+def serve(uri: str, users: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "RINGSCOPE_USERS_FILE": str(users)}
+    cmd = [sys.executable, "-m", "ringscope.cli", "serve", "--store", uri, "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    raise SystemExit(f"the app did not start:\n{err}")
+
+
+def bench_store(
+    name: str, uri: str, args: argparse.Namespace, data: Path, work: Path
+) -> list[list[str]]:
+    store = open_store(uri)
+    try:
+        if store.latest_run() is None:
+            load_export(store, data)
+            run_detection(store)
+    finally:
+        store.close()
+    users = work / f"users-{name}.json"
+    keys = [add_user(users, f"bench-{i}", "investigator") for i in range(min(args.clients, 10))]
+    proc, url = serve(uri, users)
+    try:
+        admin = {"Authorization": f"Bearer {keys[0]}"}
+        queue = httpx.get(f"{url}/api/findings?limit=50", headers=admin, timeout=120).json()
+        findings = [f["id"] for f in queue["items"]]
+        members = {
+            f: httpx.get(f"{url}/api/findings/{f}", headers=admin, timeout=120).json()["members"]
+            for f in findings[:20]
+        }
+        findings = list(members)
+        timings: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        errors: list[str] = []
+        notes: list[str] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(args.clients)
+        tag = f"bench {time.time_ns()}"
+
+        def client(n: int) -> None:
+            headers = {"Authorization": f"Bearer {keys[n % len(keys)]}"}
+            with httpx.Client(base_url=url, headers=headers, timeout=120) as h:
+                barrier.wait()
+                for k in range(args.rounds):
+                    f = findings[(n + k) % len(findings)]
+                    m = members[f][k % len(members[f])]["account_id"]
+                    note = f"{tag} {n}-{k}"
+                    for name, method, path, kw in (
+                        ("queue", "GET", "/api/findings", {}),
+                        ("cluster", "GET", f"/api/findings/{f}", {}),
+                        ("neighbourhood", "GET", f"/api/entities/Account:{m}/neighbourhood", {}),
+                        ("decision", "POST", f"/api/findings/{f}/decisions",
+                         {"json": {"decision": "escalated", "note": note}}),
+                    ):  # fmt: skip
+                        t0 = time.perf_counter()
+                        r = h.request(method, path, **kw)
+                        dt = (time.perf_counter() - t0) * 1000
+                        with lock:
+                            timings[name].append(dt)
+                            if r.status_code != (201 if method == "POST" else 200):
+                                errors.append(f"{name} {r.status_code} {r.text[:200]}")
+                            elif name == "decision":
+                                notes.append(note)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    store = open_store(uri)
+    try:
+        stored = [d.note for d in store.decisions() if d.note.startswith(tag)]
+        audit = store.audit_log(action="decision", limit=1_000_000)
+        audited = [str(e["detail"].get("note")) for e in audit]  # type: ignore[attr-defined]
+        audited = [n for n in audited if n.startswith(tag)]
+    finally:
+        store.close()
+    exact = sorted(stored) == sorted(notes) == sorted(audited)
+    load = f"{os.getloadavg()[0]:.1f}"
+    rows = []
+    for endpoint, ts in timings.items():
+        q = statistics.quantiles(ts, n=100, method="inclusive") if len(ts) > 1 else ts * 99
+        rows.append(
+            [
+                "",
+                endpoint,
+                str(len(ts)),
+                f"{q[49]:.0f}",
+                f"{q[94]:.0f}",
+                f"{max(ts):.0f}",
+                f"{len(ts) / wall:.0f}",
+                "ok" if q[94] <= TARGET_P95_MS else "OVER",
+                load,
+            ]
+        )
+    summary = [
+        name,
+        f"{args.clients} clients x {args.rounds} rounds",
+        str(sum(len(t) for t in timings.values())),
+        f"errors {len(errors)}",
+        f"decisions exactly once: {'yes' if exact and not errors else 'NO'}",
+        f"{wall:.1f} s",
+        "",
+        "",
+        load,
+    ]
+    if errors:
+        print(f"[{name}] {len(errors)} errors, e.g. {errors[0]}", file=sys.stderr)
+    return [summary, *rows]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=10, help="per client: queue, cluster, ...")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--store", choices=("embedded", "neo4j", "both"), default="embedded")
+    p.add_argument("--neo4j", metavar="URI", help="a Neo4j server (implies --store both)")
+    args = p.parse_args()
+    if args.neo4j and args.store == "embedded":
+        args.store = "both"
+    data, _ = ensure_market(args.cache, args.events, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="ringscope-load-bench-"))
+    rows: list[list[str]] = []
+    try:
+        if args.store in ("embedded", "both"):
+            rows += bench_store("embedded", str(work / "bench.duckdb"), args, data, work)
+        if args.store in ("neo4j", "both"):
+            os.environ["RINGSCOPE_COLUMNAR_PATH"] = str(work / "events.duckdb")
+            get_settings.cache_clear()  # the settings were read with the embedded store
+            if args.neo4j:
+                rows += bench_store("neo4j", args.neo4j, args, data, work)
+            else:
+                from ringscope.graphs.neo4j_local import start_local_neo4j
+
+                print("[neo4j] starting a local Neo4j 5.26 ...", file=sys.stderr)
+                with start_local_neo4j(work, port=0, heap="1g") as local:
+                    rows += bench_store("neo4j", local.uri, args, data, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    head = ["store", "endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "p95<=300"]
+    head += ["load 1m"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print(f"mixed load: {args.clients} clients, {args.events} events, seed {args.seed}")
+    print(load_average())
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    if any("NO" in r[4] for r in rows if r[0]):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

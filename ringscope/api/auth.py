@@ -1,0 +1,171 @@
+"""Users, roles and API keys (pure logic; the HTTP side is in ``ringscope.api.deps``).
+
+Three roles, each allowing what the one before allows:
+
+- ``viewer``: the queue, clusters, entities and runs, with identifier values redacted;
+- ``investigator``: also decisions, unredacted identifiers and case-file exports;
+- ``admin``: also the audit log and the effective settings.
+
+An API key is a random 256-bit token (``rsk_...``). Only its SHA-256 is kept (in the
+users file or in memory): a key of that entropy cannot be guessed back from its hash, and a
+fast hash keeps every request cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from ringscope.errors import ConfigError
+
+Role = Literal["viewer", "investigator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "investigator", "admin")
+KEY_PREFIX = "rsk_"
+#: Longest key or user name accepted from a request: anything longer is refused unread.
+MAX_KEY_LENGTH = 200
+MAX_NAME_LENGTH = 100
+
+
+def allows(role: Role, needed: Role) -> bool:
+    """Whether ``role`` may do what ``needed`` may."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return cast(Role, role)
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise ConfigError(
+            f"a user name is 1 to {MAX_NAME_LENGTH} printable characters, got {name!r}"
+        )
+    return name
+
+
+def new_key() -> str:
+    """A new random API key."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    key_hash: str = ""  # empty: a user known by name only (reverse-proxy mode)
+
+
+class Users:
+    """Who may use the app: users by key hash (API keys) and by name (reverse proxy)."""
+
+    def __init__(self, users: Iterable[User] = ()) -> None:
+        self._by_hash: dict[str, User] = {}
+        self._by_name: dict[str, User] = {}
+        for u in users:
+            self.add(u)
+
+    def add(self, user: User) -> None:
+        check_role(user.role)
+        if user.key_hash:
+            if not user.key_hash.startswith("sha256:") or len(user.key_hash) != 71:
+                raise ConfigError(f"user {user.name!r}: key hash must be 'sha256:' + 64 hex")
+            self._by_hash[user.key_hash] = user
+        self._by_name[user.name] = user
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __iter__(self) -> Iterator[User]:
+        return iter(sorted(self._by_name.values(), key=lambda u: u.name))
+
+    def by_key(self, key: str) -> User | None:
+        if not key or len(key) > MAX_KEY_LENGTH:
+            return None
+        return self._by_hash.get(hash_key(key))
+
+    def by_name(self, name: str) -> User | None:
+        return self._by_name.get(name)
+
+    @staticmethod
+    def read(path: Path) -> Users:
+        """The users file: ``{"users": [{"name", "role", "key_sha256"}]}`` (missing: none)."""
+        if not path.exists():
+            return Users()
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+            rows = doc["users"]
+            return Users(
+                User(
+                    check_name(str(r["name"])),
+                    check_role(str(r["role"])),
+                    str(r.get("key_sha256") or ""),
+                )
+                for r in rows
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"users file {path}: {e}") from e
+
+
+def add_user(path: Path, name: str, role: str) -> str:
+    """Add (or give a new key to) ``name`` with ``role`` in the users file; return the
+    key, which is shown once and stored only as its hash. The file is written atomically
+    and readable by its owner only."""
+    name, checked = check_name(name), check_role(role)
+    users = {u.name: u for u in Users.read(path)}
+    key = new_key()
+    users[name] = User(name, checked, hash_key(key))
+    doc = {
+        "users": [
+            {"name": u.name, "role": u.role, "key_sha256": u.key_hash}
+            for u in sorted(users.values(), key=lambda u: u.name)
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return key
+
+
+@dataclass
+class Access:
+    """How the app recognises its callers."""
+
+    users: Users
+    mode: Literal["keys", "proxy"] = "keys"
+    proxy_user_header: str = "X-Forwarded-User"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    @staticmethod
+    def from_settings() -> Access:
+        from ringscope.settings import get_settings
+
+        s = get_settings()
+        return Access(
+            users=Users.read(s.users_path()),
+            mode=s.auth,
+            proxy_user_header=s.proxy_user_header,
+            trusted_proxies=tuple(s.trusted_proxies),
+        )
