@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,3 +84,20 @@ def test_the_dashboard_needs_a_key(served: str) -> None:
     assert httpx.get(served + "/api/ecosystem", timeout=30).status_code == 401
     page = get(served, "/ecosystem")
     assert page.status_code == 200 and page.text.count('<svg class="chart"') == 4
+
+
+def test_the_queue_sorts_by_impact_and_priority(served: str) -> None:
+    def items(**params: Any) -> list[dict[str, Any]]:
+        r = get(served, "/api/findings", limit=1000, **params)
+        assert r.status_code == 200, r.text
+        out: list[dict[str, Any]] = r.json()["items"]
+        return out
+
+    by_impact = items(sort="impact")
+    money = [i["impact"]["commission_paid"] + i["impact"]["gmv_refunded"] for i in by_impact]
+    assert money == sorted(money, reverse=True) and money[0] > 0
+    by_priority = items(sort="priority")
+    prio = [0.5 * i["score"] + 0.5 * i["impact"]["index"] for i in by_priority]
+    assert all(a >= b - 1e-6 for a, b in itertools.pairwise(prio))
+    assert {i["id"] for i in by_impact} == {i["id"] for i in items()}
+    assert get(served, "/api/findings", sort="cost").status_code == 422

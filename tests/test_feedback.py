@@ -211,3 +211,18 @@ def test_policy_suggest_command(store: EmbeddedStore, tmp_path: Path) -> None:
     assert doc["suggestions"], doc
     assert all(s["proposed"] > s["current"] for s in doc["suggestions"])
     assert all(m["precision"] in (0.0, None) for m in doc["decisions"])
+
+
+def test_the_apps_queue_leaves_held_back_findings_out_unless_asked(store: EmbeddedStore) -> None:
+    from ringscope.api.queries import queue
+
+    with store:
+        first = run_detection(store)
+        top = first.findings[0]
+        store.record_decision(decide(top.case_id, "dismissed"))
+        second = run_detection(store)
+        held = set(second.run.summary["suppressed"])
+        shown = {i.finding.id for i in queue(store).items}
+        everything = {i.finding.id for i in queue(store, held=True).items}
+    assert held and not held & shown and held <= everything
+    assert everything - held == shown

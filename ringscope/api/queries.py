@@ -8,12 +8,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from ringscope.algorithms.impact import priority
 from ringscope.errors import InputError, NotFoundError
 from ringscope.graphs.store import GraphStore
 from ringscope.model import REL_TYPES, Decision, Finding, Node, NodeRef, Run
 
-SORTS = ("rank", "score", "kind", "size", "status", "decision")
+SORTS = ("rank", "score", "impact", "priority", "kind", "size", "status", "decision")
 
 
 class RunCache:
@@ -88,11 +90,18 @@ def queue(
     sort: str = "rank",
     descending: bool = True,
     cache: RunCache | None = None,
+    held: bool = False,
 ) -> Queue:
     """The ranked queue of a run (default the latest), filtered and sorted.
 
     ``rank`` order puts confirmed cases that grew since (the run's
-    ``raised_again``) first, then score descending, then id.
+    ``raised_again``) first, then the order the run's policy names
+    (``queue.order``: score, impact or priority; score by default), then id.
+    ``impact`` orders by money at risk (commission and refunds), then engagement
+    share; ``priority`` blends score and impact index with the policy's
+    ``queue.impact_weight``. Findings the run held back (a dismissed network
+    that has not changed materially since, the run's ``suppressed``) are left
+    out unless ``held``.
     """
     if min_score > max_score:
         raise InputError(f"min_score {min_score} is above max_score {max_score}")
@@ -102,10 +111,21 @@ def queue(
     if run_obj is None:
         return Queue(run=None, items=[], kinds=[])
     raised = set(run_obj.summary.get("raised_again") or [])
+    suppressed = set(run_obj.summary.get("suppressed") or {})
     decided = latest_decisions(store)
     all_findings = _findings(store, run_obj, cache)
+    policy_queue = (run_obj.policy or {}).get("queue") or {}
+    weight = float(policy_queue.get("impact_weight", 0.5))
+    measure = {
+        "score": lambda f: (f.score, 0.0),
+        "impact": _money_at_risk,
+        "priority": lambda f: (priority(f, weight), 0.0),
+    }
+    main = measure.get(str(policy_queue.get("order", "score")), measure["score"])
     items = []
     for f in all_findings:
+        if f.id in suppressed and not held:
+            continue
         item = QueueItem(f, decided.get(f.case_id or f.id, "undecided"), f.id in raised)
         if kind is not None and f.kind != kind:
             continue
@@ -118,11 +138,15 @@ def queue(
         if beneficiary is not None and all(b.account_id != beneficiary for b in f.beneficiaries):
             continue
         items.append(item)
-    items.sort(key=lambda i: (not i.raised_again, -i.finding.score, i.finding.id))
+    items.sort(key=lambda i: i.finding.id)
+    items.sort(key=lambda i: main(i.finding), reverse=True)
+    items.sort(key=lambda i: not i.raised_again)
     if sort != "rank" or not descending:
-        keys = {
+        keys: dict[str, Any] = {
             "rank": lambda i: 0,
             "score": lambda i: i.finding.score,
+            "impact": lambda i: _money_at_risk(i.finding),
+            "priority": lambda i: priority(i.finding, weight),
             "kind": lambda i: i.finding.kind,
             "size": lambda i: len(i.finding.members),
             "status": lambda i: i.finding.status,
@@ -133,6 +157,12 @@ def queue(
         else:
             items.sort(key=keys[sort], reverse=descending)  # stable: ties keep rank order
     return Queue(run=run_obj, items=items, kinds=sorted({f.kind for f in all_findings}))
+
+
+def _money_at_risk(f: Finding) -> tuple[float, float]:
+    i = f.impact or {}
+    money = float(i.get("commission_paid", 0.0)) + float(i.get("gmv_refunded", 0.0))
+    return money, float(i.get("engagement_share", 0.0))
 
 
 def find_finding(

@@ -14,7 +14,7 @@ T = TypeVar("T")
 DiffStatus = Literal["new", "grown", "shrunk", "unchanged"]
 DecisionKind = Literal["confirmed", "dismissed", "escalated"]
 DecisionStatus = Literal["confirmed", "dismissed", "escalated", "undecided"]
-SortKey = Literal["rank", "score", "kind", "size", "status", "decision"]
+SortKey = Literal["rank", "score", "impact", "priority", "kind", "size", "status", "decision"]
 
 
 class Health(BaseModel):
@@ -104,6 +104,8 @@ class FindingSummary(BaseModel):
     decision: str
     #: A confirmed case that grew since: shown first in the queue.
     raised_again: bool
+    #: What it costs the marketplace (orders, amounts, commission, engagement share...).
+    impact: dict[str, float] = Field(default_factory=dict)
 
     @staticmethod
     def of(
@@ -122,6 +124,7 @@ class FindingSummary(BaseModel):
             status=f.status,
             decision=decision,
             raised_again=raised_again,
+            impact=dict(f.impact),
         )
 
 

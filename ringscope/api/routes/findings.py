@@ -66,9 +66,14 @@ def list_findings(
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    held: Annotated[
+        bool, Query(description="Include findings held back (dismissed, unchanged since).")
+    ] = False,
 ) -> Page[FindingSummary]:
     """The ranked queue of a run (default the latest): confirmed cases that grew since
-    first, then score descending, then id; filtered and paged."""
+    first, then the order of the run's policy (score, impact or priority), then id;
+    filtered and paged. ``sort=impact`` orders by money at risk, ``sort=priority`` by
+    the policy's blend of score and impact."""
     q = queries.queue(
         store,
         cache=cache,
@@ -81,6 +86,7 @@ def list_findings(
         beneficiary=beneficiary,
         sort=sort,
         descending=order == "desc",
+        held=held,
     )
     shown = q.items[offset : offset + limit]
     page = Page[FindingSummary](
