@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.algorithms.base import MarketTables
+from ringscope.algorithms.impact import order_amounts
 from ringscope.model import Finding
 
 #: Weights of the creator health components.
@@ -41,21 +42,6 @@ CREATOR_WEIGHTS: dict[str, float] = {
 }
 #: Creators listed in a run's health (the least healthy first).
 MAX_CREATORS = 50
-
-
-def _amounts(orders: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=orders.index)
-    for name in ("amount", "commission"):
-        out[name] = (
-            pd.to_numeric(orders[name], errors="coerce").fillna(0.0) if name in orders else 0.0
-        )
-    refunded = pd.Series(False, index=orders.index)
-    if "refunded_at" in orders:
-        refunded |= orders["refunded_at"].notna()
-    if "status" in orders:
-        refunded |= orders["status"].astype("string").str.lower().eq("refunded").fillna(False)
-    out["refunded"] = np.where(refunded.to_numpy(), out["amount"].to_numpy(), 0.0)
-    return out
 
 
 def _share(part: float, whole: float) -> float:
@@ -79,7 +65,7 @@ def creator_health(
     if not orders.empty and "creator_id" in orders:
         o = orders[orders["creator_id"].notna()]
         if len(o):
-            a = _amounts(o)
+            a = order_amounts(o)
             a["creator_id"] = o["creator_id"]
             a["flagged_amount"] = np.where(o["buyer_id"].isin(flagged), a["amount"], 0.0)
             g = a.groupby("creator_id")[["amount", "flagged_amount", "refunded"]].sum()
@@ -134,7 +120,7 @@ def ecosystem_health(
     orders_all = len(orders)
     if orders_all:
         mine = orders[orders["buyer_id"].isin(flagged)]
-        a = _amounts(mine)
+        a = order_amounts(mine)
         money = {
             "orders": len(mine),
             "gmv": round(float(a["amount"].sum()), 2),

@@ -51,6 +51,24 @@ def _membership(findings: list[Finding]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["f", "account_id"]).astype({"f": "int64"})
 
 
+def order_amounts(orders: pd.DataFrame) -> pd.DataFrame:
+    """Per order: ``amount``, ``commission`` (missing or not a number: 0) and
+    ``refunded``, the amount of an order refunded (a ``refunded_at``, or status
+    ``refunded``), else 0. Same index as ``orders``."""
+    out = pd.DataFrame(index=orders.index)
+    for name in ("amount", "commission"):
+        out[name] = (
+            pd.to_numeric(orders[name], errors="coerce").fillna(0.0) if name in orders else 0.0
+        )
+    refunded = pd.Series(False, index=orders.index)
+    if "refunded_at" in orders:
+        refunded |= orders["refunded_at"].notna()
+    if "status" in orders:
+        refunded |= orders["status"].astype("string").str.lower().eq("refunded").fillna(False)
+    out["refunded"] = np.where(refunded.to_numpy(), out["amount"].to_numpy(), 0.0)
+    return out
+
+
 def _order_sums(findings: list[Finding], orders: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         0.0,
@@ -59,17 +77,8 @@ def _order_sums(findings: list[Finding], orders: pd.DataFrame) -> pd.DataFrame:
     )
     if orders.empty or "buyer_id" not in orders:
         return out
-    cols = orders[["buyer_id"]].copy()
-    for name in ("amount", "commission"):
-        cols[name] = (
-            pd.to_numeric(orders[name], errors="coerce").fillna(0.0) if name in orders else 0.0
-        )
-    refunded = pd.Series(False, index=orders.index)
-    if "refunded_at" in orders:
-        refunded |= orders["refunded_at"].notna()
-    if "status" in orders:
-        refunded |= orders["status"].astype("string").str.lower().eq("refunded").fillna(False)
-    cols["refunded"] = np.where(refunded.to_numpy(), cols["amount"].to_numpy(), 0.0)
+    cols = order_amounts(orders)
+    cols["buyer_id"] = orders["buyer_id"]
     joined = _membership(findings).merge(cols, left_on="account_id", right_on="buyer_id")
     sums = joined.groupby("f").agg(
         orders=("amount", "size"),
