@@ -64,9 +64,7 @@ def detect_tables(
     """Run the policy's enabled detectors on ``tables`` and build the queue (pure)."""
     from ringscope.algorithms.registry import DETECTORS
 
-    enabled = [
-        n for n in DETECTORS if policy.detectors.get(n) is None or policy.detectors[n].enabled
-    ]
+    enabled = enabled_detectors(policy)
     found: list[Finding] = []
     timings: dict[str, float] = {}
     for i, name in enumerate(enabled):
@@ -78,17 +76,30 @@ def detect_tables(
         timings[name] = time.perf_counter() - t0
     if progress:
         progress("queue", len(enabled), len(enabled))
-    q = policy.queue
     t0 = time.perf_counter()
+    queue = queue_with_impact(found, policy, tables)
+    timings["queue and impact"] = time.perf_counter() - t0
+    return queue, timings
+
+
+def enabled_detectors(policy: Policy) -> list[str]:
+    """The registry's detectors the policy leaves enabled, in registry order."""
+    from ringscope.algorithms.registry import DETECTORS
+
+    return [n for n in DETECTORS if policy.detectors.get(n) is None or policy.detectors[n].enabled]
+
+
+def queue_with_impact(found: list[Finding], policy: Policy, tables: MarketTables) -> list[Finding]:
+    """Every detector's findings merged and ranked by the policy's queue rules, with
+    their impact on ``tables``."""
+    q = policy.queue
     queue = build_queue(
         found,
         merge_overlap=q.merge_overlap,
         merge_containment=q.merge_containment,
         min_score=q.min_score,
     )
-    queue = add_impact(queue, tables)
-    timings["queue and impact"] = time.perf_counter() - t0
-    return queue, timings
+    return add_impact(queue, tables)
 
 
 def _health(tables: MarketTables, findings: list[Finding], previous: Run | None) -> dict[str, Any]:

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
-from ringscope.algorithms.impact import add_impact
-from ringscope.algorithms.queue import build_queue
 from ringscope.contract import LOAD_ORDER
 from ringscope.engines.spark import commission, identifiers
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
+from ringscope.jobs.detect import enabled_detectors, queue_with_impact
 from ringscope.model import Finding, Run
 from ringscope.policy import Policy, default_policy
 
@@ -84,9 +83,7 @@ def detect_spark_tables(
     policy = policy or default_policy()
     tables = tables.window(policy.window_days)
     ref = tables.reference_time()
-    enabled = [
-        n for n in DETECTORS if policy.detectors.get(n) is None or policy.detectors[n].enabled
-    ]
+    enabled = enabled_detectors(policy)
     collected: dict[str, Any] = {}
 
     def local_tables(names: tuple[str, ...]) -> MarketTables:
@@ -115,16 +112,9 @@ def detect_spark_tables(
         timings[name] = time.perf_counter() - t0
     if progress:
         progress("queue", len(enabled), len(enabled))
-    q = policy.queue
     t0 = time.perf_counter()
-    queue = build_queue(
-        [f for fs in by_detector.values() for f in fs],
-        merge_overlap=q.merge_overlap,
-        merge_containment=q.merge_containment,
-        min_score=q.min_score,
-    )
-    # impact figures of the queue's findings, as the local engine adds them
-    queue = add_impact(queue, local_tables(IMPACT_TABLES))
+    found = [f for fs in by_detector.values() for f in fs]
+    queue = queue_with_impact(found, policy, local_tables(IMPACT_TABLES))
     timings["queue and impact"] = time.perf_counter() - t0
     return SparkDetection(queue, by_detector, timings, engines)
 
