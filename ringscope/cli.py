@@ -114,10 +114,11 @@ def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
 
 def _print_load_report(report: Any) -> None:
     t = Table(title=f"load {report.load_id[:8]} of {report.data_dir}")
-    for c in ("table", "file", "read", "loaded", "duplicates", "rejected", "note"):
-        t.add_column(
-            c, justify="right" if c in ("read", "loaded", "duplicates", "rejected") else "left"
-        )
+    # rows updated by a later export (refunds, identifiers seen again): shown when any
+    updated = any(tr.updated for tr in report.tables.values())
+    numbers = ("read", "loaded", *(("updated",) if updated else ()), "duplicates", "rejected")
+    for c in ("table", "file", *numbers, "note"):
+        t.add_column(c, justify="right" if c in numbers else "left")
     for name, tr in report.tables.items():
         note = tr.error or (f"rejects: {tr.rejects_file}" if tr.rejected else "")
         t.add_row(
@@ -125,6 +126,7 @@ def _print_load_report(report: Any) -> None:
             Path(tr.file).name if tr.file else "-",
             f"{tr.read:,}",
             f"{tr.loaded:,}",
+            *((f"{tr.updated:,}",) if updated else ()),
             f"{tr.duplicates:,}",
             f"{tr.rejected:,}",
             note,

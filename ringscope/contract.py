@@ -11,6 +11,14 @@ uses exactly these column names and these dtypes:
   missing values are ``None`` or NaN (test with ``pandas.isna``)
 - ``ts``: ``datetime64[us, UTC]``
 - ``float``: ``float64`` (NaN when empty)
+
+A row whose key is already stored is a duplicate when its values are the same.
+When they differ it is a conflict (rejected), unless every difference is one a
+later export may bring to the row (the column's ``update`` rule): a refund or
+cancellation of a completed order, a refund time or a stream's end that was not
+known yet, an identifier seen earlier or later than stored. Such a row updates
+the stored one. The rules only move a row forward, so loading an older export
+again changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ColumnType = Literal["str", "ts", "float", "roles"]
+
+#: How a later export may change a stored value (see :class:`Column`).
+UpdateRule = Literal["fill", "earliest", "latest", "advance"]
 
 ROLES = ("creator", "seller", "buyer")
 ENGAGEMENT_KINDS = ("view", "like", "comment", "share", "gift")
@@ -35,6 +46,14 @@ class Column:
     enum: tuple[str, ...] | None = None
     non_negative: bool = False
     max_value: float | None = None
+    #: What a later export may do to a stored value of this column (``None``: nothing;
+    #: any other value is a conflict). ``fill``: set it where it is empty;
+    #: ``earliest`` / ``latest``: keep the earlier / later of the two times;
+    #: ``advance``: move it to a later stage of :attr:`stages`.
+    update: UpdateRule | None = None
+    #: For ``advance``: the stages in order, each a tuple of values (values of one
+    #: stage never replace each other).
+    stages: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,11 @@ class TableSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def updatable(self) -> tuple[Column, ...]:
+        """The columns a later export may change (see the module's docstring)."""
+        return tuple(c for c in self.columns if c.update is not None)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -91,7 +115,7 @@ TABLES: dict[str, TableSpec] = {
                 Column("stream_id", S),
                 Column("creator_id", S),
                 Column("started_at", TS),
-                Column("ended_at", TS, required=False),
+                Column("ended_at", TS, required=False, update="fill"),
                 Column("title", S, required=False),
             ),
             key=("stream_id",),
@@ -134,12 +158,18 @@ TABLES: dict[str, TableSpec] = {
                 Column("seller_id", S),
                 Column("product_id", S),
                 Column("amount", F, non_negative=True),
-                Column("status", S, enum=ORDER_STATUSES),
+                Column(
+                    "status",
+                    S,
+                    enum=ORDER_STATUSES,
+                    update="advance",
+                    stages=(("completed",), ("cancelled", "refunded")),
+                ),
                 Column("ts", TS),
                 Column("creator_id", S, required=False),
                 Column("stream_id", S, required=False),
                 Column("commission", F, required=False, non_negative=True),
-                Column("refunded_at", TS, required=False),
+                Column("refunded_at", TS, required=False, update="fill"),
             ),
             key=("order_id",),
             references=(
@@ -155,8 +185,8 @@ TABLES: dict[str, TableSpec] = {
                 Column("account_id", S),
                 Column("kind", S, enum=IDENTIFIER_KINDS),
                 Column("value", S),
-                Column("first_seen", TS),
-                Column("last_seen", TS, required=False),
+                Column("first_seen", TS, update="earliest"),
+                Column("last_seen", TS, required=False, update="latest"),
             ),
             key=("account_id", "kind", "value"),
             references=(Reference("account_id", "account"),),

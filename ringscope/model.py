@@ -193,6 +193,9 @@ class TableReport:
     duplicates: int = 0
     rejects_file: str | None = None
     error: str | None = None  # set when the file could not be read at all
+    #: stored rows changed by rows their columns' update rules allow (a refund of a
+    #: completed order, an identifier seen again): see :mod:`ringscope.contract`
+    updated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -226,12 +229,15 @@ class LoadReport:
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """What a store did with one batch: rows inserted, identical rows skipped,
-    and the positions (in the batch) of rows whose key is already stored with
-    different values (not written; the loader rejects them)."""
+    the positions (in the batch) of rows whose key is already stored with
+    different values (not written; the loader rejects them), and stored rows
+    updated by rows their columns' update rules allow (see
+    :mod:`ringscope.contract`)."""
 
     inserted: int
     duplicates: int
     conflicts: tuple[int, ...] = ()
+    updated: int = 0
 
 
 # --------------------------------------------------------------------------- graph views

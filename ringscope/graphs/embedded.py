@@ -70,6 +70,7 @@ import pyarrow as pa
 
 from ringscope.contract import TABLES, TableSpec
 from ringscope.errors import NotFoundError, StoreError
+from ringscope.graphs import _updates
 from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
     as_utc,
@@ -697,17 +698,20 @@ class EmbeddedStore:
         src = f"(SELECT f._rs_pos, {', '.join(casts)} FROM _rs_frame f)"
         on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
         same = " AND ".join(f"s.{_q(c)} IS NOT DISTINCT FROM t.{_q(c)}" for c in others) or "TRUE"
+        duplicate, update = _updates.classify(spec)
         cols = ", ".join(_q(c) for c in spec.names)
         key_cols = ", ".join(_q(k) for k in keys)
 
         with self._transaction(f"write {table}") as con:
             con.register("_rs_frame", data)
             try:
-                # Rows whose key is stored: duplicates (same values) or conflicts.
+                # Rows whose key is stored: duplicates (nothing changes), updates the
+                # columns' rules allow, or conflicts.
                 _exec(
                     con,
                     "CREATE OR REPLACE TEMP TABLE _rs_match AS SELECT s._rs_pos, "
-                    f"{same} AS same FROM {src} s JOIN main.{_q(table)} t ON {on}",
+                    f"{duplicate} AS same, {update} AS upd FROM {src} s "
+                    f"JOIN main.{_q(table)} t ON {on}",
                 )
                 # Keys repeated inside the batch: the first row stands, later ones compare
                 # to it. A hash finds candidates cheaply; the exact check runs only then.
@@ -720,15 +724,28 @@ class EmbeddedStore:
                     self._match_repeats(con, src, key_cols, keys, same)
                 row = _one(
                     con,
-                    "SELECT count(*), count(*) FILTER (WHERE same) FROM _rs_match",
+                    "SELECT count(*), count(*) FILTER (WHERE same), count(*) FILTER (WHERE upd) "
+                    "FROM _rs_match",
                 )
-                matched, duplicates = (int(row[0]), int(row[1])) if row else (0, 0)
+                matched, duplicates, updated = (
+                    (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+                )
                 conflicts = tuple(
                     int(r[0])
                     for r in con.execute(
-                        "SELECT _rs_pos FROM _rs_match WHERE NOT same ORDER BY _rs_pos"
+                        "SELECT _rs_pos FROM _rs_match WHERE NOT same AND NOT upd ORDER BY _rs_pos"
                     ).fetchall()
                 )
+                if updated:
+                    _exec(
+                        con,
+                        f"CREATE OR REPLACE TEMP TABLE _rs_upd AS SELECT {cols} FROM {src} s "
+                        "SEMI JOIN _rs_match m ON s._rs_pos = m._rs_pos AND m.upd "
+                        f"QUALIFY row_number() OVER (PARTITION BY {key_cols} "
+                        "ORDER BY s._rs_pos) = 1",
+                    )
+                    _updates.apply(con, spec, "_rs_upd", load_id)
+                    _exec(con, "DROP TABLE _rs_upd")
                 inserted = n - matched
                 if inserted:
                     _exec(
@@ -742,7 +759,9 @@ class EmbeddedStore:
             finally:
                 con.unregister("_rs_frame")
         self._data_changed()
-        return BatchResult(inserted=inserted, duplicates=duplicates, conflicts=conflicts)
+        return BatchResult(
+            inserted=inserted, duplicates=duplicates, conflicts=conflicts, updated=updated
+        )
 
     @staticmethod
     def _match_repeats(
@@ -763,23 +782,27 @@ class EmbeddedStore:
         )
         _exec(
             con,
-            f"INSERT INTO _rs_match SELECT s._rs_pos, {same} FROM {src} s "
+            f"INSERT INTO _rs_match SELECT s._rs_pos, {same}, FALSE FROM {src} s "
             f"JOIN _rs_first f ON {key_on} JOIN {src} t ON t._rs_pos = f._rs_first "
             "WHERE s._rs_pos <> f._rs_first",
         )
         _exec(con, "DROP TABLE _rs_first")
 
     def rollback_load(self, load_id: str, table: str) -> int:
-        """Remove the rows of ``table`` that load ``load_id`` inserted; their number.
+        """Remove the rows of ``table`` that load ``load_id`` inserted, and put back the
+        rows it updated as they were (until the load is recorded); the number removed.
 
         Graph elements are derived from the tables, so the nodes and
         relationships only those rows made disappear with them.
         """
-        _spec(table)
+        spec = _spec(table)
         with self._transaction(f"roll back load {load_id} of {table}") as con:
             row = _one(
                 con, f"DELETE FROM main.{_q(table)} WHERE _load_id = $load_id", {"load_id": load_id}
             )
+            restored = _updates.restore(con, spec, load_id)
+            if restored is not None:
+                _exec(con, f"DROP TABLE {restored}")
         self._data_changed()
         return int(row[0]) if row else 0
 
@@ -802,9 +825,13 @@ class EmbeddedStore:
         return {r[0] for r in rows}
 
     def record_load(self, report: LoadReport) -> None:
-        """Keep ``report``; recording the same ``load_id`` again replaces it in place."""
+        """Keep ``report``; recording the same ``load_id`` again replaces it in place.
+
+        The load is complete: the copies of the rows it updated, kept for
+        :meth:`rollback_load`, are dropped."""
         body = canonical_json(report.to_dict())
         with self._transaction(f"record load {report.load_id}") as con:
+            _updates.forget(con, report.load_id)
             exists = _one(
                 con, "SELECT count(*) FROM loads WHERE load_id = $id", {"id": report.load_id}
             )

@@ -80,7 +80,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 
 from ringscope.contract import TABLES, TableSpec
 from ringscope.errors import ConfigError, NotFoundError, StoreError
-from ringscope.graphs import cypher
+from ringscope.graphs import _updates, cypher
 from ringscope.graphs._graphwalk import (
     as_utc,
     bounded_bfs,
@@ -438,6 +438,7 @@ class Neo4jStore:
             result = self._insert_new(con, spec, frame, load_id)
             self._stat("(side file: sort and insert the batch)", started, len(frame))
             token: str | None = None
+            statements: list[tuple[str, list[Any]]] = []
             if result.inserted:
                 # engagements go to the graph as per-pair aggregates computed in DuckDB
                 new = (
@@ -449,6 +450,13 @@ class Neo4jStore:
                 started = time.perf_counter()
                 statements = self._graph_statements(con, spec, new, create=create)
                 self._stat("(rows for the graph statements)", started, result.inserted)
+            if result.updated:
+                # the stored rows as updated, merged into the graph with their new values
+                statements += self._graph_statements(
+                    con, spec, self._stored_rows(con, spec, "_rs_upd"), create=False
+                )
+                con.execute("DROP TABLE _rs_upd")
+            if statements:
                 token = self._write_graph(f"write {table}", statements, load_id, pending=table)
             con.execute("DROP TABLE IF EXISTS _rs_new")
             started = time.perf_counter()
@@ -482,14 +490,17 @@ class Neo4jStore:
         others = [c for c in spec.names if c not in keys]
         on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
         same = " AND ".join(f"s.{_q(c)} IS NOT DISTINCT FROM t.{_q(c)}" for c in others) or "TRUE"
+        duplicate, update = _updates.classify(spec)
         cols = ", ".join(_q(c) for c in spec.names)
         key_cols = ", ".join(_q(k) for k in keys)
+        stored = f"t.{_q(keys[0])} IS NOT NULL"
         con.register("_rs_frame", data)
         try:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _rs_batch AS "
                 f"WITH s AS (SELECT f._rs_pos, {', '.join(casts)} FROM _rs_frame f) "
-                f"SELECT s.*, t.{_q(keys[0])} IS NULL AS _rs_new, {same} AS _rs_same "
+                f"SELECT s.*, NOT ({stored}) AS _rs_new, {duplicate} AS _rs_same, "
+                f"coalesce({stored} AND {update}, FALSE) AS _rs_upd "
                 f"FROM s LEFT JOIN main.{_q(spec.name)} t ON {on}"
             )
         finally:
@@ -497,7 +508,7 @@ class Neo4jStore:
         # A key repeated inside the batch: the first row stands, later ones compare to it.
         key_on = " AND ".join(f"s.{_q(k)} = f.{_q(k)}" for k in keys)
         con.execute(
-            "UPDATE _rs_batch SET _rs_new = FALSE, _rs_same = x.same FROM ("
+            "UPDATE _rs_batch SET _rs_new = FALSE, _rs_same = x.same, _rs_upd = FALSE FROM ("
             f"SELECT s._rs_pos AS pos, {same} AS same FROM _rs_batch s "
             f"JOIN (SELECT {key_cols}, min(_rs_pos) AS _rs_first FROM _rs_batch WHERE _rs_new "
             f"GROUP BY {key_cols} HAVING count(*) > 1) f ON {key_on} "
@@ -506,15 +517,26 @@ class Neo4jStore:
         )
         row = con.execute(
             "SELECT count(*) FILTER (WHERE _rs_new), "
-            "count(*) FILTER (WHERE NOT _rs_new AND _rs_same) FROM _rs_batch"
+            "count(*) FILTER (WHERE NOT _rs_new AND _rs_same), "
+            "count(*) FILTER (WHERE NOT _rs_new AND _rs_upd) FROM _rs_batch"
         ).fetchone()
-        inserted, duplicates = (int(row[0]), int(row[1])) if row else (0, 0)
+        inserted, duplicates, updated = (
+            (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+        )
         conflicts = tuple(
             int(r[0])
             for r in con.execute(
-                "SELECT _rs_pos FROM _rs_batch WHERE NOT _rs_new AND NOT _rs_same ORDER BY _rs_pos"
+                "SELECT _rs_pos FROM _rs_batch WHERE NOT _rs_new AND NOT _rs_same "
+                "AND NOT _rs_upd ORDER BY _rs_pos"
             ).fetchall()
         )
+        if updated:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _rs_upd AS SELECT {cols} FROM _rs_batch "
+                "WHERE NOT _rs_new AND _rs_upd "
+                f"QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY _rs_pos) = 1"
+            )
+            _updates.apply(con, spec, "_rs_upd", load_id)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _rs_new AS SELECT {cols} FROM _rs_batch WHERE _rs_new"
         )
@@ -525,7 +547,9 @@ class Neo4jStore:
                 {"load_id": load_id},
             )
         con.execute("DROP TABLE _rs_batch")
-        return BatchResult(inserted=inserted, duplicates=duplicates, conflicts=conflicts)
+        return BatchResult(
+            inserted=inserted, duplicates=duplicates, conflicts=conflicts, updated=updated
+        )
 
     def _graph_statements(
         self, con: duckdb.DuckDBPyConnection, spec: TableSpec, new: pd.DataFrame, *, create: bool
@@ -647,6 +671,18 @@ class Neo4jStore:
             out.append((rel["USES"][pick], rows))
             return out
         return []  # labels: table side only
+
+    @staticmethod
+    def _stored_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, keys_of: str) -> pd.DataFrame:
+        """The stored rows of the table whose keys are in relation ``keys_of``."""
+        cols = ", ".join(f"t.{_q(c)}" for c in spec.names)
+        on = " AND ".join(f"k.{_q(c)} = t.{_q(c)}" for c in spec.key)
+        return (
+            con.sql(f"SELECT {cols} FROM main.{_q(spec.name)} t SEMI JOIN {keys_of} k ON {on}")
+            .arrow()
+            .read_all()
+            .to_pandas()
+        )
 
     @staticmethod
     def _new_values(
@@ -816,6 +852,17 @@ class Neo4jStore:
                 )
             for statement in self._rollback_statements(table):
                 self._delete_all(statement, load_id)
+            restored = _updates.restore(con, spec, load_id)
+            if restored is not None:
+                # the rows the load updated, with their values from before it
+                self._write_graph(
+                    f"restore the {table} rows {load_id} updated",
+                    self._graph_statements(
+                        con, spec, self._stored_rows(con, spec, restored), create=False
+                    ),
+                    load_id,
+                )
+                con.execute(f"DROP TABLE {restored}")
             self._query(cypher.CLEAR_PENDING_LOAD, table=table, load_id=load_id)
         return removed
 
@@ -857,9 +904,13 @@ class Neo4jStore:
         return {r[0] for r in rows}
 
     def record_load(self, report: LoadReport) -> None:
-        """Keep ``report``; recording the same ``load_id`` again replaces it in place."""
+        """Keep ``report``; recording the same ``load_id`` again replaces it in place.
+
+        The load is complete: the copies of the rows it updated, kept for
+        :meth:`rollback_load`, are dropped."""
         body = canonical_json(report.to_dict())
         with self._columnar(f"record load {report.load_id}") as con:
+            _updates.forget(con, report.load_id)
             exists = con.execute(
                 "SELECT count(*) FROM loads WHERE load_id = $id", {"id": report.load_id}
             ).fetchone()

@@ -40,6 +40,7 @@ class JobResult:
         }
         if self.load is not None:
             out["rows_loaded"] = sum(t.loaded for t in self.load.tables.values())
+            out["rows_updated"] = sum(t.updated for t in self.load.tables.values())
             out["rows_rejected"] = self.load.rejected
         return out
 

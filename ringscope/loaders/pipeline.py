@@ -166,7 +166,7 @@ class _RejectsFile:
 
 
 class _Sink(Protocol):
-    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]: ...
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, int, pd.DataFrame]: ...
 
     def rollback(self, table: str) -> None: ...
 
@@ -176,13 +176,14 @@ class _StoreSink:
     store: GraphStore
     load_id: str
 
-    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]:
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, int, pd.DataFrame]:
         frame = checked.frame
         if frame.empty:
-            return 0, 0, _empty_rejects(TABLES[table])
+            return 0, 0, 0, _empty_rejects(TABLES[table])
         result = self.store.write_batch(table, frame, self.load_id)
         conflicts = np.asarray(result.conflicts, dtype=np.int64)
-        return result.inserted, result.duplicates, _conflict_rejects(checked, conflicts)
+        rejects = _conflict_rejects(checked, conflicts)
+        return result.inserted, result.updated, result.duplicates, rejects
 
     def rollback(self, table: str) -> None:
         self.store.rollback_load(self.load_id, table)
@@ -192,8 +193,8 @@ class _StoreSink:
 class _CheckSink:
     """Keeps nothing: every row that passes counts as loaded."""
 
-    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, pd.DataFrame]:
-        return len(checked.frame), 0, _empty_rejects(TABLES[table])
+    def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, int, pd.DataFrame]:
+        return len(checked.frame), 0, 0, _empty_rejects(TABLES[table])
 
     def rollback(self, table: str) -> None:
         return None
@@ -334,11 +335,12 @@ def _load_chunk(
     report: TableReport,
     entity: Any,
 ) -> None:
-    inserted, duplicates, conflicts = sink.write(spec.name, checked)
+    inserted, updated, duplicates, conflicts = sink.write(spec.name, checked)
     bad = checked.rejects if conflicts.empty else pd.concat([checked.rejects, conflicts])
     rejects.write(bad)
     report.read += checked.read
     report.loaded += inserted
+    report.updated += updated
     report.duplicates += checked.duplicates + duplicates
     report.rejected += len(bad)
     if entity is not None and not checked.frame.empty:
