@@ -57,4 +57,4 @@ test-quick: lint
 	$(BIN)/pytest -m "not neo4j" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CMP_VENV) var .pytest_cache .mypy_cache .ruff_cache

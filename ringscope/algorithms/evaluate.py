@@ -26,6 +26,7 @@ Rules
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,6 +198,9 @@ def _check_truth(truth: pd.DataFrame, source: str = "truth") -> pd.DataFrame:
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise InputError(Problem(source, None, missing[0], f"missing column(s) {missing}"))
+    twice = sorted({str(c) for c in truth.columns[truth.columns.duplicated()]})
+    if twice:
+        raise InputError(Problem(source, None, twice[0], "column named more than once"))
     t = truth[list(TRUTH_COLUMNS)].copy()
     for col in ("ring_id", "kind", "account_id"):
         bad = t[col].isna() | (t[col].astype(str).str.strip() == "")
@@ -244,9 +248,15 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     if not p.is_file():
         raise InputError(Problem(str(p), None, None, "no such file"))
     try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
         df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, OSError, UnicodeDecodeError) as e:
+    except (ValueError, OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(Problem(str(p), None, None, f"cannot read as CSV: {e}")) from e
+    # pandas renames a repeated header ("kind", "kind.1"): the file's own header decides
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise InputError(Problem(str(p), 1, twice[0], "column named more than once"))
     return _check_truth(df, str(p))
 
 
