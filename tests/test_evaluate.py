@@ -222,10 +222,10 @@ def test_read_truth(tmp_path: Path) -> None:
         read_truth(p)
     # a repeated column would let pandas keep one of the two silently
     p.write_text("ring_id,kind,account_id,role,kind\nr,money_cycle,a,member,household\n")
-    with pytest.raises(InputError, match="kind.*more than once"):
+    with pytest.raises(InputError, match=r"kind.*more than once"):
         read_truth(p)
     twice = pd.concat([TRUTH, TRUTH[["kind"]]], axis=1)
-    with pytest.raises(InputError, match="kind.*more than once"):
+    with pytest.raises(InputError, match=r"kind.*more than once"):
         evaluate([], twice)
     p.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError):
