@@ -137,3 +137,13 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) that process ``pid`` has used so far, from /proc
+    (NaN where there is none): beside wall times, it tells the work from the waiting."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")

@@ -23,8 +23,10 @@ threads (one HTTP connection each) send ``--requests`` requests each per scenari
   across the members of that cluster.
 
 Printed per store and scenario: requests answered and failed (an error status or
-no answer within ``--timeout``), p50, p95, max and requests per second, and the
-machine's load average. Target: p95 <= 300 ms with 20 concurrent clients.
+no answer within ``--timeout``), p50, p95, max and requests per second, the CPU
+milliseconds per request of the app's process and of a Neo4j started here (what the
+requests cost; the rest of their time they waited, for a core or for each other),
+and the machine's load average. Target: p95 <= 300 ms with 20 concurrent clients.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from _common import DEFAULT_CACHE, ensure_market, load_average
+from _common import DEFAULT_CACHE, cpu_seconds, ensure_market, load_average
 
 from ringscope.api.auth import add_user
 from ringscope.graphs import open_store
@@ -85,21 +87,23 @@ def free_port() -> int:
 class Server:
     """``ringscope serve`` in its own process."""
 
-    def __init__(self, store_uri: str, users_file: Path) -> None:
+    def __init__(self, store_uri: str, users_file: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
         cmd = [sys.executable, "-m", "ringscope.cli", "serve", "--store", store_uri]
         cmd += ["--port", str(self.port)]
         env = {**os.environ, "RINGSCOPE_USERS_FILE": str(users_file)}
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-        )
+        # The app's log goes to a file: a pipe that nobody reads fills up (64 kB) and
+        # then blocks every thread of the app that logs.
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.log.read_text(errors="replace")[-4000:]
                 raise SystemExit(f"the app did not start:\n{err}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
@@ -166,8 +170,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_store(
-    name: str, uri: str, args: argparse.Namespace, data: Path, work: Path
+    name: str,
+    uri: str,
+    args: argparse.Namespace,
+    data: Path,
+    work: Path,
+    db_pid: int | None = None,
 ) -> list[list[str]]:
+    """The rows of one store; ``db_pid``: the database server's process (its CPU is
+    reported beside the app's)."""
     store = open_store(uri)
     try:
         t0 = time.perf_counter()
@@ -186,7 +197,7 @@ def bench_store(
     users = work / f"users-{name}.json"
     key = add_user(users, "bench-investigator", "investigator")
     rows = []
-    with Server(uri, users) as server:
+    with Server(uri, users, work / f"serve-{name}.log") as server:
         t0 = time.perf_counter()
         r = httpx.get(
             f"{server.url}/findings/{finding.id}",
@@ -196,7 +207,7 @@ def bench_store(
         cold = (time.perf_counter() - t0) * 1000
         assert r.status_code == 200, r.text[:300]
         rows.append(
-            [name, "cluster page (cold)", "1", f"{cold:.0f}", f"{cold:.0f}", "", "", "", "", ""]
+            [name, "cluster page (cold)", "1", "0", f"{cold:.0f}", f"{cold:.0f}"] + [""] * 6
         )
         scenarios: dict[str, Callable[[int, int], str]] = {
             "queue": lambda c, i: "/api/findings",
@@ -207,8 +218,13 @@ def bench_store(
             ),
         }
         for label, paths in scenarios.items():
+            cpu0 = cpu_seconds(server.proc.pid), cpu_seconds(db_pid or -1)
             lat, wall, failed = hammer(
                 server.url, paths, args.clients, args.requests, key, args.timeout
+            )
+            app_cpu, db_cpu = (
+                (cpu_seconds(pid) - c0) * 1000 / max(len(lat), 1)
+                for pid, c0 in zip((server.proc.pid, db_pid or -1), cpu0, strict=True)
             )
             p95 = pct(lat, 95)
             rows.append(
@@ -222,12 +238,19 @@ def bench_store(
                     f"{max(lat, default=float('nan')):.0f}",
                     f"{len(lat) / wall:.0f}",
                     "ok" if p95 <= TARGET_P95_MS and not failed else "OVER",
+                    f"{app_cpu:.1f}",
+                    "" if db_pid is None else f"{db_cpu:.1f}",
                     f"{os.getloadavg()[0]:.1f}",
                 ]
             )
             print(f"[{name}] {label}: {' '.join(rows[-1][2:])}", file=sys.stderr)
             if failed:
                 print(f"[{name}] {label}: e.g. {failed[0]}", file=sys.stderr)
+    logged = server.log.read_text(errors="replace").splitlines()
+    if logged:
+        print(
+            f"[{name}] the app logged {len(logged)} lines, e.g. {logged[0][:300]}", file=sys.stderr
+        )
     return rows
 
 
@@ -246,6 +269,9 @@ def main() -> None:
     )
     p.add_argument("--neo4j", metavar="URI", help="a Neo4j server (implies --store both)")
     p.add_argument(
+        "--neo4j-pid", type=int, metavar="PID", help="that server's process, for its CPU time"
+    )
+    p.add_argument(
         "--timeout", type=float, default=60.0, help="seconds a client waits for an answer"
     )
     args = p.parse_args()
@@ -261,17 +287,17 @@ def main() -> None:
             # raw events stay in a columnar file beside the graph
             os.environ["RINGSCOPE_COLUMNAR_PATH"] = str(work / "events.duckdb")
             if args.neo4j:
-                rows += bench_store("neo4j", args.neo4j, args, data, work)
+                rows += bench_store("neo4j", args.neo4j, args, data, work, args.neo4j_pid)
             else:
                 from ringscope.graphs.neo4j_local import start_local_neo4j
 
                 print("[neo4j] starting a local Neo4j 5.26 ...", file=sys.stderr)
                 with start_local_neo4j(work, port=0, heap="1g") as local:
-                    rows += bench_store("neo4j", local.uri, args, data, work)
+                    rows += bench_store("neo4j", local.uri, args, data, work, local.process.pid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     head = ["store", "scenario", "answered", "failed", "p50 ms", "p95 ms", "max ms", "req/s"]
-    head += ["p95<=300", "load 1m"]
+    head += ["p95<=300", "app CPU ms/req", "db CPU ms/req", "load 1m"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(f"{args.clients} concurrent clients, {args.events} events, seed {args.seed}")
     print(load_average())

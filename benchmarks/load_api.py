@@ -14,7 +14,9 @@ detected once, outside the timing; the app is served by ``ringscope serve`` in i
 process with API keys made by ``ringscope.api.auth.add_user``. Checked: zero errors,
 and every decision recorded exactly once (in the store and in the audit log). Printed
 per store and endpoint: requests, p50, p95, max, requests per second and the load
-average. Target: p95 <= 300 ms with 20 clients (a busy machine inflates every figure).
+average; per store, the CPU milliseconds per request of the app's process and of a
+Neo4j started here (or named by ``--neo4j-pid``). Target: p95 <= 300 ms with 20
+clients (a busy machine inflates every figure).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import DEFAULT_CACHE, ensure_market, load_average
+from _common import DEFAULT_CACHE, cpu_seconds, ensure_market, load_average
 
 from ringscope.api.auth import add_user
 from ringscope.graphs import open_store
@@ -43,7 +45,9 @@ TARGET_P95_MS = 300.0
 ENDPOINTS = ("queue", "cluster", "neighbourhood", "decision")
 
 
-def serve(uri: str, users: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve(uri: str, users: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``ringscope serve`` in its own process, its log in ``log`` (a pipe that nobody
+    reads fills up and then blocks every thread of the app that logs)."""
     import socket
 
     with socket.socket() as s:
@@ -51,7 +55,8 @@ def serve(uri: str, users: Path) -> tuple[subprocess.Popen[bytes], str]:
         port = int(s.getsockname()[1])
     env = {**os.environ, "RINGSCOPE_USERS_FILE": str(users)}
     cmd = [sys.executable, "-m", "ringscope.cli", "serve", "--store", uri, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -61,13 +66,20 @@ def serve(uri: str, users: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    err = log.read_text(errors="replace")[-4000:]
     raise SystemExit(f"the app did not start:\n{err}")
 
 
 def bench_store(
-    name: str, uri: str, args: argparse.Namespace, data: Path, work: Path
+    name: str,
+    uri: str,
+    args: argparse.Namespace,
+    data: Path,
+    work: Path,
+    db_pid: int | None = None,
 ) -> list[list[str]]:
+    """The rows of one store; ``db_pid``: the database server's process (its CPU per
+    request is reported beside the app's)."""
     store = open_store(uri)
     try:
         if store.latest_run() is None:
@@ -77,7 +89,8 @@ def bench_store(
         store.close()
     users = work / f"users-{name}.json"
     keys = [add_user(users, f"bench-{i}", "investigator") for i in range(min(args.clients, 10))]
-    proc, url = serve(uri, users)
+    log = work / f"serve-{name}.log"
+    proc, url = serve(uri, users, log)
     try:
         admin = {"Authorization": f"Bearer {keys[0]}"}
         queue = httpx.get(f"{url}/api/findings?limit=50", headers=admin, timeout=120).json()
@@ -120,12 +133,18 @@ def bench_store(
                                 notes.append(note)
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        cpu0 = cpu_seconds(proc.pid), cpu_seconds(db_pid or -1)
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        n_requests = max(sum(len(t) for t in timings.values()), 1)
+        app_cpu, db_cpu = (
+            (cpu_seconds(pid) - c0) * 1000 / n_requests
+            for pid, c0 in zip((proc.pid, db_pid or -1), cpu0, strict=True)
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -162,12 +181,17 @@ def bench_store(
         f"errors {len(errors)}",
         f"decisions exactly once: {'yes' if exact and not errors else 'NO'}",
         f"{wall:.1f} s",
-        "",
-        "",
+        f"app CPU {app_cpu:.1f} ms/req",
+        "" if db_pid is None else f"db CPU {db_cpu:.1f} ms/req",
         load,
     ]
     if errors:
         print(f"[{name}] {len(errors)} errors, e.g. {errors[0]}", file=sys.stderr)
+    logged = log.read_text(errors="replace").splitlines()
+    if logged:
+        print(
+            f"[{name}] the app logged {len(logged)} lines, e.g. {logged[0][:300]}", file=sys.stderr
+        )
     return [summary, *rows]
 
 
@@ -180,6 +204,9 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--store", choices=("embedded", "neo4j", "both"), default="embedded")
     p.add_argument("--neo4j", metavar="URI", help="a Neo4j server (implies --store both)")
+    p.add_argument(
+        "--neo4j-pid", type=int, metavar="PID", help="that server's process, for its CPU time"
+    )
     args = p.parse_args()
     if args.neo4j and args.store == "embedded":
         args.store = "both"
@@ -193,13 +220,13 @@ def main() -> None:
             os.environ["RINGSCOPE_COLUMNAR_PATH"] = str(work / "events.duckdb")
             get_settings.cache_clear()  # the settings were read with the embedded store
             if args.neo4j:
-                rows += bench_store("neo4j", args.neo4j, args, data, work)
+                rows += bench_store("neo4j", args.neo4j, args, data, work, args.neo4j_pid)
             else:
                 from ringscope.graphs.neo4j_local import start_local_neo4j
 
                 print("[neo4j] starting a local Neo4j 5.26 ...", file=sys.stderr)
                 with start_local_neo4j(work, port=0, heap="1g") as local:
-                    rows += bench_store("neo4j", local.uri, args, data, work)
+                    rows += bench_store("neo4j", local.uri, args, data, work, local.process.pid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     head = ["store", "endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "p95<=300"]

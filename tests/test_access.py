@@ -222,6 +222,21 @@ def test_viewers_see_identifiers_redacted(anon: httpx.Client, targets: dict[str,
     for path in ("/", "/api/findings?limit=1000"):
         seen = anon.get(path, headers=auth("test-viewer"))
         assert seen.status_code == 200 and not any(v in seen.text for v in values), path
+    # neighbourhoods are kept once walked: one walked for an investigator is not what a
+    # viewer gets (and the other way round)
+    walk = f"/api/entities/Account:{targets['member']}/neighbourhood"
+    for first, then in (("test-investigator", "test-viewer"), ("test-viewer", "test-investigator")):
+        a = anon.get(
+            walk, params={"limit": 2000 if first == "test-viewer" else 1999}, headers=auth(first)
+        )
+        b = anon.get(
+            walk, params={"limit": 2000 if first == "test-viewer" else 1999}, headers=auth(then)
+        )
+        assert a.status_code == b.status_code == 200
+        full, seen = (a, b) if first == "test-investigator" else (b, a)
+        assert not any(v in seen.text for v in values), walk
+        if any(v in full.text for v in values):
+            assert full.text != seen.text
     detail = anon.get(f"/api/findings/{f}", headers=auth("test-viewer")).json()
     tokens = {r["value"] for r in detail["evidence"]["identifiers"]}
     kinds = {r["kind"] for r in detail["evidence"]["identifiers"]}

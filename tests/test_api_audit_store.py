@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,3 +50,92 @@ def test_audit_log_round_trip(store: GraphStore) -> None:
         store.audit_log(limit=0)
     with pytest.raises(ValueError):
         store.audit_log(offset=-1)
+
+
+def test_concurrent_appends_each_committed_once(store: GraphStore) -> None:
+    """Views audited by 20 threads at once (committed in groups): every entry is in the
+    log exactly once, each thread's entries in the order it appended them, and the
+    ``seq`` numbers are distinct."""
+    threads, each = 20, 15
+    start = threading.Barrier(threads)
+
+    def viewer(n: int) -> None:
+        start.wait()
+        for k in range(each):
+            store.append_audit(f"user-{n}", "view_finding", f"co-{n}-{k}", {"k": k})
+
+    workers = [threading.Thread(target=viewer, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    log = store.audit_log(limit=10_000)
+    assert len(log) == threads * each
+    assert len({e["seq"] for e in log}) == len(log)
+    assert sorted(str(e["subject"]) for e in log) == sorted(
+        f"co-{n}-{k}" for n in range(threads) for k in range(each)
+    )
+    for n in range(threads):
+        mine = [e["detail"]["k"] for e in reversed(log) if e["who"] == f"user-{n}"]  # type: ignore[index]
+        assert mine == list(range(each))
+
+
+def test_failed_group_raises_in_every_caller() -> None:
+    """A group whose write fails raises in each of its callers, and nothing is
+    acknowledged that was not written."""
+    from ringscope.errors import StoreError
+    from ringscope.graphs._groupcommit import GroupCommit
+
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(items: Sequence[int]) -> None:
+        release.wait(5)
+        if any(i < 0 for i in items):
+            raise StoreError("disk full")
+        written.extend(items)
+
+    group: GroupCommit[int] = GroupCommit(write)
+    outcome: dict[int, str] = {}
+
+    def append(i: int) -> None:
+        try:
+            group.append(i)
+            outcome[i] = "ok"
+        except StoreError as e:
+            outcome[i] = str(e)
+
+    first = threading.Thread(target=append, args=(0,))
+    first.start()  # writes the group of 0, waiting on ``release``
+    time.sleep(0.2)
+    rest = [threading.Thread(target=append, args=(i,)) for i in (1, -2, 3)]
+    for t in rest:
+        t.start()  # they form the next group, with a failing item
+    time.sleep(0.2)
+    release.set()
+    for t in (first, *rest):
+        t.join(10)
+    assert outcome == {0: "ok", 1: "disk full", -2: "disk full", 3: "disk full"}
+    assert written == [0]
+
+
+def test_latest_decisions_match_the_decisions(store: GraphStore) -> None:
+    """The queue's shortcut, ``latest_decisions``, gives per case the last of
+    ``decisions()`` (by time, then the later recorded), ties in time included."""
+    from ringscope.model import Decision
+
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    later = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+    for case, decision, when in [
+        ("case-a", "confirmed", at),
+        ("case-a", "dismissed", at),  # same time: recorded later wins
+        ("case-b", "escalated", later),
+        ("case-b", "confirmed", at),  # recorded later, but earlier in time
+        ("case-c", "dismissed", at),
+    ]:
+        store.record_decision(Decision(case, decision, "ann", when, ""))  # type: ignore[arg-type]
+    expected: dict[str, str] = {}
+    for d in store.decisions():
+        expected[d.finding_id] = d.decision
+    assert expected == {"case-a": "dismissed", "case-b": "escalated", "case-c": "dismissed"}
+    assert store.latest_decisions() == expected  # type: ignore[attr-defined]

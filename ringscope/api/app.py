@@ -9,8 +9,9 @@ thread-safe. Caches shared by requests hold a lock.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections import OrderedDict
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -28,9 +29,13 @@ from ringscope import __version__
 from ringscope.api.auth import Access
 from ringscope.api.deps import AccessDenied, bounded_input
 from ringscope.api.queries import RunCache
+from ringscope.api.render_cache import WALK_CACHE_SIZE, RenderCache
 from ringscope.api.security import SecurityMiddleware
 from ringscope.errors import ConfigError, InputError, NotFoundError, RingscopeError, StoreError
 from ringscope.graphs.store import GraphStore
+from ringscope.model import NodeRef
+
+log = logging.getLogger("ringscope.api")
 
 _STATUS = {NotFoundError: 404, InputError: 422, ConfigError: 400, StoreError: 503}
 
@@ -40,6 +45,31 @@ VIS_DIR = Path(pyvis.__file__).parent / "templates" / "lib" / "vis-9.1.2"
 
 #: Swagger UI as shipped by fastapi-offline, served by the app (no CDN).
 SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
+
+
+#: Seconds the app's shutdown waits for the warm-up to end.
+WARM_UP_WAIT_S = 10.0
+
+
+def warm_up(store: GraphStore, run_cache: RunCache) -> None:
+    """Read, in the background at start-up, what the first requests would otherwise wait
+    for: the latest run's findings; the embedded store's in-memory graph index (which
+    neighbourhoods and cluster graphs walk; without it the first walks run in SQL and the
+    next ones wait for its build); one walk and one case's decisions, whose statements
+    Neo4j then has planned. A store that fails is left alone: the requests report it.
+    Nothing is written (no audit entry)."""
+    try:
+        run = store.latest_run()
+        found = run_cache.findings(store, run) if run is not None else []
+        build = getattr(store, "build_graph_index", None)
+        if callable(build):
+            build()
+        if found and found[0].members:
+            # the statements of a walk, prepared by the server (Neo4j plans them once)
+            store.neighbourhood([NodeRef("Account", found[0].members[0].account_id)], limit=10)
+            store.decisions(found[0].case_id or found[0].id)
+    except Exception as e:  # the first request that needs the store reports it
+        log.debug("warm-up stopped: %s", e)
 
 
 def create_app(
@@ -62,11 +92,23 @@ def create_app(
             # /health answers 503 and the store is opened on use once it is back.
             opened = ReopeningStore(store_uri)
         app.state.store = store or opened
-        app.state.graph_cache = OrderedDict()
+        app.state.graph_cache = RenderCache()
+        app.state.page_cache = RenderCache()
+        app.state.walk_cache = RenderCache(WALK_CACHE_SIZE)
         app.state.run_cache = RunCache()
+        warming = threading.Thread(
+            target=warm_up,
+            args=(app.state.store, app.state.run_cache),
+            name="ringscope-warm-up",
+            daemon=True,
+        )
+        warming.start()
         try:
             yield
         finally:
+            # the store is not closed under the warm-up's feet (nor, for a store handed
+            # in, before the app is done with it)
+            warming.join(WARM_UP_WAIT_S)
             if opened is not None:
                 opened.close()
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ringscope.algorithms.impact import priority
+from ringscope.api.schemas import HistoryEntry
 from ringscope.errors import InputError, NotFoundError
 from ringscope.graphs.store import GraphStore
 from ringscope.model import REL_TYPES, Decision, Finding, Node, NodeRef, Run
@@ -66,6 +67,10 @@ class Queue:
 
 def latest_decisions(store: GraphStore) -> dict[str, str]:
     """The latest decision of every case that has one."""
+    own = getattr(store, "latest_decisions", None)
+    if callable(own):
+        latest: dict[str, str] = own()
+        return latest
     out: dict[str, str] = {}
     for d in store.decisions():  # oldest first: the last one wins
         out[d.finding_id] = d.decision
@@ -165,14 +170,28 @@ def _money_at_risk(f: Finding) -> tuple[float, float]:
     return money, float(i.get("engagement_share", 0.0))
 
 
+def succeeded_runs(store: GraphStore) -> list[Run]:
+    """The succeeded runs, newest first."""
+    return [r for r in store.runs() if r.status == "succeeded"]
+
+
 def find_finding(
-    store: GraphStore, finding_id: str, run: str | None = None, cache: RunCache | None = None
+    store: GraphStore,
+    finding_id: str,
+    run: str | None = None,
+    cache: RunCache | None = None,
+    *,
+    runs: list[Run] | None = None,
 ) -> tuple[Run, Finding]:
     """The finding ``finding_id`` (or the finding of case ``finding_id``) in a run.
 
-    Without ``run``, the latest run is searched first, then older runs.
+    Without ``run``, the latest run is searched first, then older runs (``runs``: the
+    succeeded runs when the caller has read them already).
     """
-    runs = [store.get_run(run)] if run else [r for r in store.runs() if r.status == "succeeded"]
+    if run:
+        runs = [store.get_run(run)]
+    elif runs is None:
+        runs = succeeded_runs(store)
     for r in runs:
         fs = _findings(store, r, cache)
         for f in fs:
@@ -191,18 +210,45 @@ class CaseHistory:
 
 
 def history(
-    store: GraphStore, finding: Finding, *, max_runs: int = 20, cache: RunCache | None = None
+    store: GraphStore,
+    finding: Finding,
+    *,
+    max_runs: int = 20,
+    cache: RunCache | None = None,
+    runs: list[Run] | None = None,
 ) -> list[CaseHistory]:
-    """The case's findings in every succeeded run (newest first), up to ``max_runs`` runs."""
+    """The case's findings in every succeeded run (newest first), up to ``max_runs`` runs
+    (``runs``: the succeeded runs when the caller has read them already)."""
     case = finding.case_id or finding.id
     out = []
-    runs = [r for r in store.runs() if r.status == "succeeded"][:max_runs]
+    runs = (succeeded_runs(store) if runs is None else runs)[:max_runs]
     for r in runs:
         for f in _findings(store, r, cache):
             if (f.case_id or f.id) == case:
                 out.append(CaseHistory(r, f))
                 break
     return out
+
+
+def history_entries(
+    store: GraphStore,
+    finding: Finding,
+    *,
+    cache: RunCache | None = None,
+    runs: list[Run] | None = None,
+) -> list[HistoryEntry]:
+    """:func:`history` as the API shows it."""
+    return [
+        HistoryEntry(
+            run_id=h.run.id,
+            run_started_at=h.run.started_at,
+            finding_id=h.finding.id,
+            status=h.finding.status,
+            score=h.finding.score,
+            size=len(h.finding.members),
+        )
+        for h in history(store, finding, cache=cache, runs=runs)
+    ]
 
 
 def case_decisions(store: GraphStore, finding: Finding) -> list[Decision]:

@@ -21,6 +21,7 @@ Conventions of the stored graph:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ringscope.model import NODE_LABELS, REL_TYPES
 
@@ -47,6 +48,8 @@ CONSTRAINTS: tuple[str, ...] = (
     "CREATE CONSTRAINT cluster_run_id IF NOT EXISTS "
     "FOR (n:Cluster) REQUIRE (n.run_id, n.id) IS UNIQUE",
     "CREATE INDEX decision_finding IF NOT EXISTS FOR (n:Decision) ON (n.finding_id)",
+    # a decision is linked to the case's clusters of every run (see CREATE_DECISION)
+    "CREATE INDEX cluster_id IF NOT EXISTS FOR (n:Cluster) ON (n.id)",
     "CREATE CONSTRAINT job_lease_name IF NOT EXISTS FOR (n:JobLease) REQUIRE n.name IS UNIQUE",
     # What rollbacks look up: the elements a load created (without these, every
     # rollback step scans the whole label or relationship type).
@@ -398,12 +401,24 @@ ORDER BY label, id
 LIMIT $want
 """
 
-#: Every allowed relationship in the window between two held nodes.
+#: Every allowed relationship in the window between two held nodes (``$held``, and
+#: ``$held_set``: the same element ids as the keys of a map). Each relationship is found
+#: from its start node: the held nodes' outgoing relationships are read, never their
+#: incoming ones. The end is looked up in the map, which the planner cannot turn into a
+#: seek: with ``elementId(b) IN $held`` it started from the ends and read every incoming
+#: relationship of the held streams, products and identifiers (thousands each: 3,915
+#: relationships read for the 11 nodes of one account's neighbourhood, 11 to 25 now).
 EDGES_BETWEEN = f"""
 MATCH (a)-[r]->(b)
-WHERE elementId(a) IN $held AND elementId(b) IN $held AND type(r) IN $types AND {_IN_WINDOW}
+WHERE elementId(a) IN $held AND $held_set[elementId(b)] IS NOT NULL AND type(r) IN $types
+  AND {_IN_WINDOW}
 RETURN elementId(a) AS a, type(r) AS type, elementId(b) AS b, properties(r) AS props
 """
+
+
+def held_params(held: Sequence[str]) -> dict[str, Any]:
+    """The parameters of :data:`EDGES_BETWEEN` for the element ids ``held``."""
+    return {"held": list(held), "held_set": dict.fromkeys(held, True)}
 
 
 def shortest_paths_query(
@@ -488,7 +503,22 @@ FOREACH (x IN CASE WHEN c IS NULL THEN [] ELSE [c] END | MERGE (d)-[:DECIDES]->(
 
 DECISIONS = """
 MATCH (d:Decision)
-WHERE $finding_id IS NULL OR d.finding_id = $finding_id
+RETURN properties(d) AS props ORDER BY d.decided_at, d.seq
+"""
+
+#: The latest decision of every case that has one (what the queue shows): one row per
+#: case instead of every decision.
+LATEST_DECISIONS = """
+MATCH (d:Decision)
+WITH d ORDER BY d.decided_at, d.seq
+WITH d.finding_id AS finding_id, collect(d.decision) AS decisions
+RETURN finding_id, decisions[-1] AS decision
+"""
+
+#: One case's decisions, through the index on ``Decision.finding_id`` (a predicate
+#: ``$finding_id IS NULL OR ...`` would read every decision).
+CASE_DECISIONS = """
+MATCH (d:Decision {finding_id: $finding_id})
 RETURN properties(d) AS props ORDER BY d.decided_at, d.seq
 """
 
@@ -503,9 +533,11 @@ RETURN count(*) AS removed
 
 # --------------------------------------------------------------------------- audit log
 
+#: Entries (maps of seq, at, who, action, subject, detail) appended in one statement.
 APPEND_AUDIT = """
-CREATE (:AuditEntry {seq: $seq, at: $at, who: $who, action: $action, subject: $subject,
-                     detail: $detail})
+UNWIND $entries AS e
+CREATE (:AuditEntry {seq: e.seq, at: e.at, who: e.who, action: e.action, subject: e.subject,
+                     detail: e.detail})
 """
 
 AUDIT_LOG = """

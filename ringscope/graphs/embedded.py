@@ -87,6 +87,7 @@ from ringscope.graphs._graphwalk import (
     ref_key,
     run_with,
 )
+from ringscope.graphs._groupcommit import GroupCommit
 from ringscope.graphs.store import Entity
 from ringscope.model import (
     NODE_LABELS,
@@ -481,6 +482,7 @@ class EmbeddedStore:
         self._index_walks: tuple[tuple[int, int], int] = ((-1, -1), 0)
         self._index_building: tuple[int, int] | None = None
         self._index_built = threading.Event()
+        self._audit_writer: GroupCommit[tuple[Any, ...]] = GroupCommit(self._write_audit)
         self._version_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else os.path.realpath(self.path)
         )
@@ -1529,6 +1531,16 @@ class EmbeddedStore:
                 },
             )
 
+    def latest_decisions(self) -> dict[str, str]:
+        """The latest decision of every case that has one (case id -> decision), as the
+        last of :meth:`decisions` per case. Not part of ``GraphStore``."""
+        with self._reading("read the latest decisions") as con:
+            rows = con.execute(
+                "SELECT finding_id, arg_max(decision, (decided_at, seq)) FROM decisions "
+                "GROUP BY finding_id"
+            ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def decisions(self, finding_id: str | None = None) -> list[Decision]:
         """Decisions, oldest first (by ``decided_at``, then the earlier recorded)."""
         sql = "SELECT finding_id, decision, decided_by, decided_at, note FROM decisions"
@@ -1570,20 +1582,36 @@ class EmbeddedStore:
         subject: str,
         detail: dict[str, object] | None = None,
     ) -> None:
-        """Append one entry to the append-only audit log (see ``GraphStore.append_audit``)."""
-        with self._transaction(f"audit {action} {subject}") as con:
+        """Append one entry to the append-only audit log (see ``GraphStore.append_audit``).
+
+        Returns once the entry is committed. Entries appended by several threads at
+        once are committed together, in one transaction (see
+        :mod:`ringscope.graphs._groupcommit`), in the order they arrived."""
+        entry = (datetime.now(UTC), who, action, subject, canonical_json(detail or {}))
+        self._audit_writer.append(entry)
+
+    def _write_audit(self, entries: Sequence[tuple[Any, ...]]) -> None:
+        """Append ``entries`` (at, who, action, subject, detail) in one transaction,
+        numbered on from the last entry, in their order."""
+        rows = ", ".join(
+            f"(${k * 6 + 1}::BIGINT, ${k * 6 + 2}::TIMESTAMPTZ, ${k * 6 + 3}, ${k * 6 + 4}, "
+            f"${k * 6 + 5}, ${k * 6 + 6})"
+            for k in range(len(entries))
+        )
+        params: list[Any] = []
+        for pos, entry in enumerate(entries, start=1):
+            params += [pos, *entry]
+        what = f"audit {entries[0][2]} {entries[0][3]}" + (
+            f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+        )
+        with self._transaction(what) as con:
             self._ensure_audit(con)
             _exec(
                 con,
-                "INSERT INTO audit_log SELECT coalesce(max(seq), 0) + 1, $at, $who, $action, "
-                "$subject, $detail FROM audit_log",
-                {
-                    "at": datetime.now(UTC),
-                    "who": who,
-                    "action": action,
-                    "subject": subject,
-                    "detail": canonical_json(detail or {}),
-                },
+                "INSERT INTO audit_log SELECT m.last + v.pos, v.at_, v.who, v.action, "
+                f"v.subject, v.detail FROM (VALUES {rows}) v(pos, at_, who, action, subject, "
+                "detail), (SELECT coalesce(max(seq), 0) AS last FROM audit_log) m",
+                params,
             )
 
     def audit_log(

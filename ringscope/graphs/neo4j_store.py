@@ -97,6 +97,7 @@ from ringscope.graphs._graphwalk import (
     roles_text,
     run_with,
 )
+from ringscope.graphs._groupcommit import GroupCommit
 from ringscope.graphs.store import Entity
 from ringscope.model import (
     NODE_LABELS,
@@ -128,6 +129,13 @@ DEFAULT_BATCH_SIZE: Final = 20_000
 DELETE_CHUNK: Final = 20_000
 #: Most shortest paths looked at to choose the smallest one.
 MAX_PATHS: Final = 10_000
+#: Server notifications the store asks Neo4j not to send. ``UNRECOGNIZED`` says that a
+#: statement names a property, label or relationship type the database has not seen
+#: yet: normal while a database is young (no decision recorded yet, so no
+#: ``decided_at``). The driver logs every notification it receives at WARNING, on every
+#: execution, so these would add a log line to every request of the app (the queue
+#: reads the decisions) and make the app as slow as its log (a full log pipe stops it).
+QUIET_NOTIFICATIONS: Final = (neo4j.NotificationDisabledClassification.UNRECOGNIZED,)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
@@ -267,11 +275,19 @@ class Neo4jStore:
         self.load_stats: dict[str, tuple[float, int]] = {}
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._audit_writer: GroupCommit[dict[str, Any]] = GroupCommit(self._write_audit)
+        self._seq_lock = threading.Lock()
+        self._last_seq = 0
         try:
             retry: dict[str, Any] = (
                 {} if max_retry_time is None else {"max_transaction_retry_time": max_retry_time}
             )
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, **retry)
+            self._driver = neo4j.GraphDatabase.driver(
+                uri,
+                auth=auth,
+                notifications_disabled_classifications=QUIET_NOTIFICATIONS,
+                **retry,
+            )
             self._driver.verify_connectivity()
         except (Neo4jError, ServiceUnavailable, SessionExpired, ValueError, OSError) as e:
             raise StoreError(f"cannot connect to Neo4j at {uri}: {e}") from e
@@ -1063,7 +1079,10 @@ class Neo4jStore:
             edges = [
                 Edge(refs[rec["a"]], refs[rec["b"]], rec["type"], self._rel_props(rec["props"]))
                 for rec in tx.run(
-                    cypher.EDGES_BETWEEN, held=[eids[r] for r in held], types=types, **window
+                    cypher.EDGES_BETWEEN,
+                    **cypher.held_params([eids[r] for r in held]),
+                    types=types,
+                    **window,
                 )
             ]
             nodes = tuple(Node(r, node_props.get(r, {})) for r in sorted(held, key=ref_key))
@@ -1149,7 +1168,11 @@ class Neo4jStore:
         return [
             Edge(eids[rec["a"]], eids[rec["b"]], rec["type"], self._rel_props(rec["props"]))
             for rec in tx.run(
-                cypher.EDGES_BETWEEN, held=list(eids), types=list(types), start=None, end=None
+                cypher.EDGES_BETWEEN,
+                **cypher.held_params(list(eids)),
+                types=list(types),
+                start=None,
+                end=None,
             )
         ]
 
@@ -1325,9 +1348,17 @@ class Neo4jStore:
 
         self._write(f"record decision on {d.finding_id}", work)
 
+    def latest_decisions(self) -> dict[str, str]:
+        """The latest decision of every case that has one (case id -> decision), as the
+        last of :meth:`decisions` per case. Not part of ``GraphStore``."""
+        return {r["finding_id"]: r["decision"] for r in self._query(cypher.LATEST_DECISIONS)}
+
     def decisions(self, finding_id: str | None = None) -> list[Decision]:
         """Decisions, oldest first (by ``decided_at``, then the earlier recorded)."""
-        records = self._query(cypher.DECISIONS, finding_id=finding_id)
+        if finding_id is None:
+            records = self._query(cypher.DECISIONS)
+        else:
+            records = self._query(cypher.CASE_DECISIONS, finding_id=finding_id)
         out = [
             Decision(
                 finding_id=p["finding_id"],
@@ -1352,16 +1383,27 @@ class Neo4jStore:
         detail: dict[str, object] | None = None,
     ) -> None:
         """Append one ``AuditEntry`` node to the append-only audit log (see
-        ``GraphStore.append_audit``); ``detail`` is kept as canonical JSON."""
-        self._query(
-            cypher.APPEND_AUDIT,
-            seq=time.time_ns(),
-            at=datetime.now(UTC).isoformat(),
-            who=who,
-            action=action,
-            subject=subject,
-            detail=canonical_json(detail or {}),
+        ``GraphStore.append_audit``); ``detail`` is kept as canonical JSON.
+
+        Returns once the entry is committed. Entries appended by several threads at
+        once are created together, in one transaction (see
+        :mod:`ringscope.graphs._groupcommit`)."""
+        with self._seq_lock:
+            # the clock in ns, but never the same or a lower number twice in this process
+            seq = self._last_seq = max(time.time_ns(), self._last_seq + 1)
+        self._audit_writer.append(
+            {
+                "seq": seq,
+                "at": datetime.now(UTC).isoformat(),
+                "who": who,
+                "action": action,
+                "subject": subject,
+                "detail": canonical_json(detail or {}),
+            }
         )
+
+    def _write_audit(self, entries: Sequence[dict[str, Any]]) -> None:
+        self._query(cypher.APPEND_AUDIT, entries=list(entries))
 
     def audit_log(
         self,

@@ -18,6 +18,7 @@ from ringscope.api.deps import (
     Viewer,
     check_identifier_access,
 )
+from ringscope.api.render_cache import RenderCache, key_digest
 from ringscope.api.schemas import EntityOut, ErrorOut, FindingSummary, GraphOut, NodeOut, PathOut
 from ringscope.api.viz import MAX_NODES
 
@@ -50,10 +51,20 @@ def neighbourhood(
     check_identifier_access(request, principal, node)
     rels = queries.check_rels(rel)
     queries.check_window(start, end)
-    g = store.neighbourhood([node], hops=hops, rel_types=rels, start=start, end=end, limit=limit)
-    if redaction is None:
-        return GraphOut.of(g)
-    return redact.model(GraphOut.of(g), redact.for_viewer(redaction, nodes=g.nodes))
+
+    def walk() -> GraphOut:
+        g = store.neighbourhood(
+            [node], hops=hops, rel_types=rels, start=start, end=end, limit=limit
+        )
+        if redaction is None:
+            return GraphOut.of(g)
+        return redact.model(GraphOut.of(g), redact.for_viewer(redaction, nodes=g.nodes))
+
+    # a neighbourhood changes with the data (a new load) only: walked once per data
+    window = tuple(t.isoformat() if t else "" for t in (start, end))
+    key = (str(node), hops, tuple(rels or ()), window, limit, store.fingerprint())
+    cache: RenderCache[GraphOut] = request.app.state.walk_cache
+    return cache.get((*key, key_digest(redaction)), walk)
 
 
 @router.get("/entities/{ref:path}", response_model=EntityOut)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ringscope.api import queries, redact
@@ -20,6 +22,7 @@ from ringscope.api.deps import (
 )
 from ringscope.api.export import export_case
 from ringscope.api.queries import RunCache
+from ringscope.api.render_cache import RenderCache, key_digest
 from ringscope.api.schemas import (
     DecisionIn,
     DecisionOut,
@@ -30,7 +33,6 @@ from ringscope.api.schemas import (
     FindingDetail,
     FindingSummary,
     GraphOut,
-    HistoryEntry,
     MemberOut,
     Page,
     SignalOut,
@@ -104,16 +106,13 @@ def list_findings(
     return redact.model(page, redact.for_viewer(redaction, findings=[i.finding for i in shown]))
 
 
-def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = None) -> FindingDetail:
-    """A finding with its history across runs and its case's decisions."""
+def _static_detail(run: Run, f: Finding) -> FindingDetail:
+    """The parts of a finding's detail that do not change after its run: all but the
+    case's decisions and history (left empty)."""
     # built from the finding's fields: ``Finding.to_dict`` deep-copies all the evidence
-    decisions = queries.case_decisions(store, f)
-    raised = f.id in set(run.summary.get("raised_again") or [])
     return FindingDetail(
         **FindingSummary.of(
-            f,
-            decision=decisions[-1].decision if decisions else "undecided",
-            raised_again=raised,
+            f, raised_again=f.id in set(run.summary.get("raised_again") or [])
         ).model_dump(),
         run_id=run.id,
         previous_id=f.previous_id,
@@ -129,23 +128,62 @@ def detail(store: GraphStore, run: Run, f: Finding, cache: RunCache | None = Non
             DetectorOut(name=x.name, version=x.version, params=x.params) for x in f.detectors
         ],
         evidence=f.evidence,
-        history=[
-            HistoryEntry(
-                run_id=h.run.id,
-                run_started_at=h.run.started_at,
-                finding_id=h.finding.id,
-                status=h.finding.status,
-                score=h.finding.score,
-                size=len(h.finding.members),
-            )
-            for h in queries.history(store, f, cache=cache)
-        ],
-        decisions=[DecisionOut.of(x) for x in decisions],
+        history=[],
+        decisions=[],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StaticDetail:
+    """A finding's detail without decisions and history, as a caller of one redaction
+    sees it, and that redaction (``None``: none)."""
+
+    out: FindingDetail
+    red: Callable[[Any], Any] | None
+
+
+def static_detail(request: Request, run: Run, f: Finding, redaction: str | None) -> StaticDetail:
+    """:func:`_static_detail`, made once per run, finding and redaction key."""
+    cache: RenderCache[StaticDetail] = request.app.state.page_cache
+    key = ("detail", run.id, f.id, key_digest(redaction))
+
+    def make() -> StaticDetail:
+        out = _static_detail(run, f)
+        if redaction is None:
+            return StaticDetail(out, None)
+        red = redact.for_viewer(redaction, findings=[f])
+        return StaticDetail(redact.model(out, red), red)
+
+    return cache.get(key, make)
+
+
+def detail(
+    store: GraphStore,
+    run: Run,
+    f: Finding,
+    cache: RunCache | None = None,
+    *,
+    static: StaticDetail | None = None,
+    runs: list[Run] | None = None,
+) -> FindingDetail:
+    """A finding with its history across runs and its case's decisions (read now)."""
+    if static is None:
+        static = StaticDetail(_static_detail(run, f), None)
+    decisions = [DecisionOut.of(x) for x in queries.case_decisions(store, f)]
+    if static.red is not None:
+        decisions = [redact.model(x, static.red) for x in decisions]
+    return static.out.model_copy(
+        update={
+            "decision": decisions[-1].decision if decisions else "undecided",
+            "history": queries.history_entries(store, f, cache=cache, runs=runs),
+            "decisions": decisions,
+        }
     )
 
 
 @router.get("/{finding_id}", response_model=FindingDetail)
 def get_finding(
+    request: Request,
     finding_id: str,
     store: StoreDep,
     cache: RunCacheDep,
@@ -155,12 +193,11 @@ def get_finding(
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
-    r, f = queries.find_finding(store, finding_id, run, cache)
-    out = detail(store, r, f, cache)
+    runs = None if run else queries.succeeded_runs(store)
+    r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
+    out = detail(store, r, f, cache, static=static_detail(request, r, f, redaction), runs=runs)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})
-    if redaction is None:
-        return out
-    return redact.model(out, redact.for_viewer(redaction, findings=[f]))
+    return out
 
 
 @router.get("/{finding_id}/graph", response_model=GraphOut)

@@ -4,8 +4,8 @@ handed to scripts goes through ``tojson`` (which escapes ``<``, ``>``, ``&`` and
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
@@ -30,8 +30,9 @@ from ringscope.api.deps import (
     Viewer,
     check_identifier_access,
 )
+from ringscope.api.render_cache import RenderCache, key_digest
 from ringscope.api.routes.findings import record_decision
-from ringscope.api.schemas import DecisionIn, DecisionStatus, DiffStatus, SortKey
+from ringscope.api.schemas import DecisionIn, DecisionOut, DecisionStatus, DiffStatus, SortKey
 from ringscope.api.viz import (
     EDGE_COLOURS,
     LABEL_COLOURS,
@@ -52,12 +53,6 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templa
 templates.env.filters["u"] = lambda s: quote(str(s), safe=":")
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Viewer])
 
-#: Rendered graphs kept per app: a succeeded run's findings never change.
-GRAPH_CACHE_SIZE = 64
-#: Pages are served from a thread pool: the graph cache is shared between threads, and
-#: a graph is drawn once however many requests ask for it at the same time.
-_GRAPH_CACHE_LOCK = threading.Lock()
-_GRAPH_DRAWING: dict[tuple[str, ...], threading.Lock] = {}
 _TIME_KEYS = ("ts", "first_ts", "first_seen", "decided_at", "created_at", "since", "started_at")
 TIMELINE_MAX = 400
 
@@ -127,6 +122,16 @@ def queue_page(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DrawnGraph:
+    """A finding's graph as drawn: the view, its vis data as JSON for a script element
+    (escaped as Jinja's ``tojson`` does), and whether the full graph is over budget."""
+
+    view: GraphView
+    data: Markup
+    too_big: bool
+
+
 def _graph(
     request: Request,
     store: GraphStore,
@@ -134,39 +139,16 @@ def _graph(
     f: Finding,
     view: str,
     budget: int,
-) -> tuple[Markup, GraphView, bool]:
-    """The vis data of the cluster's graph as JSON for a script element, the view, and
-    whether the full graph is over budget."""
-    cache: OrderedDict[tuple[str, ...], tuple[Markup, GraphView, bool]]
-    cache = request.app.state.graph_cache
-    # the graph changes with the data (a new load), not with decisions
-    key = (run.id, f.id, view, str(budget), store.fingerprint())
-    with _GRAPH_CACHE_LOCK:
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-        drawing = _GRAPH_DRAWING.setdefault(key, threading.Lock())
-    try:
-        with drawing:
-            return _draw(cache, key, store, f, view, budget)
-    finally:
-        with _GRAPH_CACHE_LOCK:
-            _GRAPH_DRAWING.pop(key, None)
+    data_fingerprint: str,
+) -> DrawnGraph:
+    """The finding's graph, drawn once per (run, finding, view, budget, data): it changes
+    with the data (a new load, a new ``store.fingerprint()``), not with decisions."""
+    cache: RenderCache[DrawnGraph] = request.app.state.graph_cache
+    key = ("graph", run.id, f.id, view, budget, data_fingerprint)
+    return cache.get(key, lambda: _draw(store, f, view, budget))
 
 
-def _draw(
-    cache: OrderedDict[tuple[str, ...], tuple[Markup, GraphView, bool]],
-    key: tuple[str, ...],
-    store: GraphStore,
-    f: Finding,
-    view: str,
-    budget: int,
-) -> tuple[Markup, GraphView, bool]:
-    """The cached graph of ``key`` when another request drew it meanwhile, else drawn now."""
-    with _GRAPH_CACHE_LOCK:
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+def _draw(store: GraphStore, f: Finding, view: str, budget: int) -> DrawnGraph:
     refs = member_refs(f)
     gv: GraphView | None = None
     too_big = len(refs) > budget
@@ -182,13 +164,61 @@ def _draw(
         else:
             gv = grouped_graph(f)
     gv = with_layout(gv)
-    # serialised once, escaped for a <script> element as Jinja's ``tojson`` does
-    out = (htmlsafe_json_dumps(vis_data(gv)), gv, too_big)
-    with _GRAPH_CACHE_LOCK:
-        cache[key] = out
-        while len(cache) > GRAPH_CACHE_SIZE:
-            cache.popitem(last=False)
-    return out
+    return DrawnGraph(gv, htmlsafe_json_dumps(vis_data(gv)), too_big)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterBody:
+    """The part of a cluster page that is the same for every request of one role and
+    redaction: the finding as shown, its graph, members and timeline, rendered; and the
+    redaction that the per-request parts (the decisions' notes) go through."""
+
+    finding: Finding
+    graph: DrawnGraph
+    html: Markup
+    red: Callable[[Any], Any] | None
+
+
+def _cluster_body(
+    request: Request,
+    store: GraphStore,
+    run: Run,
+    f: Finding,
+    view: str,
+    budget: int,
+    redaction: str | None,
+) -> ClusterBody:
+    data_fingerprint = store.fingerprint()
+    drawn = _graph(request, store, run, f, view, budget, data_fingerprint)
+    cache: RenderCache[ClusterBody] = request.app.state.page_cache
+    key = ("cluster", run.id, f.id, view, budget, data_fingerprint, key_digest(redaction))
+
+    def render() -> ClusterBody:
+        shown, data, red = f, drawn.data, None
+        if redaction is not None:
+            red = redact.for_viewer(redaction, findings=[f], nodes=_identifier_nodes(drawn.view))
+            shown = redact.finding(f, red)
+            data = htmlsafe_json_dumps(red(vis_data(drawn.view)))
+        events, n_events = _timeline(shown)
+        gv = drawn.view
+        html = templates.get_template("cluster_body.html").render(
+            f=shown,
+            graph=data,
+            view=view,
+            budget=budget,
+            too_big=drawn.too_big,
+            collapsed=gv.collapsed,
+            n_nodes=len(gv.nodes),
+            n_edges=len(gv.edges),
+            physics=gv.physics,
+            events=events,
+            n_events=n_events,
+            legend_roles=ROLE_COLOURS,
+            legend_labels=LABEL_COLOURS,
+        )
+        return ClusterBody(shown, drawn, Markup(html), red)
+
+    return cache.get(key, render)
 
 
 def _identifier_nodes(gv: GraphView) -> list[Node]:
@@ -232,16 +262,16 @@ def cluster_page(
     view: Literal["auto", "full", "collapsed"] = "auto",
     budget: Annotated[int, Query(ge=10, le=MAX_NODES)] = MAX_NODES,
 ) -> HTMLResponse:
-    from ringscope.api.routes.findings import detail
-
-    r, f = queries.find_finding(store, finding_id, run, cache)
-    d = detail(store, r, f, cache)
-    data, gv, too_big = _graph(request, store, r, f, view, budget)
-    if redaction is not None:
-        red = redact.for_viewer(redaction, findings=[f], nodes=_identifier_nodes(gv))
-        f, d = redact.finding(f, red), redact.model(d, red)
-        data = htmlsafe_json_dumps(red(vis_data(gv)))
-    events, n_events = _timeline(f)
+    """A cluster's page. Its graph, members and timeline are rendered once per run,
+    data, view and redaction (``ClusterBody``); the case's decisions and history across
+    runs are read for every request, and every view is audited."""
+    runs = None if run else queries.succeeded_runs(store)
+    r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
+    body = _cluster_body(request, store, r, f, view, budget, redaction)
+    decisions = [DecisionOut.of(x) for x in queries.case_decisions(store, f)]
+    history = queries.history_entries(store, f, cache=cache, runs=runs)
+    if body.red is not None:
+        decisions = [redact.model(x, body.red) for x in decisions]
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
     return templates.TemplateResponse(
         request,
@@ -249,22 +279,14 @@ def cluster_page(
         _common(
             me=principal,
             can_decide=allows(principal.role, "investigator"),
-            f=f,
-            d=d,
+            f=body.finding,
+            case_id=f.case_id or f.id,
+            decision=decisions[-1].decision if decisions else "undecided",
+            raised_again=f.id in set(r.summary.get("raised_again") or []),
+            decisions=decisions,
+            history=history,
             run=r,
-            graph=data,
-            view=view,
-            budget=budget,
-            too_big=too_big,
-            collapsed=gv.collapsed,
-            n_nodes=len(gv.nodes),
-            n_edges=len(gv.edges),
-            physics=gv.physics,
-            events=events,
-            n_events=n_events,
-            legend_roles=ROLE_COLOURS,
-            legend_labels=LABEL_COLOURS,
-            legend_edges=EDGE_COLOURS,
+            body=body.html,
             choices=["confirmed", "dismissed", "escalated"],
         ),
     )
