@@ -16,13 +16,22 @@ the table. With the local server, the table also gives the CPU seconds the load 
 the server's JVM and this process (side file included), and relationships per CPU
 second: figures that, unlike the wall time, hardly depend on what else runs.
 
+``--bulk`` also measures the first-load path of ``ringscope neo4j-import``
+(``ringscope.graphs.neo4j_bulk.bulk_import``) into a new local Neo4j home: loading and
+checking the export into the side file, writing the import CSV files, ``neo4j-admin
+database import full``, and starting the server with the store's constraints and
+indexes online; seconds per phase and relationships/s of the import alone, of CSV
+files + import, and of the whole. ``--skip-transactional`` leaves the Cypher load out.
+
     .venv/bin/python benchmarks/neo4j_load.py [--events 1000000] [--uri bolt://...]
+    .venv/bin/python benchmarks/neo4j_load.py --bulk [--skip-transactional] [--data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -34,6 +43,7 @@ import neo4j
 
 from ringscope.graphs import cypher
 from ringscope.graphs.embedded import EmbeddedStore
+from ringscope.graphs.neo4j_bulk import bulk_import
 from ringscope.graphs.neo4j_local import BENCH_CONF, start_local_neo4j
 from ringscope.graphs.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jStore
 from ringscope.graphs.store import GraphStore
@@ -82,6 +92,53 @@ def _load(
     rows = sum(t.loaded for t in report.tables.values())
     graph = store.graph_counts()
     return name, elapsed, rows, sum(graph[t] for t in REL_TYPES), server_cpu, client_cpu
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (the importer, the server)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _bulk(
+    data: Path, work: Path, heap: str, pagecache: str, batch_rows: int, conf: dict[str, str]
+) -> tuple[Result, dict[str, float]]:
+    """The bulk path into a new local Neo4j home; its result row and seconds per phase."""
+    home = work / "bulk-home"
+    shutil.rmtree(home, ignore_errors=True)
+    for leftover in ("bulk-columnar.duckdb", "bulk-columnar.duckdb.wal"):
+        (work / leftover).unlink(missing_ok=True)
+    children, client = _children_cpu(), time.process_time()
+    started = time.perf_counter()
+    result = bulk_import(
+        data,
+        home,
+        columnar_path=work / "bulk-columnar.duckdb",
+        csv_dir=work / "bulk-csv",
+        rejects_dir=work / "bulk-rejects",
+        heap=heap,
+        pagecache=pagecache,
+        conf=conf,
+        batch_rows=batch_rows,
+    )
+    elapsed = time.perf_counter() - started
+    server_cpu = _children_cpu() - children
+    client_cpu = time.process_time() - client
+    rows = sum(t.loaded for t in result.report.tables.values())
+    rels = sum(result.graph_counts[t] for t in REL_TYPES)
+    if rels != result.files.relationship_count:
+        print(
+            f"warning: {rels:,} relationships in the graph, "
+            f"{result.files.relationship_count:,} in the files"
+        )
+    for line in result.output.splitlines():
+        if "COMPLETED in" in line or "IMPORT DONE" in line or "Peak memory" in line:
+            print(f"importer: {line.strip()}")
+    for phase, spent in result.cpu.items():
+        print(f"CPU seconds of the {phase}: {spent:.1f}")
+    phases = dict(result.seconds)
+    phases["(CPU of the importer)"] = result.cpu.get("import", 0.0)
+    return ("neo4j-bulk", elapsed, rows, rels, server_cpu, client_cpu), phases
 
 
 def _load_average() -> str:
@@ -172,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print each load statement's plan")
     parser.add_argument(
+        "--bulk", action="store_true", help="also measure the bulk import (ringscope neo4j-import)"
+    )
+    parser.add_argument(
+        "--skip-transactional", action="store_true", help="leave the Cypher load into Neo4j out"
+    )
+    parser.add_argument(
         "--conf", action="append", default=[], help="extra server setting name=value (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -195,9 +258,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             embedded.close()
 
+    phases: dict[str, float] = {}
+    if args.bulk:
+        print(f"load average before the bulk import: {_load_average()}", flush=True)
+        conf = {**BENCH_CONF, **dict(kv.split("=", 1) for kv in args.conf)}
+        row, phases = _bulk(data, work, args.heap, args.pagecache, args.batch_rows, conf)
+        results.append(row)
+        print(f"load average after the bulk import: {_load_average()}", flush=True)
+
     local = None
     uri = args.uri
-    if uri is None:
+    if uri is None and not args.skip_transactional:
         started = time.perf_counter()
         local = start_local_neo4j(
             work,
@@ -209,6 +280,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         uri = local.uri
         print(f"local Neo4j ready at {uri} in {time.perf_counter() - started:.1f} s")
+    stats: dict[str, tuple[float, int]] = {}
+    if not args.skip_transactional:
+        assert uri is not None
+        stats = _transactional(args, uri, local, data, work, results)
+    print(f"load average after: {_load_average()}")
+    _print_results(results, stats, phases)
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _transactional(
+    args: argparse.Namespace, uri: str, local: Any, data: Path, work: Path, results: list[Result]
+) -> dict[str, tuple[float, int]]:
+    """The Cypher load into Neo4j (``load_export`` through ``Neo4jStore``)."""
     stats: dict[str, tuple[float, int]] = {}
     try:
         password = os.environ.get("NEO4J_PASSWORD")
@@ -243,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if local is not None:
             local.stop()
-    print(f"load average after: {_load_average()}")
+    return stats
 
+
+def _print_results(
+    results: list[Result], stats: dict[str, tuple[float, int]], phases: dict[str, float]
+) -> None:
     print(
         f"\n{'store':<12} {'seconds':>9} {'rows':>11} {'rows/s':>10} {'rels':>10} {'rels/s':>10}"
         f" {'server cpu':>10} {'client cpu':>10} {'rels/cpu-s':>10}"
@@ -271,9 +361,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'seconds':>8} {'rows':>10} {'rows/s':>9}  statement")
         for statement, (spent, count) in sorted(stats.items(), key=lambda kv: -kv[1][0]):
             print(f"{spent:>8.1f} {count:>10,} {count / max(spent, 1e-9):>9,.0f}  {statement[:90]}")
-    if args.work_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    bulk = [r for r in results if r[0] == "neo4j-bulk"]
+    if bulk and phases:
+        rels = bulk[0][3]
+        print(f"\nbulk import ({rels:,} relationships): seconds per phase")
+        for phase, spent in phases.items():
+            if not phase.startswith("("):
+                print(f"{spent:>8.1f}  {phase}")
+        import_s = phases.get("import", 0.0)
+        csv_import = import_s + phases.get("write csv", 0.0)
+        print(f"{bulk[0][1]:>8.1f}  total")
+        if import_s:
+            print(
+                f"rels/s: import alone {rels / import_s:,.0f}; csv files + import "
+                f"{rels / csv_import:,.0f}; whole path {rels / bulk[0][1]:,.0f}"
+            )
+        importer_cpu = phases.get("(CPU of the importer)", 0.0)
+        if importer_cpu:
+            print(f"relationships per CPU second of the importer: {rels / importer_cpu:,.0f}")
+        print(
+            "(bulk server cpu: CPU seconds of the importer and of the server started for"
+            " the schema)"
+        )
 
 
 if __name__ == "__main__":

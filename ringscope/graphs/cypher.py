@@ -66,6 +66,10 @@ CONSTRAINTS: tuple[str, ...] = (
     ),
 )
 
+#: Wait until every index (and constraint) is online (after a bulk import, see
+#: ``neo4j_bulk``: the schema is created on the imported data).
+AWAIT_INDEXES = "CALL db.awaitIndexes($timeout)"
+
 # --------------------------------------------------------------------------- loading
 
 

@@ -221,6 +221,7 @@ def start_local_neo4j(
     timeout: float = 180.0,
     conf: Mapping[str, str] | None = None,
     module: Path = MODULE_DIR,
+    home: str | os.PathLike[str] | None = None,
 ) -> LocalNeo4j:
     """Start Neo4j in its own JVM and wait until Bolt accepts connections.
 
@@ -243,6 +244,9 @@ def start_local_neo4j(
         Extra Neo4j settings (``neo4j.conf`` names), added to :data:`DEFAULT_CONF`.
     module : pathlib.Path
         The launcher's Maven module.
+    home : path, optional
+        The server's folder, instead of ``WORK_DIR/neo4j/NAME`` (e.g. one that
+        ``neo4j_bulk.bulk_import`` has just imported into).
 
     Returns
     -------
@@ -261,7 +265,7 @@ def start_local_neo4j(
     if major < 17:
         raise ConfigError(f"{java} is Java {major}; {_INSTALL_HINT}")
     classpath = build_launcher(module)
-    home = Path(work_dir).resolve() / "neo4j" / name
+    home = Path(home).resolve() if home is not None else Path(work_dir).resolve() / "neo4j" / name
     home.mkdir(parents=True, exist_ok=True)
     cmd = [
         java,
