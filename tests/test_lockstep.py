@@ -351,3 +351,66 @@ def test_partial_participation_is_found() -> None:
     signals = {s.name: s.value for s in found[0].signals}
     assert signals["distinct_bursts"] == 10
     assert signals["significance_log10"] >= 20
+
+
+# --------------------------------------------------------------------------- stream starts
+
+
+def _start_fans(rng: np.random.Generator, streams: pd.DataFrame) -> list[dict]:
+    """40 fans of creator c7 who arrive in the first minutes of its streams (followers are
+    notified at the start): each joins nine streams in ten, most within four minutes."""
+    rows = []
+    for _, st in streams[streams["creator_id"] == "c7"].iterrows():
+        for a in range(40):
+            if rng.random() < 0.9:
+                t = st["started_at"] + pd.Timedelta(seconds=int(min(rng.exponential(150), 1500)))
+                rows.append(
+                    {
+                        "account_id": f"sf{a:02d}",
+                        "stream_id": st["stream_id"],
+                        "kind": "view",
+                        "ts": t,
+                    }
+                )
+    return rows
+
+
+def _start_farm(rng: np.random.Generator, streams: pd.DataFrame) -> list[dict]:
+    """12 accounts liking 6 streams of creator c3 within 30 seconds each time, in the
+    first minutes after each stream starts."""
+    rows = []
+    for _, st in streams[streams["creator_id"] == "c3"].head(6).iterrows():
+        burst = st["started_at"] + pd.Timedelta(seconds=int(rng.integers(30, 400)))
+        for a in range(12):
+            t = burst + pd.Timedelta(seconds=int(rng.integers(0, 30)))
+            rows.append(
+                {
+                    "account_id": f"farm{a:02d}",
+                    "stream_id": st["stream_id"],
+                    "kind": "like",
+                    "ts": t,
+                }
+            )
+    return rows
+
+
+def test_a_fan_club_arriving_at_every_start_is_not_a_farm() -> None:
+    rng = np.random.default_rng(3)
+    streams = _streams()
+    ev = _frame(_noise(rng, streams) + _start_fans(rng, streams))
+    assert detect_lockstep(ev, streams=streams, seed=0) == []
+    # the surge recurs at the start of c7's streams: without any grace the fans look synchronised
+    assert detect_lockstep(ev, streams=streams, start_grace_s=0, seed=0) != []
+
+
+def test_a_farm_bursting_just_after_stream_starts_is_found() -> None:
+    rng = np.random.default_rng(4)
+    streams = _streams()
+    ev = _frame(_noise(rng, streams) + _start_fans(rng, streams) + _start_farm(rng, streams))
+    found = detect_lockstep(ev, streams=streams, seed=0)
+    # c3's streams have no recurring start surge, so the farm's bursts are evidence; c7's
+    # fans arriving at every start are still set aside
+    assert [f.member_ids for f in found] == [FARM]
+    assert {s.name: s.value for s in found[0].signals}["distinct_bursts"] == 6
+    # a grace of ten minutes on every stream (surge_level 0) hides all six bursts
+    assert detect_lockstep(ev, streams=streams, surge_level=0, seed=0) == []

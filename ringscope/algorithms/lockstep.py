@@ -8,9 +8,15 @@ and again on the streams it is paid to boost. The steps:
 1. **Arrivals.** For each account, stream and kind only the first event counts
    (the moment the account turned up and acted). Repeated likes or comments
    of an active viewer would otherwise line up with other viewers by chance.
-2. **Buckets.** Arrivals in the first ``start_grace_s`` seconds of a stream
-   are set aside (followers are notified when a stream starts, so fans arrive
-   together then for an innocent reason). The other arrivals are bucketed
+2. **Buckets.** Followers are notified when a stream starts, so on some
+   creators' streams fans arrive together then for an innocent reason. Each
+   creator's usual arrival curve is measured: per stream and per window since
+   the start, the arrivals over what a flat rate would bring, and the median
+   over the creator's streams. Where that median is at least ``surge_level``
+   from the start on (a surge that recurs on most of the creator's streams),
+   the arrivals of those first windows, at most ``start_grace_s`` seconds,
+   are set aside; a burst at the start of one stream (a farm's) is not a
+   recurring surge and is kept. The other arrivals are bucketed
    by (stream, time window) on two grids staggered by half a window, so a
    burst that straddles a window boundary falls whole into one bucket of the
    other grid. All pairwise work is local
@@ -23,9 +29,11 @@ and again on the streams it is paid to boost. The steps:
    (``n_sync``) and the streams both engaged with at all (``n_both``). The
    count is done row by row (a sparse product of the account x bucket matrix
    with its transpose, compiled with numba), so no list of all co-acting pairs
-   is ever built. A pair is an edge when it shared ``min_shared_windows``
-   bursts and its synchrony rate ``n_sync / n_both >= min_sync_rate`` (fans
-   of one creator share every stream but rarely act together). Two shared
+   is ever built; accounts whose buckets cannot hold ``min_shared_windows``
+   bursts with anyone are left out of it. A pair is an edge when it shared
+   ``min_shared_windows`` bursts and its synchrony rate
+   ``n_sync / n_both >= min_sync_rate`` (fans of one creator share every
+   stream but rarely act together). Two shared
    bursts are enough for an edge because groups, not pairs, are tested: bots
    that join half of their farm's bursts share few bursts pairwise.
 4. **Groups.** The edges form an igraph graph clustered with Leiden (the
@@ -37,7 +45,7 @@ and again on the streams it is paid to boost. The steps:
    independent arrivals: on each stream, the ``m`` members present after the
    start arrive in a window with the probability that *background* accounts
    (those with no lockstep edge at all) arrived in it, Laplace-smoothed over
-   the stream's windows (from ``started_at + start_grace_s`` to ``ended_at``).
+   the stream's windows (from the end of its start grace to ``ended_at``).
    Popular moments (a viral clip, a flash sale) thus explain crowds, quiet
    moments do not. Per stream, the chance that some window holds as many
    members as the busiest group window did is bounded by the expected number
@@ -73,7 +81,7 @@ from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, 
 NAME = "lockstep"
 #: igraph's random generator is process-wide; Leiden calls take turns with it.
 _IGRAPH_RNG_LOCK = threading.Lock()
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 KIND = "engagement_farm"
 
 __all__ = [
@@ -87,6 +95,141 @@ __all__ = [
 ]
 
 _PAIR_CHUNK = 4_000_000  # pairs materialised at once
+
+
+# --------------------------------------------------------------------------- sorting
+
+
+def _radix_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Stable argsort of non-negative int64 ``keys`` below ``2**bits``.
+
+    A least-significant-digit radix sort on bytes: linear in the number of
+    keys, where numpy's stable argsort of int64 is a merge sort. Digits that
+    all keys share are skipped. Written in the numba-compatible subset of
+    Python.
+    """
+    n = keys.size
+    idx = np.arange(n)
+    t_idx = np.empty(n, dtype=np.int64)
+    k = keys.copy()
+    t_k = np.empty(n, dtype=np.int64)
+    counts = np.zeros(256, dtype=np.int64)
+    shift = 0
+    while shift < bits:
+        counts[:] = 0
+        for i in range(n):
+            counts[(k[i] >> shift) & 255] += 1
+        if counts.max() < n:
+            s = 0
+            for d in range(256):
+                c = counts[d]
+                counts[d] = s
+                s += c
+            for i in range(n):
+                d = (k[i] >> shift) & 255
+                p = counts[d]
+                counts[d] = p + 1
+                t_k[p] = k[i]
+                t_idx[p] = idx[i]
+            k, t_k = t_k, k
+            idx, t_idx = t_idx, idx
+        shift += 8
+    return idx
+
+
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def _compiled(fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    """``fn`` compiled by numba (cached on disk when possible), None without numba."""
+    if fn.__name__ not in _COMPILED:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on the environment
+            return None
+        try:
+            _COMPILED[fn.__name__] = numba.njit(cache=True, nogil=True)(fn)
+        except Exception:  # pragma: no cover - unusable cache directory
+            _COMPILED[fn.__name__] = numba.njit(cache=False, nogil=True)(fn)
+    return _COMPILED[fn.__name__]
+
+
+_SMALL_SORT = 50_000  # below this many rows numpy's own stable sort is as fast
+
+
+def _stable_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Stable argsort of non-negative int64 keys below ``2**bits``."""
+    radix = _compiled(_radix_argsort) if keys.size > _SMALL_SORT else None
+    if radix is None:
+        return np.argsort(keys, kind="stable")
+    return np.asarray(radix(keys, bits), dtype=np.int64)
+
+
+def _order(*keys: np.ndarray) -> np.ndarray:
+    """Stable order of rows by integer ``keys``, most significant first.
+
+    The same permutation as ``np.lexsort(keys[::-1])``: the keys (shifted to
+    start at 0) are packed into as few int64 words as their ranges allow,
+    and the words are sorted from the least significant one with a stable
+    radix sort.
+    """
+    n = keys[0].size if keys else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    # trailing keys that are already non-decreasing need no sorting: a stable
+    # sort by the others keeps them in order
+    while len(keys) > 1 and bool(np.all(keys[-1][1:] >= keys[-1][:-1])):
+        keys = keys[:-1]
+    words: list[tuple[list[np.ndarray], list[int]]] = []
+    cols: list[np.ndarray] = []
+    widths: list[int] = []
+    used = 0
+    for key in reversed(keys):  # least significant first
+        lo, hi = int(key.min()), int(key.max())
+        width = max(int(hi - lo).bit_length(), 1)
+        if width > 62:
+            return np.lexsort(keys[::-1])
+        if used + width > 62:
+            words.append((cols, widths))
+            cols, widths, used = [], [], 0
+        cols.append(np.asarray(key, dtype=np.int64) - lo)
+        widths.append(width)
+        used += width
+    words.append((cols, widths))
+    perm: np.ndarray | None = None
+    for cols, widths in words:
+        word = np.zeros(n, dtype=np.int64)
+        shift = 0
+        for col, width in zip(cols, widths, strict=True):
+            word |= (col if perm is None else col[perm]) << np.int64(shift)
+            shift += width
+        o = _stable_argsort(word, shift)
+        perm = o if perm is None else perm[o]
+    assert perm is not None
+    return perm
+
+
+def _unique(x: np.ndarray, return_counts: bool = False) -> Any:
+    """``np.unique`` of a 1-d integer array by sorting (numpy's hash-based
+    unique is many times slower on millions of values)."""
+    s = np.sort(x)
+    first = np.ones(s.size, dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    u = s[first]
+    if not return_counts:
+        return u
+    return u, np.diff(np.r_[np.flatnonzero(first), s.size])
+
+
+def _unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True, return_counts=True)`` of a 1-d integer array."""
+    o = _order(x)
+    s = x[o]
+    first = np.ones(s.size, dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    inverse = np.empty(s.size, dtype=np.int64)
+    inverse[o] = np.cumsum(first) - 1
+    return s[first], inverse, np.diff(np.r_[np.flatnonzero(first), s.size])
 
 
 # --------------------------------------------------------------------------- input
@@ -130,7 +273,7 @@ def _arrivals(engagements: pd.DataFrame, kinds: tuple[str, ...] | None) -> _Arri
     if kinds is not None:
         mask &= engagements["kind"].isin(list(kinds))
     pos = np.flatnonzero(mask.to_numpy(dtype=bool))
-    ev = engagements.iloc[pos]
+    ev = engagements if pos.size == len(engagements) else engagements.iloc[pos]
     acct, account_ids = pd.factorize(ev["account_id"].astype(str), sort=True)
     stream, stream_ids = pd.factorize(ev["stream_id"].astype(str), sort=True)
     kind, kind_ids = pd.factorize(ev["kind"].astype(str), sort=True)
@@ -138,8 +281,9 @@ def _arrivals(engagements: pd.DataFrame, kinds: tuple[str, ...] | None) -> _Arri
     acct = acct.astype(np.int64)
     stream = stream.astype(np.int64)
     kind = kind.astype(np.int64)
-    # first event per (account, stream, kind): sort by key then time, keep the first
-    order = np.lexsort((pos, t, kind, stream, acct))
+    # first event per (account, stream, kind): sort by key then time (then input
+    # position: the sort is stable), keep the first
+    order = _order(acct, stream, kind, t)
     a, s, k = acct[order], stream[order], kind[order]
     first = np.ones(order.size, dtype=bool)
     first[1:] = (a[1:] != a[:-1]) | (s[1:] != s[:-1]) | (k[1:] != k[:-1])
@@ -183,13 +327,92 @@ def _stream_starts(streams: pd.DataFrame, stream_ids: np.ndarray) -> np.ndarray 
     return sec.reindex(pd.Index(stream_ids.astype(str))).to_numpy(dtype=np.float64)
 
 
+def _start_graces(
+    streams: pd.DataFrame,
+    arr: _Arrivals,
+    starts: np.ndarray | None,
+    *,
+    window_s: float,
+    max_grace_s: float,
+    surge_level: float,
+) -> np.ndarray | None:
+    """Seconds after each stream's start during which arrivals are set aside.
+
+    Followers are notified when a stream starts, so on some creators' streams
+    many accounts arrive together then for an innocent reason. The creator's
+    usual arrival curve tells: for each of its streams and each window
+    (``window_s``) since the start, the accounts that arrived then over the
+    number a flat arrival rate over the stream would bring (plus one, which
+    keeps small streams from looking busy by chance); the median over the
+    creator's streams is the creator's typical intensity. A creator's streams
+    get as much grace as its leading run of windows at or above
+    ``surge_level`` covers, at most ``max_grace_s``: a surge that recurs at
+    the start of most of the creator's streams is set aside, a burst on one
+    stream (a farm's) is not. ``surge_level`` 0 gives every stream
+    ``max_grace_s``. None without stream starts.
+    """
+    if starts is None:
+        return None
+    n_s = arr.stream_ids.size
+    if surge_level <= 0 or max_grace_s <= 0:
+        return np.full(n_s, float(max(max_grace_s, 0.0)))
+    n_bins = int(np.ceil(max_grace_s / window_s))
+    # first arrival of each account on each stream (arrivals are sorted by account, stream)
+    new_run = np.ones(arr.t.size, dtype=bool)
+    new_run[1:] = (arr.acct[1:] != arr.acct[:-1]) | (arr.stream[1:] != arr.stream[:-1])
+    run_lo = np.flatnonzero(new_run)
+    t_first = np.minimum.reduceat(arr.t, run_lo) if run_lo.size else arr.t[:0]
+    s_run = arr.stream[run_lo]
+    n_acc = np.bincount(s_run, minlength=n_s).astype(np.float64)
+    since = t_first - starts[s_run]
+    k = np.floor(since / window_s)
+    ok = (k >= 0) & (k < n_bins)  # NaN starts fall out here
+    counts = np.bincount(
+        s_run[ok] * n_bins + k[ok].astype(np.int64), minlength=n_s * n_bins
+    ).reshape(n_s, n_bins)
+    # stream length: started_at to ended_at, else to the last arrival
+    last = np.full(n_s, -np.inf)
+    np.maximum.at(last, arr.stream, arr.t.astype(np.float64))
+    end = last
+    if "ended_at" in streams.columns and not streams.empty:
+        st = streams[["stream_id", "ended_at"]].dropna()
+        if not st.empty:
+            st = st.assign(stream_id=st["stream_id"].astype(str)).drop_duplicates("stream_id")
+            sec = pd.Series(
+                _seconds(st["ended_at"]).astype(np.float64), index=st["stream_id"].to_numpy()
+            )
+            got = sec.reindex(pd.Index(arr.stream_ids.astype(str))).to_numpy(dtype=np.float64)
+            end = np.where(np.isnan(got), last, got)
+    length = np.maximum(np.nan_to_num(end - starts, nan=window_s), window_s)
+    flat = n_acc * window_s / length
+    rel = counts / (flat[:, None] + 1.0)
+    known = ~np.isnan(starts) & (n_acc > 0)
+    creator = (
+        streams.assign(stream_id=streams["stream_id"].astype(str))
+        .drop_duplicates("stream_id")
+        .set_index("stream_id")["creator_id"]
+        .reindex(pd.Index(arr.stream_ids.astype(str)))
+    )
+    # streams without a creator stand alone
+    label = (
+        creator.astype(object)
+        .where(creator.notna(), "\0stream:" + creator.index.to_series())
+        .astype(str)
+    )
+    med = pd.DataFrame(rel[known]).groupby(label.to_numpy()[known]).median()
+    lead = np.cumprod(med.to_numpy() >= surge_level, axis=1).sum(axis=1)
+    grace_of = pd.Series(np.minimum(lead * window_s, max_grace_s), index=med.index)
+    grace = grace_of.reindex(label.to_numpy()).to_numpy(dtype=np.float64)
+    return np.nan_to_num(grace, nan=0.0)
+
+
 def _stream_windows(
     streams: pd.DataFrame,
     arr: _Arrivals,
     starts: np.ndarray | None,
     *,
     window_s: float,
-    grace_s: float,
+    grace_s: float | np.ndarray,
 ) -> np.ndarray:
     """Number of windows of each stream after its grace period.
 
@@ -224,13 +447,14 @@ def _buckets(
     window_s: float,
     by_kind: bool,
     starts: np.ndarray | None = None,
-    grace_s: float = 0.0,
+    grace_s: float | np.ndarray = 0.0,
 ) -> _Buckets:
     w = float(window_s)
     base = np.arange(arr.t.size)
-    if starts is not None and grace_s > 0:
+    if starts is not None and np.any(np.asarray(grace_s) > 0):
         since = arr.t - starts[arr.stream]
-        base = base[~(since < grace_s)]  # unknown starts (NaN) are kept
+        grace = grace_s[arr.stream] if isinstance(grace_s, np.ndarray) else grace_s
+        base = base[~(since < grace)]  # unknown starts (NaN) are kept
     n = base.size
     grids = []
     for g, offset in enumerate((0.0, w / 2.0)):
@@ -244,8 +468,8 @@ def _buckets(
     stream = arr.stream[idx]
     kind = arr.kind[idx] if by_kind else np.zeros(idx.size, dtype=np.int64)
     acct = arr.acct[idx]
-    t = arr.t[idx]
-    order = np.lexsort((t, acct, win, grid, kind, stream))
+    # within one bucket the window start is the same, so time since it orders as time
+    order = _order(stream, kind, grid, win, acct, arr.t[idx] - t0)
     stream, kind, grid, win, acct, t0, idx = (
         x[order] for x in (stream, kind, grid, win, acct, t0, idx)
     )
@@ -388,16 +612,57 @@ def _bursts(key: np.ndarray, stream: np.ndarray, t0: np.ndarray, gap: float) -> 
     return first
 
 
+def _reach_kernel(
+    acct_ptr: np.ndarray,
+    acct_bucket: np.ndarray,
+    b_size: np.ndarray,
+    b_stream: np.ndarray,
+    b_t0: np.ndarray,
+    max_bucket: int,
+    gap: float,
+    cap: int,
+) -> np.ndarray:
+    """The most bursts each account could share with any other account (up to ``cap``).
+
+    A pair's shared buckets are a subset of each one's buckets, and its
+    bursts start at buckets more than ``gap`` seconds apart on one stream; so
+    an account shares at most as many bursts as the largest set of its
+    buckets (of a countable size) that lie more than ``gap`` apart per
+    stream, found greedily in (stream, time) order. Written in the
+    numba-compatible subset of Python.
+    """
+    n = acct_ptr.size - 1
+    out = np.zeros(n, dtype=np.int64)
+    for a in range(n):
+        c = 0
+        last_s = -1
+        last_t = 0
+        for e in range(acct_ptr[a], acct_ptr[a + 1]):
+            j = acct_bucket[e]
+            k = b_size[j]
+            if k < 2 or k > max_bucket:
+                continue
+            if b_stream[j] != last_s or b_t0[j] - last_t > gap:
+                c += 1
+                last_s = b_stream[j]
+                last_t = b_t0[j]
+                if c >= cap:
+                    break
+        out[a] = c
+    return out
+
+
 def _pair_kernel(
     acct_ptr: np.ndarray,
     acct_bucket: np.ndarray,
-    b_start: np.ndarray,
     b_size: np.ndarray,
-    b_acct: np.ndarray,
+    m_start: np.ndarray,
+    m_acct: np.ndarray,
     b_stream: np.ndarray,
     b_t0: np.ndarray,
     stream_ptr: np.ndarray,
     acct_stream: np.ndarray,
+    st: np.ndarray,
     a_lo: int,
     a_hi: int,
     max_bucket: int,
@@ -411,13 +676,16 @@ def _pair_kernel(
     order and every later account ``b`` met in them updates a dense counter,
     so no pair list is ever materialised and only pairs with at least
     ``min_bursts`` bursts are returned: (a, b, bursts, burst streams, streams
-    both engaged with). Written in the numba-compatible subset of Python.
+    both engaged with). Bucket ``j`` counts when its full size ``b_size[j]``
+    lies in [2, ``max_bucket``]; its members walked are
+    ``m_acct[m_start[j]:m_start[j + 1]]`` (sorted), which may leave out
+    accounts that cannot reach ``min_bursts``. ``st`` holds four counters
+    per account side by side (one cache line): bursts, burst streams, last
+    shared stream (-1: none yet) and last shared window start (``b_t0`` is
+    relative, so the counters fit in int32). Written in the numba-compatible
+    subset of Python.
     """
     n = acct_ptr.size - 1
-    cnt = np.zeros(n, dtype=np.int32)
-    nstr = np.zeros(n, dtype=np.int32)
-    last_s = np.full(n, -1, dtype=np.int64)
-    last_t = np.zeros(n, dtype=np.int64)
     touched = np.empty(n, dtype=np.int64)
     cap = 1024
     oa = np.empty(cap, dtype=np.int64)
@@ -433,28 +701,28 @@ def _pair_kernel(
             k = b_size[j]
             if k < 2 or k > max_bucket:
                 continue
-            st = b_stream[j]
+            s = b_stream[j]
             t = b_t0[j]
-            lo = b_start[j]
-            for x in range(lo + k - 1, lo - 1, -1):
-                b = b_acct[x]
+            lo = m_start[j]
+            for x in range(m_start[j + 1] - 1, lo - 1, -1):
+                b = m_acct[x]
                 if b <= a:
                     break
-                if cnt[b] == 0:
+                if st[b, 0] == 0:
                     touched[nt] = b
                     nt += 1
-                    cnt[b] = 1
-                    nstr[b] = 1
-                elif last_s[b] != st:
-                    cnt[b] += 1
-                    nstr[b] += 1
-                elif t - last_t[b] > gap:
-                    cnt[b] += 1
-                last_s[b] = st
-                last_t[b] = t
+                    st[b, 0] = 1
+                    st[b, 1] = 1
+                elif st[b, 2] != s:
+                    st[b, 0] += 1
+                    st[b, 1] += 1
+                elif t - st[b, 3] > gap:
+                    st[b, 0] += 1
+                st[b, 2] = s
+                st[b, 3] = t
         for i in range(nt):
             b = touched[i]
-            if cnt[b] >= min_bursts:
+            if st[b, 0] >= min_bursts:
                 if m == cap:
                     cap *= 2
                     oa2 = np.empty(cap, dtype=np.int64)
@@ -483,34 +751,14 @@ def _pair_kernel(
                         q += 1
                 oa[m] = a
                 ob[m] = b
-                oc[m] = cnt[b]
-                os_[m] = nstr[b]
+                oc[m] = st[b, 0]
+                os_[m] = st[b, 1]
                 ou[m] = both
                 m += 1
-            cnt[b] = 0
-            nstr[b] = 0
-            last_s[b] = -1
+            st[b, 0] = 0
+            st[b, 1] = 0
+            st[b, 2] = -1
     return oa[:m], ob[:m], oc[:m], os_[:m], ou[:m]
-
-
-_PAIR_KERNEL: Callable[..., tuple[np.ndarray, ...]] | None = None
-
-
-def _pair_kernel_compiled() -> Callable[..., tuple[np.ndarray, ...]]:
-    """:func:`_pair_kernel` compiled by numba (cached on disk when possible)."""
-    global _PAIR_KERNEL
-    if _PAIR_KERNEL is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - depends on the environment
-            _PAIR_KERNEL = _pair_kernel
-            return _PAIR_KERNEL
-        try:
-            compiled = numba.njit(cache=True, nogil=True)(_pair_kernel)
-        except Exception:  # pragma: no cover - unusable cache directory
-            compiled = numba.njit(cache=False, nogil=True)(_pair_kernel)
-        _PAIR_KERNEL = compiled
-    return _PAIR_KERNEL
 
 
 def _sync_counts(
@@ -527,45 +775,76 @@ def _sync_counts(
     Returns (a, b, bursts, burst streams, streams both engaged with), ``a < b``,
     ordered by (a, b). ``bursts`` counts distinct bursts (a stream and a
     moment: shared buckets of one stream less than ``gap`` seconds apart are
-    one burst). The account range is split by work among ``workers`` threads.
+    one burst). Accounts whose buckets cannot hold ``min_bursts`` bursts with
+    anyone (most viewers: one arrival, one moment) are left out of the pair
+    work. The account range is split by work among ``workers`` threads.
     """
     n_acct = arr.account_ids.size
     e = np.zeros(0, dtype=np.int64)
     if bk.acct.size == 0:
         return e, e, e, e, e
-    entry_bucket = np.repeat(np.arange(bk.size.size, dtype=np.int64), bk.size)
-    order = np.lexsort((bk.bucket_t0[entry_bucket], bk.stream, bk.acct))
+    nb = bk.size.size
+    entry_bucket = np.repeat(np.arange(nb, dtype=np.int64), bk.size)
+    order = _order(bk.acct, bk.stream, bk.bucket_t0[entry_bucket])
     acct_bucket = entry_bucket[order]
+    acct_n = np.bincount(bk.acct, minlength=n_acct)
     acct_ptr = np.zeros(n_acct + 1, dtype=np.int64)
-    np.cumsum(np.bincount(bk.acct, minlength=n_acct), out=acct_ptr[1:])
-    as_key = np.unique(arr.acct * np.int64(max(arr.stream_ids.size, 1)) + arr.stream)
-    acct_stream = as_key % max(arr.stream_ids.size, 1)
-    stream_ptr = np.zeros(n_acct + 1, dtype=np.int64)
-    np.cumsum(
-        np.bincount(as_key // max(arr.stream_ids.size, 1), minlength=n_acct), out=stream_ptr[1:]
+    np.cumsum(acct_n, out=acct_ptr[1:])
+    reach = _compiled(_reach_kernel) or _reach_kernel
+    kernel = _compiled(_pair_kernel) or _pair_kernel
+    # accounts that can reach min_bursts with someone; the others leave the pair work
+    able = (
+        reach(
+            acct_ptr,
+            acct_bucket,
+            bk.size,
+            bk.bucket_stream,
+            bk.bucket_t0,
+            int(max_bucket),
+            float(gap),
+            int(min_bursts),
+        )
+        >= min_bursts
     )
-    kernel = _pair_kernel_compiled()
+    keep = able[bk.acct]
+    m_acct = bk.acct[keep]
+    m_start = np.zeros(nb + 1, dtype=np.int64)
+    np.cumsum(np.bincount(entry_bucket[keep], minlength=nb), out=m_start[1:])
+    acct_ptr = np.zeros(n_acct + 1, dtype=np.int64)
+    np.cumsum(np.where(able, acct_n, 0), out=acct_ptr[1:])
+    acct_bucket = acct_bucket[able[bk.acct[order]]]
+    n_s = np.int64(max(arr.stream_ids.size, 1))
+    as_key = _unique(arr.acct * n_s + arr.stream)
+    acct_stream = as_key % n_s
+    stream_ptr = np.zeros(n_acct + 1, dtype=np.int64)
+    np.cumsum(np.bincount(as_key // n_s, minlength=n_acct), out=stream_ptr[1:])
     # split accounts so that each part has about the same pair work
-    size = np.where(bk.size <= max_bucket, bk.size, 0)
-    work = np.cumsum(np.bincount(bk.acct, weights=size[entry_bucket], minlength=n_acct))
+    m_size = np.diff(m_start)
+    size = np.where((bk.size >= 2) & (bk.size <= max_bucket), m_size, 0)
+    work = np.cumsum(np.bincount(m_acct, weights=size[entry_bucket[keep]], minlength=n_acct))
     parts = max(1, int(workers)) * 4
     cuts = np.searchsorted(work, np.linspace(0, work[-1], parts + 1)[1:-1])
     bounds = np.unique(np.r_[0, cuts, n_acct]).astype(np.int64)
+    t_rel = bk.bucket_t0 - bk.bucket_t0.min()
+    small = int(t_rel.max()) < 2**31 - 1 and arr.stream_ids.size < 2**31 - 1
+    st_type = np.int32 if small else np.int64
     args = (
         acct_ptr,
         acct_bucket,
-        bk.start,
         bk.size,
-        bk.acct,
-        bk.bucket_stream,
-        bk.bucket_t0,
+        m_start,
+        m_acct,
+        bk.bucket_stream.astype(st_type),
+        t_rel.astype(st_type),
         stream_ptr,
         acct_stream,
     )
 
     def run(i: int) -> tuple[np.ndarray, ...]:
         lo, hi = int(bounds[i]), int(bounds[i + 1])
-        return kernel(*args, lo, hi, int(max_bucket), int(min_bursts), float(gap))
+        st = np.zeros((n_acct, 4), dtype=st_type)
+        st[:, 2] = -1
+        return kernel(*args, st, lo, hi, int(max_bucket), int(min_bursts), float(gap))
 
     idx = range(bounds.size - 1)
     if workers > 1 and bounds.size > 2:
@@ -576,7 +855,7 @@ def _sync_counts(
     else:
         outs = [run(i) for i in idx]
     a, b, c, st, both = (np.concatenate([o[i] for o in outs]) for i in range(5))
-    o = np.lexsort((b, a))
+    o = _order(a, b)
     return a[o], b[o], c[o], st[o], both[o]
 
 
@@ -609,20 +888,20 @@ def _group_bursts(
     eg = acct_group[bk.acct]
     ent = np.flatnonzero(eg >= 0)
     key_all = eg[ent] * n_b + entry_bucket[ent]
-    key, inv, count = np.unique(key_all, return_inverse=True, return_counts=True)
+    key, inv, count = _unique_inverse(key_all)
     k_group = key // n_b
     k_bucket = key % n_b
     is_burst = count >= quorum[k_group]
     # merge burst buckets of one group and stream less than ``gap`` apart
     bb = np.flatnonzero(is_burst)
-    o = np.lexsort((bk.bucket_t0[k_bucket[bb]], bk.bucket_stream[k_bucket[bb]], k_group[bb]))
+    o = _order(k_group[bb], bk.bucket_stream[k_bucket[bb]], bk.bucket_t0[k_bucket[bb]])
     bb = bb[o]
     first = _bursts(k_group[bb], bk.bucket_stream[k_bucket[bb]], bk.bucket_t0[k_bucket[bb]], gap)
     burst_id = np.full(key.size, -1, dtype=np.int64)
     burst_id[bb] = np.cumsum(first) - 1
     n_bursts = np.bincount(k_group[bb][first], minlength=n_groups)
     n_st = np.int64(int(bk.bucket_stream.max()) + 1) if nb_ else np.int64(1)
-    burst_gs, burst_gs_count = np.unique(
+    burst_gs, burst_gs_count = _unique(
         (k_group[bb] * n_st + bk.bucket_stream[k_bucket[bb]])[first], return_counts=True
     )
     n_burst_streams = np.bincount(burst_gs // n_st, minlength=n_groups)
@@ -631,12 +910,12 @@ def _group_bursts(
     sync = ent[in_burst]
     n_acct = acct_group.size
     n_bid = np.int64(int(burst_id.max()) + 1) if burst_id.size else np.int64(1)
-    ab = np.unique(bk.acct[sync] * n_bid + burst_id[inv[in_burst]])
+    ab = _unique(bk.acct[sync] * n_bid + burst_id[inv[in_burst]])
     joined = np.bincount(ab // n_bid, minlength=n_acct)
     n_s = np.int64(max(int(bk.stream.max()) + 1, 1)) if bk.stream.size else np.int64(1)
-    as_ = np.unique(bk.acct[sync] * n_s + bk.stream[sync])
+    as_ = _unique(bk.acct[sync] * n_s + bk.stream[sync])
     joined_streams = np.bincount(as_ // n_s, minlength=n_acct)
-    so = np.argsort(eg[sync], kind="stable")
+    so = _order(eg[sync])
     sync = sync[so]
     sync_ptr = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(np.bincount(eg[sync], minlength=n_groups), out=sync_ptr[1:])
@@ -700,8 +979,8 @@ def _group_log10_p(
     eg = acct_group[bk.acct]
     ent = np.flatnonzero(eg >= 0)
     n_s = np.int64(int(bk.stream.max()) + 1)
-    gas = np.unique((eg[ent] * np.int64(acct_group.size) + bk.acct[ent]) * n_s + bk.stream[ent])
-    gs_key, m = np.unique((gas // n_s // acct_group.size) * n_s + gas % n_s, return_counts=True)
+    gas = _unique((eg[ent] * np.int64(acct_group.size) + bk.acct[ent]) * n_s + bk.stream[ent])
+    gs_key, m = _unique((gas // n_s // acct_group.size) * n_s + gas % n_s, return_counts=True)
     g_of, s_of = gs_key // n_s, gs_key % n_s
     ok = m >= gst.quorum[g_of]
     g_of, s_of, m = g_of[ok], s_of[ok], m[ok]
@@ -710,7 +989,7 @@ def _group_log10_p(
     # the largest number of members seen together in one window of each stream
     n_st = np.int64(int(bk.bucket_stream.max()) + 1)
     t_key = (gst.key // n_b) * n_st + bk.bucket_stream[gst.key % n_b]
-    t_order = np.lexsort((gst.count, t_key))
+    t_order = _order(t_key, gst.count)
     t_last = np.r_[t_key[t_order][1:] != t_key[t_order][:-1], True]
     top_key, top_count = t_key[t_order][t_last], gst.count[t_order][t_last]
     key = g_of * n_st + s_of
@@ -773,7 +1052,9 @@ def _leiden(
 
     import igraph as ig
 
-    g = ig.Graph(n=n, edges=np.column_stack([a, b]).astype(np.int64), directed=False)
+    # igraph reads a list of int pairs about twice as fast as a numpy array (which
+    # it converts element by element through a memoryview)
+    g = ig.Graph(n=n, edges=list(zip(a.tolist(), b.tolist(), strict=True)), directed=False)
     with _IGRAPH_RNG_LOCK:
         ig.set_random_number_generator(random.Random(seed))
         try:
@@ -845,6 +1126,7 @@ def detect_lockstep(
     accounts: pd.DataFrame | None = None,
     window_s: float = 120.0,
     start_grace_s: float = 600.0,
+    surge_level: float = 1.5,
     by_kind: bool = False,
     kinds: tuple[str, ...] | None = None,
     max_bucket: int = 300,
@@ -884,9 +1166,17 @@ def detect_lockstep(
         staggered by half a window, so two arrivals less than ``window_s / 2``
         apart always share a bucket.
     start_grace_s : float
-        Arrivals in the first seconds of a stream (by ``streams.started_at``)
-        are not evidence of lockstep: a stream's start is announced to every
-        follower, and fans arriving together then is expected. 0 disables.
+        Longest start grace: arrivals in the first seconds of a stream (by
+        ``streams.started_at``) are not evidence of lockstep while the
+        creator's streams usually see a surge of arrivals then (a stream's
+        start is announced to every follower, and fans arriving together then
+        is expected). 0 disables.
+    surge_level : float
+        Arrival intensity, relative to a flat rate over the stream, that counts
+        as a start surge when the median of the creator's streams reaches it
+        (1.5: half again as many arrivals as usual). The grace of a creator's
+        streams covers the leading windows that reach it, up to
+        ``start_grace_s``. 0 gives every stream the whole ``start_grace_s``.
     by_kind : bool
         Bucket each kind of action separately instead of all kinds together.
     kinds : tuple of str, optional
@@ -987,6 +1277,7 @@ def detect_lockstep(
     params: dict[str, Any] = {
         "window_s": float(window_s),
         "start_grace_s": float(start_grace_s),
+        "surge_level": float(surge_level),
         "by_kind": bool(by_kind),
         "kinds": list(kinds) if kinds is not None else None,
         "max_bucket": int(max_bucket),
@@ -1016,7 +1307,16 @@ def detect_lockstep(
     if n_acct < min_group:
         return []
     starts = _stream_starts(streams, arr.stream_ids)
-    bk = _buckets(arr, window_s=window_s, by_kind=by_kind, starts=starts, grace_s=start_grace_s)
+    graces = _start_graces(
+        streams,
+        arr,
+        starts,
+        window_s=window_s,
+        max_grace_s=start_grace_s,
+        surge_level=surge_level,
+    )
+    grace: float | np.ndarray = start_grace_s if graces is None else graces
+    bk = _buckets(arr, window_s=window_s, by_kind=by_kind, starts=starts, grace_s=grace)
     gap = 2.0 * window_s
     a, b, n_sync, n_sync_streams, n_both = _sync_counts(
         bk, arr, max_bucket=max_bucket, min_bursts=min_shared_windows, gap=gap
@@ -1028,7 +1328,7 @@ def detect_lockstep(
         return []
 
     # graph on the accounts that have an edge, split into components, Leiden on the big ones
-    nodes = np.unique(np.concatenate([a, b]))
+    nodes = _unique(np.concatenate([a, b]))
     la, lb = np.searchsorted(nodes, a), np.searchsorted(nodes, b)
     comp = _components(nodes.size, la, lb)
     comp_size = np.bincount(comp)
@@ -1060,7 +1360,7 @@ def detect_lockstep(
         return []
     stats = _group_bursts(bk, acct_group, n_groups, burst_quorum=burst_quorum, gap=gap)
     gsize = np.bincount(acct_group[acct_group >= 0], minlength=n_groups)
-    stream_w = _stream_windows(streams, arr, starts, window_s=window_s, grace_s=start_grace_s)
+    stream_w = _stream_windows(streams, arr, starts, window_s=window_s, grace_s=grace)
     linked = np.zeros(n_acct, dtype=bool)
     linked[nodes] = True
     log_p = _group_log10_p(bk, acct_group, n_groups, stats, window_s, stream_w, linked)
@@ -1087,14 +1387,18 @@ def detect_lockstep(
     else:
         ref = pd.Timestamp(as_of)
         ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
-    ages = _ages_days(accounts, arr.account_ids, ref)
     streams_per_acct = np.bincount(
-        np.unique(arr.acct * np.int64(n_stream) + arr.stream) // n_stream, minlength=n_acct
+        _unique(arr.acct * np.int64(n_stream) + arr.stream) // n_stream, minlength=n_acct
     )
 
     findings: list[Finding] = []
     grouped = np.flatnonzero(acct_group >= 0)
     grouped = grouped[np.argsort(acct_group[grouped], kind="stable")]
+    ages: np.ndarray | None = None  # of the grouped accounts only (NaN elsewhere)
+    ages_grouped = _ages_days(accounts, arr.account_ids[grouped], ref)
+    if ages_grouped is not None:
+        ages = np.full(n_acct, np.nan)
+        ages[grouped] = ages_grouped
     g_ptr = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(gsize, out=g_ptr[1:])
     order_groups = np.lexsort((np.arange(n_groups), -gsize))
