@@ -85,14 +85,14 @@ def _prepare(orders: pd.DataFrame, affiliations: pd.DataFrame | None) -> pd.Data
             ),
             "amount": o["amount"].astype(float).fillna(0.0).to_numpy(),
             "status": o["status"].astype(str).to_numpy(),
-            "ts": pd.to_datetime(o["ts"], utc=True).to_numpy(),
+            "ts": pd.to_datetime(o["ts"], utc=True).array,
             "commission": (
                 o["commission"].astype(float).to_numpy()
                 if "commission" in o.columns
                 else np.full(len(o), np.nan)
             ),
             "refunded_at": (
-                pd.to_datetime(o["refunded_at"], utc=True).to_numpy()
+                pd.to_datetime(o["refunded_at"], utc=True).array
                 if "refunded_at" in o.columns
                 else np.full(len(o), np.datetime64("NaT"), dtype="datetime64[us]")
             ),
@@ -344,6 +344,11 @@ def detect_commission_rings(
 
     findings: list[Finding] = []
     aff_idx = aff.set_index(["creator_id", "seller_id"]).sort_index()
+    # each creator's rows, in table order: a group only looks at its creator's
+    pb_of = dict(iter(pb.groupby("creator_id", sort=False)))
+    links_of = dict(iter(shared_links.groupby("creator_id", sort=False)))
+    no_links = shared_links.iloc[:0]
+    usage_ident = usage["ident"].to_numpy() if len(usage) else np.zeros(0, dtype=np.int64)
     for grp in merged:
         creator: str = grp["creator"]
         sellers = sorted(grp["sellers"])
@@ -363,11 +368,8 @@ def detect_commission_rings(
         rest_bad = float(rest["bad"].mean()) if len(rest) >= min_baseline_orders else market_rate
         base = max(rest_bad, market_rate)
         excess = max(0.0, bad_rate - base)
-        gpb = pb[
-            (pb["creator_id"] == creator)
-            & pb["seller_id"].isin(sellers)
-            & pb["buyer_id"].isin(grp["buyers"])
-        ]
+        cpb = pb_of[creator]
+        gpb = cpb[cpb["seller_id"].isin(sellers) & cpb["buyer_id"].isin(grp["buyers"])]
         bstats = gpb.groupby("buyer_id").agg(
             new=("new", "max"),
             conc=("conc", "max"),
@@ -395,11 +397,9 @@ def detect_commission_rings(
         med_delay = float(delay.median()) if len(ref) else math.nan
         # sharing buyers per shared device/payment/phone: pools, not households
         accset = set(buyers) | {creator} | set(sellers)
-        gl = shared_links[
-            (shared_links["creator_id"] == creator)
-            & shared_links["seller_id"].isin(sellers)
-            & shared_links["account_id"].isin(accset)
-        ].drop_duplicates(["account_id", "ident"])
+        clinks = links_of.get(creator, no_links)
+        sl = clinks[clinks["seller_id"].isin(sellers) & clinks["account_id"].isin(accset)]
+        gl = sl.drop_duplicates(["account_id", "ident"])
         gl = gl[gl.groupby("ident")["account_id"].transform("size") >= 2]
         gl_strong = gl[gl["kind"].isin(POOL_KINDS)]
         n_instr = int(gl_strong["ident"].nunique())
@@ -451,14 +451,15 @@ def detect_commission_rings(
             }
             for r in go.head(max_evidence).itertuples(index=False)
         ]
-        sl = shared_links[
-            (shared_links["creator_id"] == creator)
-            & shared_links["seller_id"].isin(sellers)
-            & shared_links["account_id"].isin(accset)
-        ]
         id_rows: list[dict[str, Any]] = []
         if len(sl):
-            u = usage[usage["ident"].isin(sl["ident"].unique()) & usage["account_id"].isin(accset)]
+            # usage is sorted by ident: the rows of these identifiers, in table order
+            idents = np.unique(sl["ident"].to_numpy())
+            lo = np.searchsorted(usage_ident, idents, side="left")
+            hi = np.searchsorted(usage_ident, idents, side="right")
+            at = np.sort(np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]))
+            u = usage.iloc[at]
+            u = u[u["account_id"].isin(accset)]
             for _, ug in u.groupby("ident", sort=True):
                 if len(ug) < 2:
                     continue

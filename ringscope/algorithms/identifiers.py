@@ -120,10 +120,49 @@ def account_created(accounts: pd.DataFrame | None) -> pd.Series:
     if accounts is None or not len(accounts) or "created_at" not in accounts.columns:
         return pd.Series([], dtype="datetime64[us, UTC]", index=pd.Index([], dtype=object))
     s = pd.Series(
-        pd.to_datetime(accounts["created_at"], utc=True).to_numpy(),
+        pd.to_datetime(accounts["created_at"], utc=True).array,
         index=accounts["account_id"].astype(str).to_numpy(),
     )
     return s[~s.index.duplicated(keep="first")]
+
+
+def sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of ``values`` in sorted order, and the sorted distinct values.
+
+    Comparing two codes compares the two values, so grouping and ordering can
+    work on int64 arrays instead of strings.
+    """
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
+def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Positions where a new run of equal keys starts in a sorted key array."""
+    if not len(sorted_keys):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+
+
+def pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of rows ``(i, j)``, ``i < j``, of the same group, for rows sorted by group.
+
+    ``group`` holds each row's group key, equal keys adjacent. The pairs come
+    out ordered by ``i`` then ``j``.
+    """
+    n = len(group)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    starts = group_starts(group)
+    ends = np.r_[starts[1:], n]
+    size = ends - starts
+    end_of_row = np.repeat(ends, size)
+    after = end_of_row - np.arange(n) - 1  # rows after each row in its group
+    total = int(after.sum())
+    left = np.repeat(np.arange(n, dtype=np.int64), after)
+    first = np.cumsum(after) - after  # where each row's pairs start in the output
+    right = left + 1 + (np.arange(total, dtype=np.int64) - np.repeat(first, after))
+    return left, right
 
 
 def identifier_usage(
@@ -136,12 +175,13 @@ def identifier_usage(
     """Account-identifier links of identifiers used by 2 to ``max_accounts_per_identifier``.
 
     Returns one row per (account, identifier) with columns ``account_id``,
-    ``kind``, ``value``, ``ident`` (an integer code of the identifier),
+    ``kind``, ``value``, ``ident`` (an integer code of the identifier: its
+    rank among the distinct (kind, value) pairs of the table),
     ``n_accounts`` (accounts using it, over the whole table), ``weight``
-    (``kind_weight / log2(n_accounts)``) and ``first_seen``, sorted by
-    ``ident`` then ``account_id``. Devices, payment methods and phones (one
-    physical instrument each) may have their own, higher cap,
-    ``max_accounts_per_instrument``.
+    (``kind_weight / log2(n_accounts)``) and ``first_seen`` (the earliest
+    over the account's rows), sorted by ``ident`` then ``account_id``.
+    Devices, payment methods and phones (one physical instrument each) may
+    have their own, higher cap, ``max_accounts_per_instrument``.
     """
     cols = ["account_id", "kind", "value", "ident", "n_accounts", "weight", "first_seen"]
     if identifiers is None or not len(identifiers):
@@ -150,46 +190,107 @@ def identifier_usage(
     df = identifiers[["account_id", "kind", "value", "first_seen"]].dropna(
         subset=["account_id", "kind", "value"]
     )
-    df = pd.DataFrame(
-        {
-            "account_id": df["account_id"].astype(str).to_numpy(),
-            "kind": df["kind"].astype(str).to_numpy(),
-            "value": df["value"].astype(str).to_numpy(),
-            "first_seen": pd.to_datetime(df["first_seen"], utc=True).to_numpy(),
-        }
-    )
-    df = df.groupby(["kind", "value", "account_id"], sort=True)["first_seen"].min().reset_index()
-    key = df["kind"] + "\x00" + df["value"]
-    df["ident"] = pd.factorize(key, sort=True)[0].astype(np.int64)
-    df["n_accounts"] = df.groupby("ident")["account_id"].transform("size").astype(np.int64)
-    cap = np.where(
-        df["kind"].isin(POOL_KINDS),
+    if not len(df):
+        empty = {"ident": np.int64, "n_accounts": np.int64, "weight": float}
+        return pd.DataFrame({c: pd.Series([], dtype=empty.get(c, object)) for c in cols})
+    value_code, values = pd.factorize(df["value"].astype(str))
+    # a value on a single row is an identifier of a single account: it links nobody
+    repeated = np.bincount(value_code)[value_code] >= 2
+    df, value_code = df[repeated], value_code[repeated]
+    kind_code, kinds = sorted_codes(df["kind"].astype(str))
+    acc_code, accs = pd.factorize(df["account_id"].astype(str))
+    first_seen = pd.to_datetime(df["first_seen"], utc=True)
+    # one row per (identifier, account), with the earliest first_seen
+    ident_all, _ = pd.factorize(kind_code * len(values) + value_code)
+    link = ident_all.astype(np.int64) * len(accs) + acc_code
+    order = np.argsort(link, kind="stable")
+    starts = group_starts(link[order])
+    rows = order[starts]
+    never = np.iinfo(np.int64).max
+    utc = first_seen.dt.tz_localize(None).to_numpy()
+    seen = np.where(np.isnat(utc), never, utc.view(np.int64))[order]
+    first = np.minimum.reduceat(seen, starts) if len(starts) else seen
+    n_accounts = np.bincount(ident_all[rows]).astype(np.int64)[ident_all[rows]]
+    row_kind = kind_code[rows]
+    is_pool = np.asarray(kinds.isin(POOL_KINDS), dtype=bool)[row_kind]
+    instrument_cap = (
         max_accounts_per_identifier
         if max_accounts_per_instrument is None
-        else max_accounts_per_instrument,
-        max_accounts_per_identifier,
+        else max_accounts_per_instrument
     )
-    df = df[(df["n_accounts"] >= 2) & (df["n_accounts"] <= cap)]
-    w = df["kind"].map(kw).fillna(0.0).astype(float)
-    df = df.assign(weight=w / np.log2(df["n_accounts"].astype(float)))
-    df = df[df["weight"] > 0]
-    return df[cols].sort_values(["ident", "account_id"], kind="stable").reset_index(drop=True)
+    cap = np.where(is_pool, instrument_cap, max_accounts_per_identifier)
+    in_range = (n_accounts >= 2) & (n_accounts <= cap)
+    kind_w = pd.Series(kinds.to_numpy(dtype=object)).map(kw).fillna(0.0).astype(float)
+    weight = np.zeros(len(rows), dtype=float)
+    weight[in_range] = kind_w.to_numpy()[row_kind[in_range]] / np.log2(
+        n_accounts[in_range].astype(float)
+    )
+    keep = np.flatnonzero(in_range & (weight > 0))
+    rows, first, n_accounts, weight, row_kind = (
+        rows[keep],
+        first[keep],
+        n_accounts[keep],
+        weight[keep],
+        row_kind[keep],
+    )
+    # number the identifiers kept in (kind, value) order, and sort by them and account
+    value_rank, _ = sorted_codes(pd.Series(values.take(value_code[rows])))
+    acc_rank, _ = sorted_codes(pd.Series(accs.take(acc_code[rows])))
+    _, ident = np.unique(row_kind * max(1, len(rows)) + value_rank, return_inverse=True)
+    ident = ident.astype(np.int64).ravel()
+    by = np.lexsort((acc_rank, ident))
+    rows, first, n_accounts, weight, row_kind, ident = (
+        rows[by],
+        first[by],
+        n_accounts[by],
+        weight[by],
+        row_kind[by],
+        ident[by],
+    )
+    seen_kept = pd.Series(first).astype(np.dtype(f"datetime64[{first_seen.dt.unit}]"))
+    seen_kept[first == never] = pd.NaT
+    return pd.DataFrame(
+        {
+            "account_id": accs.take(acc_code[rows]),
+            "kind": kinds.take(row_kind),
+            "value": values.take(value_code[rows]),
+            "ident": ident,
+            "n_accounts": n_accounts,
+            "weight": weight,
+            "first_seen": seen_kept.dt.tz_localize("UTC").array,
+        }
+    )[cols]
+
+
+def identifier_pair_rows(usage: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions ``(i, j)`` in ``usage`` of every pair of accounts sharing an identifier.
+
+    Account ``i`` sorts before account ``j``; pairs are ordered by ``i`` then
+    ``j`` (the order of a self-join of ``usage`` on ``ident``).
+    """
+    if not len(usage):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    ident = usage["ident"].to_numpy()
+    acc, _ = sorted_codes(usage["account_id"])
+    by_ident = np.argsort(ident, kind="stable")
+    i, j = pairs_within_groups(ident[by_ident])
+    i, j = by_ident[i], by_ident[j]
+    # the pair's first account is the one that sorts first; equal accounts pair with nobody
+    left = np.where(acc[i] < acc[j], i, j)
+    right = np.where(acc[i] < acc[j], j, i)
+    distinct = acc[i] != acc[j]
+    o = np.lexsort((right[distinct], left[distinct]))
+    return left[distinct][o], right[distinct][o]
 
 
 def identifier_pairs(usage: pd.DataFrame) -> pd.DataFrame:
     """All unordered account pairs sharing an identifier: ``a``, ``b`` (a < b), ``ident``."""
     if not len(usage):
         return pd.DataFrame({"a": [], "b": [], "ident": []}, dtype=object)
-    u = usage[["ident", "account_id"]]
-    p = u.merge(u, on="ident", suffixes=("_a", "_b"))
-    p = p[p["account_id_a"] < p["account_id_b"]]
-    return pd.DataFrame(
-        {
-            "a": p["account_id_a"].to_numpy(),
-            "b": p["account_id_b"].to_numpy(),
-            "ident": p["ident"].to_numpy(),
-        }
-    )
+    i, j = identifier_pair_rows(usage)
+    accounts = usage["account_id"].to_numpy()
+    return pd.DataFrame({"a": accounts[i], "b": accounts[j], "ident": usage["ident"].to_numpy()[i]})
 
 
 def as_float(x: Any) -> float:
@@ -376,18 +477,20 @@ def detect_shared_identifiers(
     acc_codes, acc_names = pd.factorize(usage["account_id"], sort=True)
     usage = usage.assign(acc=acc_codes.astype(np.int64))
     n_nodes = len(acc_names)
-    pairs = identifier_pairs(usage)
+    pair_i, pair_j = identifier_pair_rows(usage)
     edges_a: list[np.ndarray] = []
     edges_b: list[np.ndarray] = []
-    if len(pairs):
-        ident_w = usage.drop_duplicates("ident").set_index("ident")["weight"]
-        pairs = pairs.assign(w=ident_w.reindex(pairs["ident"]).to_numpy())
-        agg = pairs.groupby(["a", "b"], sort=False).agg(w=("w", "sum"), k=("ident", "size"))
+    if len(pair_i):
+        acc = usage["acc"].to_numpy()
+        key = acc[pair_i] * n_nodes + acc[pair_j]
+        w = pd.Series(usage["weight"].to_numpy(dtype=float)[pair_i])
+        grouped = w.groupby(key, sort=False)
+        agg = pd.DataFrame({"w": grouped.sum(), "k": grouped.size()})
         agg = agg[(agg["k"] >= min_shared) & (agg["w"] >= min_link_weight)]
         if len(agg):
-            idx = pd.Index(acc_names)
-            edges_a.append(idx.get_indexer(agg.index.get_level_values("a")))
-            edges_b.append(idx.get_indexer(agg.index.get_level_values("b")))
+            linked_key = agg.index.to_numpy(dtype=np.int64)
+            edges_a.append(linked_key // n_nodes)
+            edges_b.append(linked_key % n_nodes)
     pool = usage[usage["kind"].isin(POOL_KINDS) & (usage["n_accounts"] >= pool_min_accounts)]
     if len(pool):
         first = pool.groupby("ident")["acc"].transform("min").to_numpy()
@@ -464,22 +567,38 @@ def detect_shared_identifiers(
 
     findings: list[Finding] = []
     passing: list[tuple[int, float, list[Signal]]] = []
-    for c, row in comp_feats.iterrows():
-        n = int(row["n"])
-        n_strong = int(n_strong_by_comp.get(c, 0))
+    n_strong_of = n_strong_by_comp.reindex(comp_feats.index, fill_value=0).to_numpy()
+    for c, n_f, new_f, coupon_f, together_f, n_strong_f in zip(
+        comp_feats.index.tolist(),
+        comp_feats["n"].to_numpy(dtype=float).tolist(),
+        comp_feats["new"].to_numpy(dtype=float).tolist(),
+        comp_feats["coupon"].to_numpy(dtype=float).tolist(),
+        comp_feats["together"].to_numpy(dtype=float).tolist(),
+        n_strong_of.tolist(),
+        strict=True,
+    ):
+        n = int(n_f)
+        n_strong = int(n_strong_f)
         per_instrument = n / n_strong if n_strong and n > household_max else 0.0
         parts = [
             ("group_size", float(n), 6.0, 0.15),
-            ("new_account_share", float(row["new"]), 0.5, 0.25),
+            ("new_account_share", new_f, 0.5, 0.25),
             ("accounts_per_instrument", per_instrument, 2.5, 0.2),
-            ("coupon_order_share", float(row["coupon"]), 0.5, 0.25),
-            ("created_together_share", float(row["together"]), 0.7, 0.15),
+            ("coupon_order_share", coupon_f, 0.5, 0.25),
+            ("created_together_share", together_f, 0.7, 0.15),
         ]
         score, signals = weighted_score(parts)
         if score >= min_score:
             passing.append((_as_int(c), score, signals))
     if not passing:
         return []
+    # orders of the passing components' accounts, in table order
+    passing_accounts = set(names[np.isin(comp_of, [p[0] for p in passing])].tolist())
+    group_orders = (
+        orders[orders["buyer_id"].astype(str).isin(passing_accounts)]
+        if orders is not None and len(orders)
+        else orders
+    )
     cu_by_comp = {
         int(k): g for k, g in cu[cu["comp"].isin([p[0] for p in passing])].groupby("comp")
     }
@@ -518,8 +637,8 @@ def detect_shared_identifiers(
             )
         rows.sort(key=lambda r: (-r["n_accounts"], r["kind"], r["value"]))
         order_rows: list[dict[str, Any]] = []
-        if orders is not None and len(orders):
-            og = orders[orders["buyer_id"].astype(str).isin(gset)].sort_values(
+        if group_orders is not None and len(group_orders):
+            og = group_orders[group_orders["buyer_id"].astype(str).isin(gset)].sort_values(
                 ["ts", "order_id"], kind="stable"
             )
             for r in og.head(max_evidence).itertuples(index=False):

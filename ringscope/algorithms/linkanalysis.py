@@ -30,7 +30,12 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.algorithms.base import iso
-from ringscope.algorithms.identifiers import identifier_pairs, identifier_usage
+from ringscope.algorithms.identifiers import (
+    group_starts,
+    identifier_pair_rows,
+    identifier_usage,
+    pairs_within_groups,
+)
 from ringscope.model import DetectorInfo, Finding, Member, Signal, rank
 
 NAME = "label_propagation"
@@ -208,93 +213,150 @@ def account_graph(
 
     Returns the sorted account index and the edges ``a``, ``b`` (positions,
     a < b), ``weight`` and ``via`` (the relations behind the edge, joined by
-    ``+``: ``identifier``, ``order``, ``co_engagement``). Identifier links
-    weigh ``identifier_weight * kind_weight / log2(n)`` per shared identifier
-    used by ``n`` accounts; order links ``order_weight * log1p(orders)``;
-    co-engagement links ``engagement_weight / (n - 1)`` per stream with ``n``
-    engaged accounts, for streams with at most ``max_stream_engagers``.
+    ``+``: ``identifier``, ``order``, ``co_engagement``), sorted by ``a`` then
+    ``b``. Identifier links weigh ``identifier_weight * kind_weight / log2(n)``
+    per shared identifier used by ``n`` accounts; order links
+    ``order_weight * log1p(orders)``; co-engagement links
+    ``engagement_weight / (n - 1)`` per stream with ``n`` engaged accounts,
+    for streams with at most ``max_stream_engagers``.
+
+    Accounts are coded once as integers in sorted order and the links are
+    built and summed on those codes. An edge's weight is the sum of its
+    links in a fixed order (identifiers by identifier, then orders, then
+    co-engagement by the account's first engagement on the stream), so the
+    same tables always give the same bits.
     """
-    parts: list[pd.DataFrame] = []
     usage = identifier_usage(identifiers, max_accounts_per_identifier=max_accounts_per_identifier)
+    # relations present in the input, even when they link nobody
+    any_relation = bool(len(usage)) or (orders is not None and bool(len(orders)))
+    o = orders.dropna(subset=["buyer_id", "seller_id"]) if orders is not None else None
+    if o is not None and not len(o):
+        o = None
+    e = engagements.dropna(subset=["account_id", "stream_id"]) if engagements is not None else None
+    if e is not None and not len(e):
+        e = None
+
+    # every account id, coded once: code order is string order
+    columns: list[pd.Series] = [pd.Series(list(map(str, extra_accounts)), dtype=object)]
     if len(usage):
-        p = identifier_pairs(usage)
-        w = usage.drop_duplicates("ident").set_index("ident")["weight"]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "a": p["a"],
-                    "b": p["b"],
-                    "w": identifier_weight * w.reindex(p["ident"]).to_numpy(dtype=float),
-                    "via": "identifier",
-                }
-            )
-        )
-    if orders is not None and len(orders):
-        o = orders.dropna(subset=["buyer_id", "seller_id"])
-        rel = [o[["buyer_id", "seller_id"]].to_numpy(dtype=str)]
+        columns.append(usage["account_id"].astype(str))
+    creator = None
+    if o is not None:
+        columns += [o["buyer_id"].astype(str), o["seller_id"].astype(str)]
         if "creator_id" in o.columns:
-            a = o[o["creator_id"].notna()]
-            rel.append(a[["buyer_id", "creator_id"]].to_numpy(dtype=str))
-        arr = np.concatenate(rel)
-        first_lower = arr[:, 0] < arr[:, 1]
-        lo = np.where(first_lower, arr[:, 0], arr[:, 1])
-        hi = np.where(first_lower, arr[:, 1], arr[:, 0])
-        df = pd.DataFrame({"a": lo, "b": hi})
-        df = df[df["a"] != df["b"]]
-        cnt = df.groupby(["a", "b"], sort=True).size()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "a": cnt.index.get_level_values(0),
-                    "b": cnt.index.get_level_values(1),
-                    "w": order_weight * np.log1p(cnt.to_numpy(dtype=float)),
-                    "via": "order",
-                }
-            )
+            creator = o[o["creator_id"].notna()]
+            columns.append(creator["creator_id"].astype(str))
+    if e is not None:
+        eng_acc_code, eng_acc = pd.factorize(e["account_id"].astype(str))
+        columns.append(pd.Series(np.asarray(eng_acc, dtype=object)))
+    accounts = pd.Index(
+        pd.concat([pd.Series(c.to_numpy(dtype=object)) for c in columns], ignore_index=True)
+        .drop_duplicates()
+        .sort_values()
+        .to_numpy(dtype=object)
+    )
+    n_acc = max(1, len(accounts))
+
+    def code(values: pd.Series) -> np.ndarray:
+        return accounts.get_indexer(values.astype(str)).astype(np.int64)
+
+    keys: list[np.ndarray] = []  # a * n_acc + b per link, a < b
+    weights: list[np.ndarray] = []
+    flags: list[np.ndarray] = []
+    if len(usage):
+        i, j = identifier_pair_rows(usage)
+        acc = code(usage["account_id"])
+        w = usage["weight"].to_numpy(dtype=float)
+        keys.append(acc[i] * n_acc + acc[j])
+        weights.append(identifier_weight * w[i])
+        flags.append(np.full(len(i), _VIA_FLAG["identifier"], dtype=np.int64))
+    if o is not None:
+        ends = [(code(o["buyer_id"]), code(o["seller_id"]))]
+        if creator is not None:
+            ends.append((code(creator["buyer_id"]), code(creator["creator_id"])))
+        x = np.concatenate([s for s, _ in ends])
+        y = np.concatenate([d for _, d in ends])
+        x, y = np.minimum(x, y)[x != y], np.maximum(x, y)[x != y]
+        pair, cnt = np.unique(x * n_acc + y, return_counts=True)
+        keys.append(pair)
+        weights.append(order_weight * np.log1p(cnt.astype(float)))
+        flags.append(np.full(len(pair), _VIA_FLAG["order"], dtype=np.int64))
+    if e is not None:
+        k, w = _co_engagement_links(
+            accounts.get_indexer(pd.Index(eng_acc)).astype(np.int64)[eng_acc_code],
+            pd.factorize(e["stream_id"].astype(str))[0].astype(np.int64),
+            n_acc,
+            engagement_weight=engagement_weight,
+            max_stream_engagers=max_stream_engagers,
         )
-    if engagements is not None and len(engagements):
-        e = engagements.dropna(subset=["account_id", "stream_id"])
-        e = pd.DataFrame(
-            {"account_id": e["account_id"].astype(str), "stream_id": e["stream_id"].astype(str)}
-        ).drop_duplicates()
-        e["n"] = e.groupby("stream_id")["account_id"].transform("size")
-        e = e[(e["n"] >= 2) & (e["n"] <= max_stream_engagers)]
-        if len(e):
-            pp = e.merge(e[["stream_id", "account_id"]], on="stream_id", suffixes=("_a", "_b"))
-            pp = pp[pp["account_id_a"] < pp["account_id_b"]]
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "a": pp["account_id_a"].to_numpy(),
-                        "b": pp["account_id_b"].to_numpy(),
-                        "w": engagement_weight / (pp["n"].to_numpy(dtype=float) - 1.0),
-                        "via": "co_engagement",
-                    }
-                )
-            )
-    if not parts:
+        keys.append(k)
+        weights.append(w)
+        flags.append(np.full(len(k), _VIA_FLAG["co_engagement"], dtype=np.int64))
+        any_relation = any_relation or bool(len(k))
+    if not any_relation:
         idx = pd.Index(sorted(set(map(str, extra_accounts))), dtype=object)
         return idx, pd.DataFrame({"a": [], "b": [], "weight": [], "via": []})
-    edges = pd.concat(parts, ignore_index=True)
-    edges = edges[edges["w"] > 0]
-    nodes = pd.Index(
-        sorted(set(edges["a"].astype(str)) | set(edges["b"].astype(str)) | set(extra_accounts)),
-        dtype=object,
-    )
-    flag = edges["via"].map(_VIA_FLAG).to_numpy(dtype=np.int64)
-    edges = edges.assign(flag=flag)
-    agg = edges.groupby(["a", "b"], sort=True).agg(weight=("w", "sum"))
-    flags = edges.drop_duplicates(["a", "b", "flag"]).groupby(["a", "b"], sort=True)["flag"].sum()
-    agg["via"] = flags.reindex(agg.index).map(_VIA_NAME).to_numpy()
+    key = np.concatenate([np.zeros(0, dtype=np.int64), *keys])
+    weight = np.concatenate([np.zeros(0, dtype=float), *weights])
+    flag = np.concatenate([np.zeros(0, dtype=np.int64), *flags])
+    positive = weight > 0
+    key, weight, flag = key[positive], weight[positive], flag[positive]
+    # sum per edge, each edge's links in the order they were listed
+    summed = pd.Series(weight).groupby(key, sort=True).sum()
+    edge_key = summed.index.to_numpy(dtype=np.int64)
+    by_key = np.argsort(key, kind="stable")
+    via = np.bitwise_or.reduceat(flag[by_key], group_starts(key[by_key])) if len(key) else flag
+    a_code, b_code = edge_key // n_acc, edge_key % n_acc
+    extra = accounts.get_indexer(pd.Index(list(map(str, extra_accounts)), dtype=object))
+    linked = np.zeros(len(accounts), dtype=bool)
+    linked[a_code] = True
+    linked[b_code] = True
+    linked[extra] = True
+    used = np.flatnonzero(linked)
+    nodes = pd.Index(accounts.to_numpy(dtype=object)[used], dtype=object)
     out = pd.DataFrame(
         {
-            "a": nodes.get_indexer(agg.index.get_level_values(0)),
-            "b": nodes.get_indexer(agg.index.get_level_values(1)),
-            "weight": agg["weight"].to_numpy(dtype=float),
-            "via": agg["via"].to_numpy(dtype=object),
+            "a": np.searchsorted(used, a_code),
+            "b": np.searchsorted(used, b_code),
+            "weight": summed.to_numpy(dtype=float),
+            "via": np.asarray([_VIA_NAME.get(f, "") for f in range(8)], dtype=object)[via],
         }
     )
     return nodes, out
+
+
+def _co_engagement_links(
+    account: np.ndarray,
+    stream: np.ndarray,
+    n_acc: int,
+    *,
+    engagement_weight: float,
+    max_stream_engagers: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Co-engagement links from engagement rows given as account and stream codes.
+
+    One link per pair of accounts engaged on the same stream with 2 to
+    ``max_stream_engagers`` engaged accounts, weighing
+    ``engagement_weight / (n - 1)``. Returns the pair keys
+    (``a * n_acc + b``, a < b) and weights, ordered by the position of the
+    first engagement of ``a`` on the stream.
+    """
+    # first engagement of each account on each stream, in engagement order
+    first = ~pd.Series(account * (int(stream.max()) + 1) + stream).duplicated().to_numpy()
+    account, stream = account[first], stream[first]
+    size = np.bincount(stream)
+    n = size[stream]
+    rows = np.flatnonzero((n >= 2) & (n <= max_stream_engagers))
+    rows = rows[np.argsort(stream[rows], kind="stable")]
+    i, j = pairs_within_groups(stream[rows])
+    i, j = rows[i], rows[j]
+    a_first = account[i] < account[j]
+    left = np.where(a_first, i, j)
+    lo = np.minimum(account[i], account[j])
+    hi = np.maximum(account[i], account[j])
+    order = np.argsort(left, kind="stable")
+    w = engagement_weight / (n[i].astype(float) - 1.0)
+    return (lo * n_acc + hi)[order], w[order]
 
 
 _VIA_FLAG = {"identifier": 1, "order": 2, "co_engagement": 4}
@@ -389,15 +451,14 @@ engagement_weight, max_stream_engagers
     return _scores(nodes, edges, seeds, damping=damping, decades=decades)
 
 
-def _scores(
+def _node_scores(
     nodes: pd.Index, edges: pd.DataFrame, seeds: pd.Series, *, damping: float, decades: float
-) -> pd.DataFrame:
-    cols = ["account_id", "trust", "distrust", "guilt", "label"]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Series]:
+    """Trust, distrust and guilt (rounded to 9 decimals) and the seed label, in node order."""
     n = len(nodes)
-    if n == 0:
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-    g = ig.Graph(n=n, edges=edges[["a", "b"]].to_numpy(dtype=np.int64), directed=False)
-    g.es["weight"] = edges["weight"].to_numpy(dtype=float)
+    g = ig.Graph(n=n, directed=False)
+    g.add_edges(edges[["a", "b"]].to_numpy(dtype=np.int64))
+    weight = edges["weight"].to_numpy(dtype=float).tolist()
     lab = seeds.reindex(nodes)
 
     def ppr(which: str) -> tuple[np.ndarray, int]:
@@ -406,7 +467,7 @@ def _scores(
         if k == 0:
             return np.zeros(n), 0
         reset = (mask / k).tolist()
-        kw: dict[str, Any] = {"weights": "weight"} if g.ecount() else {}
+        kw: dict[str, Any] = {"weights": weight} if g.ecount() else {}
         pr = g.personalized_pagerank(directed=False, damping=damping, reset=reset, **kw)
         return np.asarray(pr, dtype=float), k
 
@@ -419,16 +480,30 @@ def _scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(d_per + t_per > 0, d_per / (d_per + t_per), 0.0)
     guilt = np.clip(distrust * share, 0.0, 1.0)
+    return np.round(trust, 9), np.round(distrust, 9), np.round(guilt, 9), lab
+
+
+def _scores(
+    nodes: pd.Index, edges: pd.DataFrame, seeds: pd.Series, *, damping: float, decades: float
+) -> pd.DataFrame:
+    cols = ["account_id", "trust", "distrust", "guilt", "label"]
+    if len(nodes) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+    trust, distrust, guilt, lab = _node_scores(
+        nodes, edges, seeds, damping=damping, decades=decades
+    )
+    # nodes are sorted: position breaks ties in guilt as the account id would
+    order = np.lexsort((np.arange(len(nodes)), -guilt))
     out = pd.DataFrame(
         {
-            "account_id": nodes.to_numpy(dtype=object),
-            "trust": np.round(trust, 9),
-            "distrust": np.round(distrust, 9),
-            "guilt": np.round(guilt, 9),
-            "label": lab.astype(object).where(lab.notna(), None).to_numpy(),
+            "account_id": nodes.to_numpy(dtype=object)[order],
+            "trust": trust[order],
+            "distrust": distrust[order],
+            "guilt": guilt[order],
+            "label": lab.astype(object).where(lab.notna(), None).to_numpy()[order],
         }
     )
-    return out.sort_values(["guilt", "account_id"], ascending=[False, True]).reset_index(drop=True)
+    return out
 
 
 def detect_guilt_by_association(
@@ -524,40 +599,56 @@ order_weight, engagement_weight, max_stream_engagers
         extra_accounts=tuple(seeds.index),
         **graph_kw,
     )
-    scores = _scores(nodes, edges, seeds, damping=damping, decades=decades)
-    sc = scores.set_index("account_id").reindex(nodes)
-    is_abusive = (sc["label"] == "abusive").to_numpy()
-    suspect = (sc["label"].isna() & (sc["guilt"] >= min_score)).to_numpy()
+    if not len(nodes):
+        return []
+    _, _, guilt, lab = _node_scores(nodes, edges, seeds, damping=damping, decades=decades)
+    is_abusive = (lab == "abusive").to_numpy(dtype=bool)
+    suspect = (lab.isna().to_numpy() & (guilt >= min_score)).astype(bool)
     keep = is_abusive | suspect
     if not suspect.any():
         return []
-    e = edges[keep[edges["a"].to_numpy(dtype=int)] & keep[edges["b"].to_numpy(dtype=int)]]
+    ea_all = edges["a"].to_numpy(dtype=int)
+    eb_all = edges["b"].to_numpy(dtype=int)
+    e = edges[keep[ea_all] & keep[eb_all]]
     n = len(nodes)
     ea = e["a"].to_numpy(dtype=int)
     eb = e["b"].to_numpy(dtype=int)
     adj = sparse.coo_matrix((np.ones(len(e)), (ea, eb)), shape=(n, n)).tocsr()
     _, comp = connected_components(adj, directed=False)
+    # kept nodes by component (in node order), links by component (heaviest first)
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(comp[kept], kind="stable")]
+    kept_comp = comp[kept]
+    e_weight = e["weight"].to_numpy(dtype=float)
+    e_comp = comp[ea]
+    by_comp = np.lexsort((eb, ea, -e_weight, e_comp))
+    e_sorted = e.iloc[by_comp]
+    e_comp_sorted = e_comp[by_comp]
     lab_rows = (
         labels.assign(subject_id=labels["subject_id"].astype(str))
         if labels is not None
         else pd.DataFrame()
     )
+    label_of: dict[str, pd.DataFrame] = {}
+    if len(lab_rows):
+        abusive_ids = set(nodes.to_numpy(dtype=object)[is_abusive].tolist())
+        lr_all = lab_rows.sort_values(["subject_id", "decided_at"], kind="stable")
+        lr_all = lr_all[lr_all["subject_id"].isin(abusive_ids)]
+        label_of = {str(k): g for k, g in lr_all.groupby("subject_id", sort=False)}
     findings: list[Finding] = []
-    for c in np.unique(comp[suspect]):
-        grp = np.flatnonzero((comp == c) & keep)
+    for c in np.unique(comp[suspect]).tolist():
+        first, last = np.searchsorted(kept_comp, [c, c + 1])
+        grp = kept[first:last]
         sus = [int(v) for v in grp if suspect[v]]
         abu = [int(v) for v in grp if is_abusive[v]]
         if not abu:
             continue  # only suspects linked to each other through nobody labelled
-        guilt = sc["guilt"].to_numpy(dtype=float)
         top = sorted((guilt[v] for v in sus), reverse=True)[:3]
         score = float(np.mean(top))
         members = [Member(str(nodes[v]), "associate", round(float(guilt[v]), 6)) for v in sus]
         members += [Member(str(nodes[v]), "labelled_abusive", 1.0) for v in abu]
-        gset = set(grp.tolist())
-        ge = e[e["a"].isin(gset) & e["b"].isin(gset)].sort_values(
-            ["weight", "a", "b"], ascending=[False, True, True], kind="stable"
-        )
+        lo, hi = np.searchsorted(e_comp_sorted, [c, c + 1])
+        ge = e_sorted.iloc[lo:hi]
         link_rows = [
             {
                 "a": str(nodes[int(r.a)]),
@@ -567,12 +658,11 @@ order_weight, engagement_weight, max_stream_engagers
             }
             for r in ge.head(max_evidence).itertuples(index=False)
         ]
-        abu_ids = {str(nodes[v]) for v in abu}
+        abu_ids = sorted({str(nodes[v]) for v in abu})
         label_rows: list[dict[str, Any]] = []
         if len(lab_rows):
-            lr = lab_rows[lab_rows["subject_id"].isin(abu_ids)].sort_values(
-                ["subject_id", "decided_at"], kind="stable"
-            )
+            got = [label_of[a] for a in abu_ids if a in label_of]
+            lr = pd.concat(got) if got else lab_rows.iloc[:0]
             for r in lr.head(max_evidence).itertuples(index=False):
                 label_rows.append(
                     {
