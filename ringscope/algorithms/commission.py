@@ -302,10 +302,10 @@ def detect_commission_rings(
             cnt = m.groupby(["creator_id", "seller_id", "ident"])["account_id"].transform("size")
             m = m[cnt >= 2]
             shared_links = m[["creator_id", "seller_id", "account_id", "ident", "kind"]]
-            m = m.assign(w=m["kind"].map(KIND_WEIGHTS).fillna(0.0))
+            m = m.assign(w=m["kind"].map(KIND_WEIGHTS).astype(float).fillna(0.0))
             sw = m.groupby(["creator_id", "seller_id", "account_id"])["w"].sum()
             key = pd.MultiIndex.from_frame(pb[["creator_id", "seller_id", "buyer_id"]])
-            pb["share_w"] = sw.reindex(key).fillna(0.0).to_numpy()
+            pb["share_w"] = sw.astype(float).reindex(key).fillna(0.0).to_numpy()
             pb["shares"] = pb["share_w"] >= min_share_weight
 
     pb["bscore"] = (
