@@ -529,18 +529,44 @@ class _Graph:
     counts: np.ndarray  # raw interaction counts per edge
 
 
-def _bipartite(left: pd.Series, right: pd.Series, *, count_weighting: str) -> _Graph:
-    ok = left.notna().to_numpy() & right.notna().to_numpy()
-    lcodes, lids = pd.factorize(left[ok].astype(str), sort=True)
-    rcodes, rids = pd.factorize(right[ok].astype(str), sort=True)
+def _str_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values.astype(str), sort=True)`` for the non-missing
+    ``values``, with code -1 where a value is missing: the conversion to
+    ``str`` and the sort run on the distinct values only."""
+    codes, uniq = pd.factorize(values)
+    ustr = pd.Series(uniq).astype(str)
+    inner, ids = pd.factorize(ustr, sort=True)
+    out = np.full(codes.shape[0], -1, dtype=np.int64)
+    present = codes >= 0
+    out[present] = inner.astype(np.int64)[codes[present]]
+    return out, np.asarray(ids, dtype=object)
+
+
+def _bipartite(
+    left: pd.Series | tuple[np.ndarray, np.ndarray],
+    right: pd.Series | tuple[np.ndarray, np.ndarray],
+    *,
+    count_weighting: str,
+) -> _Graph:
+    """The weighted graph of the (left, right) pairs where both are present.
+
+    Each side is a series of ids or its :func:`_str_codes` ``(codes, ids)``.
+    Row and column codes number the ids in sorted order of their ``str`` form.
+    """
+    lcodes, lids = _str_codes(left) if isinstance(left, pd.Series) else left
+    rcodes, rids = _str_codes(right) if isinstance(right, pd.Series) else right
+    ok = (lcodes >= 0) & (rcodes >= 0)
+    # keep only ids that occur in a pair, renumbered in the same (sorted) order
+    lids, lcodes = _used(lcodes[ok], lids)
+    rids, rcodes = _used(rcodes[ok], rids)
     n_r = max(len(rids), 1)
-    key = lcodes.astype(np.int64) * n_r + rcodes.astype(np.int64)
+    key = lcodes * n_r + rcodes
     uniq, counts = np.unique(key, return_counts=True)
     counts = counts.astype(np.float64)
     w = np.log1p(counts) if count_weighting == "log" else counts
     return _Graph(
-        row_ids=np.asarray(lids, dtype=object),
-        col_ids=np.asarray(rids, dtype=object),
+        row_ids=lids,
+        col_ids=rids,
         rows=uniq // n_r,
         cols=uniq % n_r,
         weights=w,
@@ -548,14 +574,28 @@ def _bipartite(left: pd.Series, right: pd.Series, *, count_weighting: str) -> _G
     )
 
 
+def _used(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids that ``codes`` use and the codes renumbered into them (order kept)."""
+    used = np.bincount(codes, minlength=len(ids)) > 0
+    if used.all():
+        return ids, codes
+    renum = np.cumsum(used) - 1
+    return ids[used], renum[codes]
+
+
 def _graph_average(g: _Graph, *, column_weighting: ColumnWeighting, c: float) -> float:
     """Average suspiciousness ``f(V) / |V|`` of the whole graph (same column weighting)."""
     w = g.weights
     if column_weighting == "log":
-        _, inv, deg = np.unique(g.cols, return_inverse=True, return_counts=True)
+        _, inv, deg = _compact(g.cols)
         w = w / np.log(deg.astype(np.float64) + c)[inv]
-    n = np.unique(g.rows).size + np.unique(g.cols).size
+    n = _distinct(g.rows) + _distinct(g.cols)
     return float(w.sum() / max(n, 1))
+
+
+def _distinct(x: np.ndarray) -> int:
+    """Number of distinct values of non-negative integer codes."""
+    return int(np.count_nonzero(np.bincount(x))) if x.size else 0
 
 
 def _block_findings(
@@ -813,12 +853,21 @@ def detect_dense_blocks(
             .drop_duplicates("stream_id")
             .set_index("stream_id")["creator_id"]
         )
-        ev = engagements[["account_id", "stream_id", "kind", "ts"]].copy()
-        ev["creator_id"] = ev["stream_id"].astype(str).map(creator)
-        g = _bipartite(ev["account_id"], ev["creator_id"], count_weighting=count_weighting)
+        ev = engagements[["account_id", "stream_id", "kind", "ts"]]
+        # each event's creator through its stream, mapped once per distinct stream
+        scodes, sids = pd.factorize(ev["stream_id"], use_na_sentinel=False)
+        stream_creator = pd.Series(sids).astype(str).map(creator)
+        ccodes_s, cids = _str_codes(stream_creator)
+        ccodes = ccodes_s[scodes]
+        g = _bipartite(ev["account_id"], (ccodes, cids), count_weighting=count_weighting)
+        code_of = {str(x): i for i, x in enumerate(cids)}
 
         def ev_evidence(rows: list[str], cols: list[str], cap: int) -> list[dict[str, Any]]:
-            sub = ev[ev["account_id"].astype(str).isin(rows) & ev["creator_id"].isin(cols)]
+            wanted = np.zeros(len(cids) + 1, dtype=bool)
+            wanted[[code_of[x] for x in cols if x in code_of]] = True
+            sub = ev[wanted[ccodes]].copy()
+            sub["creator_id"] = sub["stream_id"].astype(str).map(creator)
+            sub = sub[sub["account_id"].astype(str).isin(rows) & sub["creator_id"].isin(cols)]
             agg = (
                 sub.groupby(["account_id", "creator_id"], sort=True)["ts"]
                 .agg(["count", "min", "max"])

@@ -77,9 +77,12 @@ def _order_sums(findings: list[Finding], orders: pd.DataFrame) -> pd.DataFrame:
     )
     if orders.empty or "buyer_id" not in orders:
         return out
+    members = _membership(findings)
+    # only the members' orders can join: the rest is left out before any work
+    orders = orders[orders["buyer_id"].isin(members["account_id"].unique())]
     cols = order_amounts(orders)
     cols["buyer_id"] = orders["buyer_id"]
-    joined = _membership(findings).merge(cols, left_on="account_id", right_on="buyer_id")
+    joined = members.merge(cols, left_on="account_id", right_on="buyer_id")
     sums = joined.groupby("f").agg(
         orders=("amount", "size"),
         gmv=("amount", "sum"),
@@ -97,7 +100,7 @@ def _engagement(findings: list[Finding], tables: MarketTables) -> pd.DataFrame:
         return out
     ev = ev[["account_id", "stream_id"]]
     members = _membership(findings)
-    own = members.merge(ev, on="account_id")
+    own = members.merge(ev[ev["account_id"].isin(members["account_id"].unique())], on="account_id")
     creators = pd.DataFrame(
         [(i, b.account_id) for i, f in enumerate(findings) for b in f.beneficiaries
          if b.role == "creator"],
@@ -118,6 +121,8 @@ def _engagement(findings: list[Finding], tables: MarketTables) -> pd.DataFrame:
         return out
     out.loc[:, "events"] = own.groupby("f").size().reindex(out.index, fill_value=0).to_numpy()
     pairs = own[["f", "stream_id"]].drop_duplicates()
+    # every figure below is about the streams in ``pairs``: the other events drop out
+    ev = ev[ev["stream_id"].isin(pairs["stream_id"].unique())]
     per_stream = ev.groupby("stream_id").size().rename("n").reset_index()
     total = pairs.merge(per_stream, on="stream_id").groupby("f")["n"].sum()
     out.loc[total.index, "total"] = total.to_numpy(dtype=float)

@@ -90,17 +90,25 @@ def build_queue(
     """
     pending = rank(list(findings))
     merged: list[Finding] = []
+    # member sets and detector names of ``merged``, kept in step with it
+    sets: list[frozenset[str]] = []
+    names: list[set[str]] = []
     for f in pending:
         fs = frozenset(f.member_ids)
+        fnames = {d.name for d in f.detectors}
         for i, g in enumerate(merged):
-            if {d.name for d in f.detectors} & {d.name for d in g.detectors}:
+            if fnames & names[i]:
                 continue
-            jac, cont = _overlap(fs, frozenset(g.member_ids))
+            jac, cont = _overlap(fs, sets[i])
             if jac >= merge_overlap or cont >= merge_containment:
                 merged[i] = merge_findings(g, f)
+                sets[i] = frozenset(merged[i].member_ids)
+                names[i] = {d.name for d in merged[i].detectors}
                 break
         else:
             merged.append(f)
+            sets.append(fs)
+            names.append(fnames)
     # merging can change ids; one finding per id
     by_id: dict[str, Finding] = {}
     for f in merged:
