@@ -373,16 +373,8 @@ def _start_graces(
     # stream length: started_at to ended_at, else to the last arrival
     last = np.full(n_s, -np.inf)
     np.maximum.at(last, arr.stream, arr.t.astype(np.float64))
-    end = last
-    if "ended_at" in streams.columns and not streams.empty:
-        st = streams[["stream_id", "ended_at"]].dropna()
-        if not st.empty:
-            st = st.assign(stream_id=st["stream_id"].astype(str)).drop_duplicates("stream_id")
-            sec = pd.Series(
-                _seconds(st["ended_at"]).astype(np.float64), index=st["stream_id"].to_numpy()
-            )
-            got = sec.reindex(pd.Index(arr.stream_ids.astype(str))).to_numpy(dtype=np.float64)
-            end = np.where(np.isnan(got), last, got)
+    ended = _stream_ends(streams, arr)
+    end = last if ended is None else np.where(np.isnan(ended), last, ended)
     length = np.maximum(np.nan_to_num(end - starts, nan=window_s), window_s)
     flat = n_acc * window_s / length
     rel = counts / (flat[:, None] + 1.0)
@@ -406,6 +398,19 @@ def _start_graces(
     return np.nan_to_num(grace, nan=0.0)
 
 
+def _stream_ends(streams: pd.DataFrame, arr: _Arrivals) -> np.ndarray | None:
+    """``ended_at`` of each stream of ``arr`` in seconds (NaN where unknown), or None
+    when no stream has one."""
+    if "ended_at" not in streams.columns or streams.empty:
+        return None
+    st = streams[["stream_id", "ended_at"]].dropna()
+    if st.empty:
+        return None
+    st = st.assign(stream_id=st["stream_id"].astype(str)).drop_duplicates("stream_id")
+    sec = pd.Series(_seconds(st["ended_at"]).astype(np.float64), index=st["stream_id"].to_numpy())
+    return sec.reindex(pd.Index(arr.stream_ids.astype(str))).to_numpy(dtype=np.float64)
+
+
 def _stream_windows(
     streams: pd.DataFrame,
     arr: _Arrivals,
@@ -427,16 +432,8 @@ def _stream_windows(
     lo = first
     if starts is not None:
         lo = np.where(np.isnan(starts), first, starts + grace_s)
-    hi = last
-    if "ended_at" in streams.columns and not streams.empty:
-        st = streams[["stream_id", "ended_at"]].dropna()
-        if not st.empty:
-            st = st.assign(stream_id=st["stream_id"].astype(str)).drop_duplicates("stream_id")
-            sec = pd.Series(
-                _seconds(st["ended_at"]).astype(np.float64), index=st["stream_id"].to_numpy()
-            )
-            end = sec.reindex(pd.Index(arr.stream_ids.astype(str))).to_numpy(dtype=np.float64)
-            hi = np.where(np.isnan(end), last, np.maximum(end, last))
+    ended = _stream_ends(streams, arr)
+    hi = last if ended is None else np.where(np.isnan(ended), last, np.maximum(ended, last))
     span = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
     return np.maximum(1, np.ceil(np.maximum(span, 0.0) / window_s)).astype(np.int64)
 
