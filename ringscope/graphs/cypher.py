@@ -37,6 +37,12 @@ IDENTIFIER_LABELS: dict[str, str] = {
 }
 #: Nodes of the model that have a uniqueness constraint on ``id``.
 ID_LABELS: tuple[str, ...] = (*NODE_LABELS, "Run")
+#: The label of the one node that names the pair of a database and its side file (see
+#: :data:`STORE_STATE`). Not a node of the marketplace: never in :data:`NODE_LABELS`, so
+#: neighbourhoods, paths and counts do not show it.
+STORE_INFO_LABEL = "StoreInfo"
+#: The ``key`` of that node (unique): one per database.
+STORE_INFO_KEY = "ringscope"
 
 # --------------------------------------------------------------------------- schema
 
@@ -51,6 +57,8 @@ CONSTRAINTS: tuple[str, ...] = (
     # a decision is linked to the case's clusters of every run (see CREATE_DECISION)
     "CREATE INDEX cluster_id IF NOT EXISTS FOR (n:Cluster) ON (n.id)",
     "CREATE CONSTRAINT job_lease_name IF NOT EXISTS FOR (n:JobLease) REQUIRE n.name IS UNIQUE",
+    f"CREATE CONSTRAINT store_info_key IF NOT EXISTS FOR (n:{STORE_INFO_LABEL}) "
+    "REQUIRE n.key IS UNIQUE",
     # What rollbacks look up: the elements a load created (without these, every
     # rollback step scans the whole label or relationship type).
     *(
@@ -533,6 +541,37 @@ MATCH (n)
 WITH n LIMIT $limit
 DETACH DELETE n
 RETURN count(*) AS removed
+"""
+
+# --------------------------------------------------------------------------- store pairing
+# A Neo4j store is a database and a side file that belong together: both hold the same
+# ``store_id`` (see ``Neo4jStore``), the database in its one StoreInfo node.
+
+#: The database's store id (``null`` when none) and its nodes per label of
+#: :data:`NODE_LABELS` (``counts``, in that order): an index seek and one count-store
+#: lookup per label (``COUNT {}`` subqueries: Neo4j 5.3 or later).
+STORE_STATE = (
+    f"OPTIONAL MATCH (s:{STORE_INFO_LABEL} {{key: $key}})\n"
+    "RETURN s.store_id AS store_id, ["
+    + ", ".join(f"COUNT {{ (:{label}) }}" for label in NODE_LABELS)
+    + "] AS counts\n"
+)
+
+#: Take the StoreInfo node's write lock (creating the node when missing), so that two
+#: stores claiming the database at once are serialised; :data:`CLAIM_STORE` follows in
+#: the same transaction.
+LOCK_STORE = f"""
+MERGE (s:{STORE_INFO_LABEL} {{key: $key}})
+SET s._lock = true
+"""
+
+#: Give the database the store id ``$store_id`` unless it has one (another store claimed
+#: it first); returns the id it holds.
+CLAIM_STORE = f"""
+MATCH (s:{STORE_INFO_LABEL} {{key: $key}})
+REMOVE s._lock
+SET s.store_id = coalesce(s.store_id, $store_id)
+RETURN s.store_id AS store_id
 """
 
 # --------------------------------------------------------------------------- audit log

@@ -24,6 +24,10 @@ The graph is the one a transactional load of the same export gives:
 4. the constraints and indexes are created when the store first connects to the
    started server (:meth:`Neo4jStore._setup_graph`, as for any store).
 
+The side file and the database are given the same new store id (the side file's
+``store_info`` table, the database's ``StoreInfo`` node, imported from its own
+file), so that the store knows them for a pair (see :mod:`ringscope.graphs.neo4j_store`).
+
 For a local Neo4j home (``tools/neo4j-local``, e.g. ``var/neo4j/local`` of
 ``make neo4j``) :func:`bulk_import` does all of it, the server's start included.
 For a server administered elsewhere, :func:`prepare_import` writes the files and
@@ -40,6 +44,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,6 +117,16 @@ class SideFileStore(Neo4jStore):
 
     def _query(self, statement: str, **params: Any) -> list[neo4j.Record]:
         return []
+
+    def _check_paired(self, what: str, *, claim: bool = False) -> None:
+        return None  # no database to pair with: new_store_id() gives the import's id
+
+    def new_store_id(self) -> str:
+        """Give the side file a new store id (the imported database gets the same one,
+        from the ``store_info`` node file); returns it."""
+        store_id = uuid.uuid4().hex
+        self._record_side_id(store_id)
+        return store_id
 
     def is_empty(self) -> bool:
         """Whether no load is recorded and every table is empty."""
@@ -227,6 +242,12 @@ NODE_FILES: Final[tuple[tuple[str, str, str], ...]] = (
         "SELECT kind || ':' || value AS \"id:ID(Identifier)\", "
         f'{_labels("Identifier", "kind", cypher.IDENTIFIER_LABELS, split=False)} AS ":LABEL", '
         "kind, value, min(_load_id) AS _load_id FROM main.identifiers GROUP BY kind, value",
+    ),
+    (
+        # the store id the side file and the database share (neo4j_store's pairing)
+        "store_info",
+        cypher.STORE_INFO_LABEL,
+        f'SELECT key AS "key:ID({cypher.STORE_INFO_LABEL})", store_id FROM main.store_info',
     ),
 )
 
@@ -523,6 +544,8 @@ def prepare_import(
             earliest=earliest,
             latest=latest,
         )
+        if not (report.rejected or report.failed):
+            side.new_store_id()
     except BaseException:
         side.close()
         _remove_duckdb(path)

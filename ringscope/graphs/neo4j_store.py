@@ -12,6 +12,32 @@ tables from it (:meth:`Neo4jStore.table`), and it decides which rows of a batch 
 new, duplicates or conflicts. Neo4j holds what investigators walk: nodes and
 relationships, with ENGAGED aggregated per (account, stream).
 
+The two halves belong together, and a store refuses to work on halves that do not
+(a side file left from another database, e.g. the default relative path of an
+earlier run, would class every row of a load as a duplicate and write nothing to the
+graph; a new side file beside a loaded database would give detectors empty tables).
+Both keep a *store id*: the database in its one ``StoreInfo`` node (keyed, not a
+node of the marketplace: neighbourhoods, paths and counts never show it), the side
+file in its ``store_info`` table. On opening, one small query per half
+(:meth:`Neo4jStore._pair`):
+
+- the same id: they belong together;
+- neither holds marketplace data (table rows; ``Account``, ``Stream``, ...
+  nodes) and the database has no id: nothing to check yet; the first
+  :meth:`Neo4jStore.write_batch` gives both a new id (opening writes nothing, so an
+  empty database stays empty, e.g. for ``ringscope neo4j-import``);
+- both hold data and neither has an id (a store from before store ids): both are
+  given a new one; ``ringscope neo4j-import`` (:mod:`ringscope.graphs.neo4j_bulk`)
+  writes the id into both itself;
+- anything else (different ids; one half holding data or an id, the other not) is a
+  mismatch: :meth:`Neo4jStore.write_batch`, :meth:`Neo4jStore.rollback_load`,
+  :meth:`Neo4jStore.table` and :meth:`Neo4jStore.known_ids` raise ``ConfigError``
+  naming the side file, the database, what each holds and the ways out (point
+  ``RINGSCOPE_COLUMNAR_PATH`` at the database's side file; or remove the side file,
+  or wipe the store, to load afresh). The graph's reads, runs, decisions and the
+  audit log keep working. :meth:`Neo4jStore.wipe` empties both halves, ids included,
+  which makes them belong together again.
+
 Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
 
 1. a DuckDB transaction opens; the batch is sorted into new rows, duplicates and
@@ -140,6 +166,9 @@ QUIET_NOTIFICATIONS: Final = (neo4j.NotificationDisabledClassification.UNRECOGNI
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
 _ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("streams", "stream_id")}
+#: The tables whose rows become graph elements (``labels`` stays in the side file only):
+#: what makes a side file hold marketplace data, for the pairing of the two halves.
+_GRAPH_TABLES: Final = tuple(name for name in TABLES if name != "labels")
 
 #: The aggregate of an (account, stream) pair's events that ENGAGED carries.
 _ENGAGED_SQL: Final = """
@@ -254,6 +283,11 @@ class Neo4jStore:
     """
 
     uri: str
+    #: The id the database and the side file share (see the module docstring); ``None``
+    #: while neither is claimed yet or when they do not belong together.
+    store_id: str | None = None
+    #: Why the side file and the database do not belong together (``None`` when they do).
+    mismatch: str | None = None
 
     def __init__(
         self,
@@ -294,6 +328,7 @@ class Neo4jStore:
         try:
             self._open_columnar()
             self._setup_graph()
+            self._pair()
         except BaseException:
             self.close()
             raise
@@ -325,6 +360,10 @@ class Neo4jStore:
                 "CREATE TABLE IF NOT EXISTS loads (seq BIGINT NOT NULL, load_id VARCHAR NOT NULL,"
                 " fingerprint VARCHAR NOT NULL, report VARCHAR NOT NULL)"
             )
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR PRIMARY KEY,"
+                " store_id VARCHAR NOT NULL)"
+            )
             for spec in TABLES.values():
                 cols = ", ".join(f"{_q(c.name)} {_SQL_TYPES[c.type]}" for c in spec.columns)
                 con.execute(
@@ -335,6 +374,132 @@ class Neo4jStore:
         """Uniqueness constraints on every id (before any ``MERGE``)."""
         for statement in cypher.CONSTRAINTS:
             self._query(statement)
+
+    # ------------------------------------------------------------------ pairing
+    def _pair(self) -> None:
+        """Check that the side file and the database belong together (module docstring).
+
+        Sets :attr:`store_id` (they share one), or :attr:`mismatch` (they do not), or
+        neither (both hold no marketplace data and the database no id: the first
+        :meth:`write_batch` claims them). Two small queries, one per half; a pair from
+        before store ids (both holding data, neither an id) is given one.
+        """
+        side_id, rows = self._side_state()
+        graph_id, nodes = self._graph_state()
+        self.store_id, self.mismatch = None, None
+        if side_id is not None and side_id == graph_id:
+            self.store_id = side_id
+            return
+        side_data = any(rows[name] for name in _GRAPH_TABLES)
+        graph_data = any(nodes.values())
+        if not side_data and not graph_data and graph_id is None:
+            return
+        if side_data and graph_data and side_id is None and graph_id is None:
+            self._claim()
+            return
+        self.mismatch = self._mismatch_text(side_id, rows, graph_id, nodes)
+
+    def _side_state(self) -> tuple[str | None, dict[str, int]]:
+        """The side file's store id and rows per table."""
+        counts = ", ".join(f"(SELECT count(*) FROM main.{_q(name)})" for name in TABLES)
+        with self._reading("read the side file's store id") as con:
+            (row,) = con.execute(
+                f"SELECT (SELECT max(store_id) FROM store_info), {counts}"
+            ).fetchall()
+        return row[0], {name: int(n) for name, n in zip(TABLES, row[1:], strict=True)}
+
+    def _graph_state(self) -> tuple[str | None, dict[str, int]]:
+        """The database's store id and nodes per label of the marketplace."""
+        records = self._query(cypher.STORE_STATE, key=cypher.STORE_INFO_KEY)
+        if not records:
+            raise StoreError(f"Neo4j at {self.uri} answered nothing to the store id query")
+        counts = [int(n) for n in records[0]["counts"]]
+        return records[0]["store_id"], dict(zip(NODE_LABELS, counts, strict=True))
+
+    def _record_side_id(self, store_id: str | None) -> None:
+        """Make ``store_id`` the side file's store id (``None``: no id)."""
+        with self._columnar("record the store id") as con:
+            con.execute("DELETE FROM store_info")
+            if store_id is not None:
+                con.execute(
+                    "INSERT INTO store_info VALUES ($key, $id)",
+                    {"key": cypher.STORE_INFO_KEY, "id": store_id},
+                )
+
+    def _claim(self) -> None:
+        """Give the side file, then the database, a new store id.
+
+        The database keeps an id another store gave it first (two stores claiming one
+        database at once): this store is then mismatched. A failure between the two
+        writes leaves a side file id beside a database without one: two empty halves
+        are claimed again on the next write; two loaded ones (a pair from before store
+        ids) are then mismatched (the refusal gives the ways out).
+        """
+        new = uuid.uuid4().hex
+
+        def work(tx: neo4j.ManagedTransaction) -> str:
+            tx.run(cypher.LOCK_STORE, key=cypher.STORE_INFO_KEY).consume()
+            rec = tx.run(cypher.CLAIM_STORE, key=cypher.STORE_INFO_KEY, store_id=new)
+            return str(rec.single(strict=True)["store_id"])
+
+        self._record_side_id(new)
+        held: str = self._write("record the store id", work)
+        if held == new:
+            self.store_id, self.mismatch = new, None
+        else:
+            self._pair()
+
+    def _check_paired(self, what: str, *, claim: bool = False) -> None:
+        """Refuse ``what`` on a mismatched store; with ``claim`` (a write), claim an
+        unclaimed one first; without it, look again whether another store claimed it.
+
+        Raises
+        ------
+        ConfigError
+            The side file and the database do not belong together.
+        """
+        with self._lock:
+            if self.store_id is None and self.mismatch is None:
+                if claim:
+                    self._claim()
+                else:
+                    self._pair()
+            if self.mismatch is not None:
+                raise ConfigError(f"{what}: {self.mismatch}")
+
+    def _mismatch_text(
+        self,
+        side_id: str | None,
+        rows: dict[str, int],
+        graph_id: str | None,
+        nodes: dict[str, int],
+    ) -> str:
+        """What each half holds and the ways out."""
+
+        def named(store_id: str | None) -> str:
+            return f"store id {store_id}" if store_id else "no store id"
+
+        held = ", ".join(f"{n:,} {name} rows" for name, n in rows.items() if n) or "no rows"
+        graph = ", ".join(f"{n:,} {label} nodes" for label, n in nodes.items() if n) or (
+            f"no {', '.join(NODE_LABELS[:-1])} or {NODE_LABELS[-1]} nodes"
+        )
+        path = self.columnar_path
+        if str(path) != ":memory:":
+            path = str(pathlib.Path(path).resolve())
+        if not any(nodes.values()) and graph_id is None:
+            afresh = f"remove the side file {path} (this database holds no data)"
+        else:
+            afresh = (
+                "wipe the store (Neo4jStore.wipe() empties the database and the side file) "
+                "and load again"
+            )
+        return (
+            f"the side file {path} and Neo4j database {self.database!r} at {self.uri} do not "
+            f"belong together: the side file holds {held} ({named(side_id)}); the database "
+            f"holds {graph} ({named(graph_id)}). Loads and detection are refused so that the "
+            "two do not diverge. Point RINGSCOPE_COLUMNAR_PATH at the side file this "
+            f"database was loaded with, or, to load afresh, {afresh}"
+        )
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -415,15 +580,22 @@ class Neo4jStore:
         return f"Neo4jStore({self.uri!r}, database={self.database!r})"
 
     def wipe(self) -> None:
-        """Remove every node and relationship of the database and every row of the side file."""
+        """Remove every node and relationship of the database and every row of the side file.
+
+        The store id goes too (the database's StoreInfo node with the rest): the two
+        empty halves then belong together whatever they held before, and the next
+        :meth:`write_batch` gives them a new id."""
         while True:
             records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK)
             if not records or not records[0]["removed"]:
                 break
         with self._columnar("wipe") as con:
             con.execute("DELETE FROM loads")
+            con.execute("DELETE FROM store_info")
             for name in TABLES:
                 con.execute(f"DELETE FROM main.{_q(name)}")
+        with self._lock:
+            self.store_id, self.mismatch = None, None
 
     # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
@@ -436,17 +608,23 @@ class Neo4jStore:
         go to Neo4j in one transaction before the side file commits (see the
         module's failure semantics).
 
+        The first write into a store neither half of which is claimed yet gives both
+        a store id (see the module docstring).
+
         Raises
         ------
         ValueError
             Unknown table, or a required column is missing from ``frame``.
         StoreError
             The batch cannot be converted or written; nothing is written.
+        ConfigError
+            The side file and the database do not belong together; nothing is written.
         """
         spec = _spec(table)
         missing = [c for c in spec.required if c not in frame.columns]
         if missing:
             raise ValueError(f"frame: table {table!r} needs columns {missing}")
+        self._check_paired(f"write {table}", claim=True)
         if len(frame) == 0:
             return BatchResult(inserted=0, duplicates=0)
         with self._columnar(f"write {table}") as con:
@@ -833,8 +1011,14 @@ class Neo4jStore:
 
         Neo4j is cleaned first, in transactions of :data:`DELETE_CHUNK` elements,
         then the side file commits; a rollback that fails half-way can be run again.
+
+        Raises
+        ------
+        ConfigError
+            The side file and the database do not belong together.
         """
         spec = _spec(table)
+        self._check_paired(f"roll back load {load_id} of {table}")
         with self._columnar(f"roll back load {load_id} of {table}") as con:
             pairs = None
             if table == "engagements":
@@ -906,6 +1090,7 @@ class Neo4jStore:
         if entity not in _ENTITY_TABLES:
             raise ValueError(f"entity: {entity!r} is not one of {sorted(_ENTITY_TABLES)}")
         table, column = _ENTITY_TABLES[entity]
+        self._check_paired(f"known {entity} ids")
         wanted = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
         if wanted.num_rows == 0:
             return set()
@@ -983,12 +1168,19 @@ class Neo4jStore:
 
         Strings in pandas' ``str`` dtype (missing: NaN), timestamps
         ``datetime64[us, UTC]`` (missing: NaT), numbers ``float64`` (missing: NaN).
+
+        Raises
+        ------
+        ConfigError
+            The side file and the database do not belong together: its tables are not
+            the graph's.
         """
         spec = _spec(name)
         wanted = list(spec.names) if columns is None else list(columns)
         unknown = [c for c in wanted if c not in spec.names]
         if unknown:
             raise ValueError(f"columns: {unknown} are not columns of {name!r}")
+        self._check_paired(f"read {name}")
         cols = ", ".join(_q(c) for c in wanted) or "*"
         sql = f"SELECT {cols} FROM main.{_q(name)} ORDER BY {', '.join(_q(k) for k in spec.key)}"
         with self._reading(f"read {name}") as con:

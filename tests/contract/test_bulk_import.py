@@ -108,7 +108,8 @@ def _dump(store: Neo4jStore) -> tuple[list[Any], list[Any]]:
     """Every node (sorted labels, typed properties) and relationship of the graph, sorted."""
     with neo4j.GraphDatabase.driver(store.uri, auth=_auth_of(store)) as driver:
         nodes, _, _ = driver.execute_query(
-            "MATCH (n) WHERE NOT n:Run AND NOT n:Cluster RETURN labels(n) AS l, properties(n) AS p",
+            "MATCH (n) WHERE NOT n:Run AND NOT n:Cluster AND NOT n:StoreInfo "
+            "RETURN labels(n) AS l, properties(n) AS p",
             database_=store.database,
         )
         rels, _, _ = driver.execute_query(
@@ -167,6 +168,19 @@ def test_bulk_import_gives_the_same_tables_and_load_record(
         k: (t.read, t.loaded, t.rejected, t.duplicates) for k, t in t_load.tables.items()
     }
     assert bulk.result.report.load_id == b_load.load_id
+
+
+def test_bulk_import_pairs_the_database_with_its_side_file(
+    transactional: Neo4jStore, bulk: Bulk
+) -> None:
+    store = _store(bulk)
+    assert store.mismatch is None and store.store_id is not None
+    assert store.store_id != transactional.store_id
+    with neo4j.GraphDatabase.driver(store.uri, auth=_auth_of(store)) as driver:
+        records, _, _ = driver.execute_query(
+            "MATCH (s:StoreInfo) RETURN s.key AS key, s.store_id AS id", database_=store.database
+        )
+    assert [(r["key"], r["id"]) for r in records] == [("ringscope", store.store_id)]
 
 
 def test_bulk_import_gives_the_same_reads_and_findings(
