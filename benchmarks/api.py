@@ -52,6 +52,7 @@ from ringscope.graphs.store import GraphStore
 from ringscope.jobs.detect import run_detection
 from ringscope.loaders.pipeline import load_export
 from ringscope.model import Finding, NodeRef
+from ringscope.settings import Settings
 
 TARGET_P95_MS = 300.0
 
@@ -179,7 +180,8 @@ def bench_store(
 ) -> list[list[str]]:
     """The rows of one store; ``db_pid``: the database server's process (its CPU is
     reported beside the app's)."""
-    store = open_store(uri)
+    # the settings of the moment: the caller may have just set RINGSCOPE_COLUMNAR_PATH
+    store = open_store(uri, settings=Settings())
     try:
         t0 = time.perf_counter()
         prepare(store, data)

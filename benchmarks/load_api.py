@@ -39,7 +39,7 @@ from ringscope.api.auth import add_user
 from ringscope.graphs import open_store
 from ringscope.jobs.detect import run_detection
 from ringscope.loaders.pipeline import load_export
-from ringscope.settings import get_settings
+from ringscope.settings import Settings, get_settings
 
 TARGET_P95_MS = 300.0
 ENDPOINTS = ("queue", "cluster", "neighbourhood", "decision")
@@ -80,7 +80,7 @@ def bench_store(
 ) -> list[list[str]]:
     """The rows of one store; ``db_pid``: the database server's process (its CPU per
     request is reported beside the app's)."""
-    store = open_store(uri)
+    store = open_store(uri, settings=Settings())  # RINGSCOPE_COLUMNAR_PATH as set now
     try:
         if store.latest_run() is None:
             load_export(store, data)
@@ -148,7 +148,7 @@ def bench_store(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    store = open_store(uri)
+    store = open_store(uri, settings=Settings())  # RINGSCOPE_COLUMNAR_PATH as set now
     try:
         stored = [d.note for d in store.decisions() if d.note.startswith(tag)]
         audit = store.audit_log(action="decision", limit=1_000_000)
