@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     #: Where a Neo4j store keeps the raw events (columnar side file), per DESIGN.md.
     columnar_path: str = Field(default="ringscope-events.duckdb")
     work_dir: str = Field(default="var", description="rejects, exports, local Neo4j data")
+    #: Detectors run at once in a detection run; 0: two when two cores are available.
+    #: More threads use more memory at once (see benchmarks/README.md, "Detection").
+    detect_threads: int = Field(default=0, ge=0)
     #: Key of the keyed hashes that replace personal identifiers in redacted exports.
     redaction_key: SecretStr = Field(default=SecretStr(""))
 
