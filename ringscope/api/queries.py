@@ -23,18 +23,28 @@ class RunCache:
     """The findings of succeeded runs, read and parsed once per app.
 
     A succeeded run's findings do not change; the key holds the run's finish time
-    too, so a run completed again is read again.
+    too, so a run completed again is read again. Whole findings are kept for the
+    ``size`` runs used last; for the history of a case across runs, a small index per
+    run (case -> the finding's id, status, score and size) is kept for ``index_size``
+    runs, so that pages showing 20 runs of history do not evict the runs the queue
+    reads (or read 20 runs' findings on every request).
     """
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, index_size: int = 512) -> None:
         self._size = size
+        self._index_size = index_size
         self._runs: OrderedDict[tuple[str, str], list[Finding]] = OrderedDict()
+        self._indexes: OrderedDict[tuple[str, str], dict[str, CaseEntry]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(run: Run) -> tuple[str, str]:
+        return (run.id, run.finished_at.isoformat() if run.finished_at else "")
 
     def findings(self, store: GraphStore, run: Run) -> list[Finding]:
         if run.status != "succeeded":
             return store.findings(run.id)
-        key = (run.id, run.finished_at.isoformat() if run.finished_at else "")
+        key = self._key(run)
         with self._lock:
             if key in self._runs:
                 self._runs.move_to_end(key)
@@ -45,6 +55,42 @@ class RunCache:
             while len(self._runs) > self._size:
                 self._runs.popitem(last=False)
         return found
+
+    def cases(self, store: GraphStore, run: Run) -> dict[str, CaseEntry]:
+        """The run's findings by case (the whole findings are read when not cached, and
+        not kept)."""
+        if run.status != "succeeded":
+            return case_index(store.findings(run.id))
+        key = self._key(run)
+        with self._lock:
+            if key in self._indexes:
+                self._indexes.move_to_end(key)
+                return self._indexes[key]
+            cached = self._runs.get(key)
+        index = case_index(cached if cached is not None else store.findings(run.id))
+        with self._lock:
+            self._indexes[key] = index
+            while len(self._indexes) > self._index_size:
+                self._indexes.popitem(last=False)
+        return index
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEntry:
+    """What a case's history shows of its finding in one run."""
+
+    finding_id: str
+    status: str
+    score: float
+    size: int
+
+
+def case_index(findings: Sequence[Finding]) -> dict[str, CaseEntry]:
+    """Each case's finding (the first, in rank order, when a case has several)."""
+    out: dict[str, CaseEntry] = {}
+    for f in findings:
+        out.setdefault(f.case_id or f.id, CaseEntry(f.id, f.status, f.score, len(f.members)))
+    return out
 
 
 def _findings(store: GraphStore, run: Run, cache: RunCache | None) -> list[Finding]:
@@ -75,6 +121,16 @@ def latest_decisions(store: GraphStore) -> dict[str, str]:
     for d in store.decisions():  # oldest first: the last one wins
         out[d.finding_id] = d.decision
     return out
+
+
+def queue_state(store: GraphStore, run: str | None) -> tuple[Run | None, dict[str, str]]:
+    """The run ``run`` (default the latest succeeded one) and :func:`latest_decisions`;
+    through the store's ``queue_state`` (one read) when it has one and ``run`` is not given."""
+    own = getattr(store, "queue_state", None)
+    if run is None and callable(own):
+        state: tuple[Run | None, dict[str, str]] = own()
+        return state
+    return resolve_run(store, run), latest_decisions(store)
 
 
 def resolve_run(store: GraphStore, run: str | None) -> Run | None:
@@ -112,12 +168,11 @@ def queue(
         raise InputError(f"min_score {min_score} is above max_score {max_score}")
     if sort not in SORTS:
         raise InputError(f"sort: unknown key {sort!r}; use one of {list(SORTS)}")
-    run_obj = resolve_run(store, run)
+    run_obj, decided = queue_state(store, run)
     if run_obj is None:
         return Queue(run=None, items=[], kinds=[])
     raised = set(run_obj.summary.get("raised_again") or [])
     suppressed = set(run_obj.summary.get("suppressed") or {})
-    decided = latest_decisions(store)
     all_findings = _findings(store, run_obj, cache)
     policy_queue = (run_obj.policy or {}).get("queue") or {}
     weight = float(policy_queue.get("impact_weight", 0.5))
@@ -203,52 +258,34 @@ def find_finding(
     raise NotFoundError(f"no finding {finding_id!r}" + (f" in run {run}" if run else ""))
 
 
-@dataclass(frozen=True, slots=True)
-class CaseHistory:
-    run: Run
-    finding: Finding
-
-
-def history(
+def history_entries(
     store: GraphStore,
     finding: Finding,
     *,
     max_runs: int = 20,
     cache: RunCache | None = None,
     runs: list[Run] | None = None,
-) -> list[CaseHistory]:
-    """The case's findings in every succeeded run (newest first), up to ``max_runs`` runs
+) -> list[HistoryEntry]:
+    """The case's finding in every succeeded run (newest first), up to ``max_runs`` runs
     (``runs``: the succeeded runs when the caller has read them already)."""
     case = finding.case_id or finding.id
     out = []
     runs = (succeeded_runs(store) if runs is None else runs)[:max_runs]
     for r in runs:
-        for f in _findings(store, r, cache):
-            if (f.case_id or f.id) == case:
-                out.append(CaseHistory(r, f))
-                break
+        index = cache.cases(store, r) if cache else case_index(store.findings(r.id))
+        entry = index.get(case)
+        if entry is not None:
+            out.append(
+                HistoryEntry(
+                    run_id=r.id,
+                    run_started_at=r.started_at,
+                    finding_id=entry.finding_id,
+                    status=entry.status,
+                    score=entry.score,
+                    size=entry.size,
+                )
+            )
     return out
-
-
-def history_entries(
-    store: GraphStore,
-    finding: Finding,
-    *,
-    cache: RunCache | None = None,
-    runs: list[Run] | None = None,
-) -> list[HistoryEntry]:
-    """:func:`history` as the API shows it."""
-    return [
-        HistoryEntry(
-            run_id=h.run.id,
-            run_started_at=h.run.started_at,
-            finding_id=h.finding.id,
-            status=h.finding.status,
-            score=h.finding.score,
-            size=len(h.finding.members),
-        )
-        for h in history(store, finding, cache=cache, runs=runs)
-    ]
 
 
 def case_decisions(store: GraphStore, finding: Finding) -> list[Decision]:
