@@ -495,9 +495,11 @@ RUNS = "MATCH (r:Run) RETURN properties(r) AS props ORDER BY r.started_at DESC, 
 
 GET_RUN = "MATCH (r:Run {id: $id}) RETURN properties(r) AS props"
 
-LATEST_RUN = """
+#: The succeeded runs' order keys only (the latest is picked as :data:`RUNS` orders, by
+#: ``started_at`` as a time, then ``seq``), without their policies and summaries.
+SUCCEEDED_RUN_KEYS = """
 MATCH (r:Run {status: 'succeeded'})
-RETURN properties(r) AS props ORDER BY r.started_at DESC, r.id DESC LIMIT 1
+RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq
 """
 
 FINDINGS = """

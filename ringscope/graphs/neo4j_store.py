@@ -312,6 +312,9 @@ class Neo4jStore:
         self._audit_writer: GroupCommit[dict[str, Any]] = GroupCommit(self._write_audit)
         self._seq_lock = threading.Lock()
         self._last_seq = 0
+        # the loads' fingerprint, kept while no load is recorded (see fingerprint())
+        self._fingerprint: str | None = None
+        self._loads_changed = 0
         try:
             retry: dict[str, Any] = (
                 {} if max_retry_time is None else {"max_transaction_retry_time": max_retry_time}
@@ -589,6 +592,7 @@ class Neo4jStore:
             records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK)
             if not records or not records[0]["removed"]:
                 break
+        self._forget_fingerprint()
         with self._columnar("wipe") as con:
             con.execute("DELETE FROM loads")
             con.execute("DELETE FROM store_info")
@@ -596,6 +600,7 @@ class Neo4jStore:
                 con.execute(f"DELETE FROM main.{_q(name)}")
         with self._lock:
             self.store_id, self.mismatch = None, None
+        self._forget_fingerprint()
 
     # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
@@ -1110,6 +1115,7 @@ class Neo4jStore:
         The load is complete: the copies of the rows it updated, kept for
         :meth:`rollback_load`, are dropped."""
         body = canonical_json(report.to_dict())
+        self._forget_fingerprint()
         with self._columnar(f"record load {report.load_id}") as con:
             _updates.forget(con, report.load_id)
             exists = con.execute(
@@ -1126,6 +1132,7 @@ class Neo4jStore:
                     "FROM loads",
                     {"id": report.load_id, "fp": report.fingerprint, "body": body},
                 )
+        self._forget_fingerprint()
 
     def loads(self) -> list[LoadReport]:
         """Every recorded load, oldest first."""
@@ -1134,10 +1141,27 @@ class Neo4jStore:
         return [load_report_from_dict(json.loads(r[0])) for r in rows]
 
     def fingerprint(self) -> str:
-        """SHA-256 over the recorded loads' fingerprints, oldest first."""
+        """SHA-256 over the recorded loads' fingerprints, oldest first.
+
+        Kept in memory once read (the app asks on every page): only this process
+        writes the side file (DuckDB locks it), and :meth:`record_load` and
+        :meth:`wipe`, which change the loads, forget it."""
+        with self._lock:
+            if self._fingerprint is not None:
+                return self._fingerprint
+            changes = self._loads_changed
         with self._reading("fingerprint") as con:
             rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
-        return combine_fingerprints(r[0] for r in rows)
+        value = combine_fingerprints(r[0] for r in rows)
+        with self._lock:
+            if changes == self._loads_changed:  # no load recorded while it was read
+                self._fingerprint = value
+        return value
+
+    def _forget_fingerprint(self) -> None:
+        with self._lock:
+            self._fingerprint = None
+            self._loads_changed += 1
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
@@ -1500,9 +1524,35 @@ class Neo4jStore:
         return self._run_from(records[0]["props"])
 
     def latest_run(self) -> Run | None:
-        """The newest succeeded run, or ``None``."""
-        done = [r for r in self.runs() if r.status == "succeeded"]
-        return done[0] if done else None
+        """The newest succeeded run, or ``None`` (the first succeeded one of :meth:`runs`).
+
+        One read transaction: the succeeded runs' order keys, then the latest one whole
+        (not every run's policy and summary, which grow with the runs kept)."""
+        found: Run | None = self._read("latest run", self._latest_run_in)
+        return found
+
+    def _latest_run_in(self, tx: neo4j.ManagedTransaction) -> Run | None:
+        keys = [
+            (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
+            for r in tx.run(cypher.SUCCEEDED_RUN_KEYS)
+        ]
+        if not keys:
+            return None
+        rec = tx.run(cypher.GET_RUN, id=max(keys)[2]).single(strict=True)
+        return self._run_from(rec["props"])
+
+    def queue_state(self) -> tuple[Run | None, dict[str, str]]:
+        """:meth:`latest_run` and :meth:`latest_decisions` in one read transaction (what
+        the app's queue reads on every request; a transaction costs the server more
+        than these statements). Not part of ``GraphStore``."""
+
+        def work(tx: neo4j.ManagedTransaction) -> tuple[Run | None, dict[str, str]]:
+            run = self._latest_run_in(tx)
+            decided = {r["finding_id"]: r["decision"] for r in tx.run(cypher.LATEST_DECISIONS)}
+            return run, decided
+
+        state: tuple[Run | None, dict[str, str]] = self._read("queue state", work)
+        return state
 
     def findings(self, run_id: str | None = None) -> list[Finding]:
         """The findings of ``run_id`` (default: the latest succeeded run), ranked.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ringscope.api import queries
 from ringscope.contract import TABLES
 from ringscope.errors import NotFoundError, StoreError
 from ringscope.graphs.store import GraphStore
@@ -46,10 +47,15 @@ def _snapshot(store: GraphStore) -> tuple[object, ...]:
 
 
 def test_loading_twice_changes_nothing(store: GraphStore, tmp_path: Path) -> None:
+    empty = store.fingerprint()
     first = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r1")
     assert first.rejected == 0 and not first.failed
+    once = store.fingerprint()
+    assert once != empty
     before = _snapshot(store)
     again = load_export(store, SMALL_EXPORT, rejects_dir=tmp_path / "r2")
+    # every recorded load counts, and a store asked before and after sees the change
+    assert store.fingerprint() not in (once, empty)
     assert sum(t.loaded for t in again.tables.values()) == 0
     assert {k: t.duplicates for k, t in again.tables.items()} == {
         k: t.loaded for k, t in first.tables.items()
@@ -162,6 +168,14 @@ def test_runs_and_findings(store: GraphStore) -> None:
     assert store.get_run("r2").status == "failed"
     assert store.get_run("r2").summary["error"] == "detector crashed"
     assert store.latest_run() == store.get_run("r1")
+    # a run started at the same moment and recorded later is the latest
+    store.begin_run(Run("r0", T0, "running"))
+    store.complete_run("r0", found[1:], {"findings": 2})
+    assert [r.id for r in store.runs()] == ["r2", "r0", "r1"]
+    assert store.latest_run() == store.get_run("r0")
+    store.record_decision(Decision(found[0].id, "confirmed", "ana", T0, ""))
+    assert queries.queue_state(store, None) == (store.get_run("r0"), {found[0].id: "confirmed"})
+    assert queries.queue_state(store, "r1") == (store.get_run("r1"), {found[0].id: "confirmed"})
     with pytest.raises(NotFoundError):
         store.get_run("nope")
     with pytest.raises(NotFoundError):
