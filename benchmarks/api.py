@@ -13,7 +13,9 @@ detected once, outside the timing. ``--store neo4j`` without ``--neo4j URI`` sta
 Neo4j 5.26 from Maven jars (``ringscope.graphs.neo4j_local``) in a temporary folder
 and stops it at the end. The app is then served by ``ringscope serve`` in its own
 process, as users run it, with one investigator's API key, and ``--clients``
-threads (one HTTP connection each) send ``--requests`` requests each per scenario:
+threads (one HTTP connection each) send ``--requests`` requests each per scenario,
+after ``--warmup`` unmeasured ones each (a long-running app and database server have
+their code compiled and their caches filled; the cold first render is shown apart):
 
 - ``queue``: ``GET /api/findings`` (the ranked queue);
 - ``cluster page``: ``GET /findings/{id}`` of the cluster with the biggest graph
@@ -220,6 +222,8 @@ def bench_store(
             ),
         }
         for label, paths in scenarios.items():
+            if args.warmup:  # unmeasured, as a long-running app and server would be warm
+                hammer(server.url, paths, args.clients, args.warmup, key, args.timeout)
             cpu0 = cpu_seconds(server.proc.pid), cpu_seconds(db_pid or -1)
             lat, wall, failed = hammer(
                 server.url, paths, args.clients, args.requests, key, args.timeout
@@ -262,6 +266,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--requests", type=int, default=25, help="per client and scenario")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="unmeasured requests per client before each scenario (0: none)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument(
         "--store",
