@@ -42,7 +42,6 @@ import resource
 import shlex
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -97,9 +96,7 @@ class SideFileStore(Neo4jStore):
         self.database = ""
         self.batch_size = DEFAULT_BATCH_SIZE
         self.columnar_path = str(columnar_path)
-        self.load_stats = {}
-        self._lock = threading.RLock()
-        self._con = None
+        self._init_side_state()
         self._driver = None  # type: ignore[assignment]
         self._open_columnar()
 

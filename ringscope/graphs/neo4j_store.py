@@ -305,16 +305,10 @@ class Neo4jStore:
         self.database = database
         self.batch_size = batch_size
         self.columnar_path = str(columnar_path)
-        #: Seconds and rows spent per load statement (for benchmarks).
-        self.load_stats: dict[str, tuple[float, int]] = {}
-        self._lock = threading.RLock()
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._init_side_state()
         self._audit_writer: GroupCommit[dict[str, Any]] = GroupCommit(self._write_audit)
         self._seq_lock = threading.Lock()
         self._last_seq = 0
-        # the loads' fingerprint, kept while no load is recorded (see fingerprint())
-        self._fingerprint: str | None = None
-        self._loads_changed = 0
         try:
             retry: dict[str, Any] = (
                 {} if max_retry_time is None else {"max_transaction_retry_time": max_retry_time}
@@ -335,6 +329,16 @@ class Neo4jStore:
         except BaseException:
             self.close()
             raise
+
+    def _init_side_state(self) -> None:
+        """The state of the side file's side (also of stores without a server)."""
+        #: Seconds and rows spent per load statement (for benchmarks).
+        self.load_stats: dict[str, tuple[float, int]] = {}
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        # the loads' fingerprint, kept while no load is recorded (see fingerprint())
+        self._fingerprint: str | None = None
+        self._loads_changed = 0
 
     @classmethod
     def connect(cls, uri: str, *, settings: Settings) -> Neo4jStore:
