@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -224,6 +225,39 @@ def combine_fingerprints(fingerprints: Iterable[str]) -> str:
         h.update(fp.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+class FingerprintCache:
+    """A store's data fingerprint, kept in memory until a load is recorded.
+
+    The app asks for it on every page (it keys the page caches). A store's DuckDB file
+    (the embedded store, the Neo4j store's side file) is locked by the one process that
+    opens it, so only that process records loads, and it calls :meth:`forget` when it
+    does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._changes = 0
+
+    def get(self, read: Callable[[], str]) -> str:
+        """The kept fingerprint, or ``read()`` kept unless a load was recorded meanwhile."""
+        with self._lock:
+            if self._value is not None:
+                return self._value
+            changes = self._changes
+        value = read()
+        with self._lock:
+            if changes == self._changes:
+                self._value = value
+        return value
+
+    def forget(self) -> None:
+        """A load is being recorded (call before and after writing it)."""
+        with self._lock:
+            self._value = None
+            self._changes += 1
 
 
 def load_report_from_dict(d: Mapping[str, Any]) -> LoadReport:

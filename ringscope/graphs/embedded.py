@@ -73,6 +73,7 @@ from ringscope.errors import NotFoundError, StoreError
 from ringscope.graphs import _updates
 from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
+    FingerprintCache,
     as_utc,
     bounded_bfs,
     check_node_refs,
@@ -483,6 +484,7 @@ class EmbeddedStore:
         self._index_building: tuple[int, int] | None = None
         self._index_built = threading.Event()
         self._audit_writer: GroupCommit[tuple[Any, ...]] = GroupCommit(self._write_audit)
+        self._fingerprint = FingerprintCache()
         self._version_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else os.path.realpath(self.path)
         )
@@ -832,6 +834,7 @@ class EmbeddedStore:
         The load is complete: the copies of the rows it updated, kept for
         :meth:`rollback_load`, are dropped."""
         body = canonical_json(report.to_dict())
+        self._fingerprint.forget()
         with self._transaction(f"record load {report.load_id}") as con:
             _updates.forget(con, report.load_id)
             exists = _one(
@@ -855,6 +858,7 @@ class EmbeddedStore:
                         "now": datetime.now(UTC),
                     },
                 )
+        self._fingerprint.forget()
 
     def loads(self) -> list[LoadReport]:
         """Every recorded load, oldest first."""
@@ -864,10 +868,15 @@ class EmbeddedStore:
 
     def fingerprint(self) -> str:
         """SHA-256 over the recorded loads' fingerprints, oldest first (see
-        :func:`ringscope.graphs._graphwalk.combine_fingerprints`)."""
-        with self._reading("fingerprint") as con:
-            rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
-        return combine_fingerprints(r[0] for r in rows)
+        :func:`ringscope.graphs._graphwalk.combine_fingerprints`); kept in memory until
+        a load is recorded (:class:`~ringscope.graphs._graphwalk.FingerprintCache`)."""
+
+        def read() -> str:
+            with self._reading("fingerprint") as con:
+                rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
+            return combine_fingerprints(r[0] for r in rows)
+
+        return self._fingerprint.get(read)
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:

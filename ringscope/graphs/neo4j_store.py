@@ -108,6 +108,7 @@ from ringscope.contract import TABLES, TableSpec
 from ringscope.errors import ConfigError, NotFoundError, StoreError
 from ringscope.graphs import _updates, cypher
 from ringscope.graphs._graphwalk import (
+    FingerprintCache,
     as_utc,
     bounded_bfs,
     check_node_refs,
@@ -336,9 +337,7 @@ class Neo4jStore:
         self.load_stats: dict[str, tuple[float, int]] = {}
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
-        # the loads' fingerprint, kept while no load is recorded (see fingerprint())
-        self._fingerprint: str | None = None
-        self._loads_changed = 0
+        self._fingerprint = FingerprintCache()
 
     @classmethod
     def connect(cls, uri: str, *, settings: Settings) -> Neo4jStore:
@@ -596,7 +595,7 @@ class Neo4jStore:
             records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK)
             if not records or not records[0]["removed"]:
                 break
-        self._forget_fingerprint()
+        self._fingerprint.forget()
         with self._columnar("wipe") as con:
             con.execute("DELETE FROM loads")
             con.execute("DELETE FROM store_info")
@@ -604,7 +603,7 @@ class Neo4jStore:
                 con.execute(f"DELETE FROM main.{_q(name)}")
         with self._lock:
             self.store_id, self.mismatch = None, None
-        self._forget_fingerprint()
+        self._fingerprint.forget()
 
     # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
@@ -1119,7 +1118,7 @@ class Neo4jStore:
         The load is complete: the copies of the rows it updated, kept for
         :meth:`rollback_load`, are dropped."""
         body = canonical_json(report.to_dict())
-        self._forget_fingerprint()
+        self._fingerprint.forget()
         with self._columnar(f"record load {report.load_id}") as con:
             _updates.forget(con, report.load_id)
             exists = con.execute(
@@ -1136,7 +1135,7 @@ class Neo4jStore:
                     "FROM loads",
                     {"id": report.load_id, "fp": report.fingerprint, "body": body},
                 )
-        self._forget_fingerprint()
+        self._fingerprint.forget()
 
     def loads(self) -> list[LoadReport]:
         """Every recorded load, oldest first."""
@@ -1150,22 +1149,13 @@ class Neo4jStore:
         Kept in memory once read (the app asks on every page): only this process
         writes the side file (DuckDB locks it), and :meth:`record_load` and
         :meth:`wipe`, which change the loads, forget it."""
-        with self._lock:
-            if self._fingerprint is not None:
-                return self._fingerprint
-            changes = self._loads_changed
-        with self._reading("fingerprint") as con:
-            rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
-        value = combine_fingerprints(r[0] for r in rows)
-        with self._lock:
-            if changes == self._loads_changed:  # no load recorded while it was read
-                self._fingerprint = value
-        return value
 
-    def _forget_fingerprint(self) -> None:
-        with self._lock:
-            self._fingerprint = None
-            self._loads_changed += 1
+        def read() -> str:
+            with self._reading("fingerprint") as con:
+                rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
+            return combine_fingerprints(r[0] for r in rows)
+
+        return self._fingerprint.get(read)
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> dict[str, int]:
