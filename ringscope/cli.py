@@ -640,7 +640,7 @@ def decided_findings(store: Any, runs: int = 30) -> list[Any]:
     """The latest finding of each decided case, over the last ``runs`` succeeded runs."""
     cases = {d.finding_id for d in store.decisions()}
     found: dict[str, Any] = {}
-    for run in [r for r in store.runs() if r.status == "succeeded"][:runs]:
+    for run in store.runs(status="succeeded", limit=runs):
         if not cases - found.keys():
             break
         for f in store.findings(run.id):

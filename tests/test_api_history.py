@@ -75,4 +75,13 @@ def test_history_of_a_case_over_more_runs_than_the_cache_holds(tmp_path: Path) -
 
     # without a cache the same entries are read from the store
     assert queries.history_entries(store, latest, runs=runs) == entries
+
+    # pages read the 20 newest runs; a finding only in an older one is still found
+    newest = queries.succeeded_runs(store, limit=queries.HISTORY_RUNS)
+    assert [r.id for r in newest] == [r.id for r in runs[:20]]
+    first_day = next(f for f in store.findings("run-00") if "x0" in f.member_ids)
+    run, found = queries.find_finding(store, first_day.id, cache=cache, runs=newest)
+    assert (run.id, found.id) == ("run-00", first_day.id)
+    run, found = queries.find_finding(store, latest.case_id or latest.id, cache=cache, runs=newest)
+    assert run.id == "run-23" and found.id == latest.id  # by case id: the newest run first
     store.close()

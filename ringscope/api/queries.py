@@ -225,9 +225,13 @@ def _money_at_risk(f: Finding) -> tuple[float, float]:
     return money, float(i.get("engagement_share", 0.0))
 
 
-def succeeded_runs(store: GraphStore) -> list[Run]:
-    """The succeeded runs, newest first."""
-    return [r for r in store.runs() if r.status == "succeeded"]
+#: Runs a case's history shows (and that a page reads for it).
+HISTORY_RUNS = 20
+
+
+def succeeded_runs(store: GraphStore, limit: int | None = None) -> list[Run]:
+    """The succeeded runs (the ``limit`` newest), newest first."""
+    return store.runs(status="succeeded", limit=limit)
 
 
 def find_finding(
@@ -241,12 +245,26 @@ def find_finding(
     """The finding ``finding_id`` (or the finding of case ``finding_id``) in a run.
 
     Without ``run``, the latest run is searched first, then older runs (``runs``: the
-    succeeded runs when the caller has read them already).
+    newest succeeded runs when the caller has read them already; older ones are read
+    when the finding is not in those).
     """
     if run:
-        runs = [store.get_run(run)]
-    elif runs is None:
-        runs = succeeded_runs(store)
+        found = _find_in(store, [store.get_run(run)], finding_id, cache)
+    else:
+        runs = succeeded_runs(store) if runs is None else runs
+        found = _find_in(store, runs, finding_id, cache)
+        if found is None:
+            seen = {r.id for r in runs}
+            older = [r for r in succeeded_runs(store) if r.id not in seen]
+            found = _find_in(store, older, finding_id, cache)
+    if found is None:
+        raise NotFoundError(f"no finding {finding_id!r}" + (f" in run {run}" if run else ""))
+    return found
+
+
+def _find_in(
+    store: GraphStore, runs: Sequence[Run], finding_id: str, cache: RunCache | None
+) -> tuple[Run, Finding] | None:
     for r in runs:
         fs = _findings(store, r, cache)
         for f in fs:
@@ -255,14 +273,14 @@ def find_finding(
         for f in fs:
             if f.case_id == finding_id:
                 return r, f
-    raise NotFoundError(f"no finding {finding_id!r}" + (f" in run {run}" if run else ""))
+    return None
 
 
 def history_entries(
     store: GraphStore,
     finding: Finding,
     *,
-    max_runs: int = 20,
+    max_runs: int = HISTORY_RUNS,
     cache: RunCache | None = None,
     runs: list[Run] | None = None,
 ) -> list[HistoryEntry]:

@@ -491,16 +491,17 @@ WHERE d.finding_id = c.id
 MERGE (d)-[:DECIDES]->(c)
 """
 
-RUNS = "MATCH (r:Run) RETURN properties(r) AS props ORDER BY r.started_at DESC, r.id DESC"
-
 GET_RUN = "MATCH (r:Run {id: $id}) RETURN properties(r) AS props"
 
-#: The succeeded runs' order keys only (the latest is picked as :data:`RUNS` orders, by
-#: ``started_at`` as a time, then ``seq``), without their policies and summaries.
-SUCCEEDED_RUN_KEYS = """
-MATCH (r:Run {status: 'succeeded'})
+#: The runs' order keys only (of status ``$status``, every run when null), without their
+#: policies and summaries: the store orders them by ``started_at`` as a time, then ``seq``.
+RUN_KEYS = """
+MATCH (r:Run) WHERE $status IS NULL OR r.status = $status
 RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq
 """
+
+#: Runs by id, whole.
+RUNS_BY_ID = "MATCH (r:Run) WHERE r.id IN $ids RETURN properties(r) AS props"
 
 FINDINGS = """
 MATCH (c:Cluster {run_id: $run_id})

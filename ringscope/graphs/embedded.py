@@ -1451,11 +1451,17 @@ class EmbeddedStore:
                 {"now": datetime.now(UTC), "summary": canonical_json(summary), "id": run_id},
             )
 
-    def runs(self) -> list[Run]:
-        """Every run, newest first (by ``started_at``, then the later recorded)."""
+    def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
+        """Every run (only those of ``status``; the ``limit`` newest), newest first (by
+        ``started_at``, then the later recorded)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit: must be >= 0, got {limit}")
         with self._reading("read runs") as con:
             rows = con.execute(
-                f"SELECT {self._RUN_COLS} FROM runs ORDER BY started_at DESC, seq DESC"
+                f"SELECT {self._RUN_COLS} FROM runs "
+                "WHERE $status IS NULL OR status = $status "
+                "ORDER BY started_at DESC, seq DESC LIMIT $limit",
+                {"status": status, "limit": limit},
             ).fetchall()
         return [self._run_from_row(r) for r in rows]
 

@@ -1502,13 +1502,32 @@ class Neo4jStore:
 
         self._write(f"fail run {run_id}", work)
 
-    def runs(self) -> list[Run]:
-        """Every run, newest first (by ``started_at``, then the later recorded)."""
-        records = self._query(cypher.RUNS)
-        runs = [self._run_from(r["props"]) for r in records]
-        seqs = [r["props"].get("seq", 0) for r in records]
-        order = sorted(range(len(runs)), key=lambda i: (runs[i].started_at, seqs[i]), reverse=True)
-        return [runs[i] for i in order]
+    def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
+        """Every run (only those of ``status``; the ``limit`` newest), newest first (by
+        ``started_at``, then the later recorded).
+
+        One read transaction: the runs' order keys, then the chosen runs whole (their
+        policies and summaries grow with every run kept)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit: must be >= 0, got {limit}")
+
+        def work(tx: neo4j.ManagedTransaction) -> list[Run]:
+            keys = sorted(
+                (
+                    (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
+                    for r in tx.run(cypher.RUN_KEYS, status=status)
+                ),
+                reverse=True,
+            )[:limit]
+            ids = [k[2] for k in keys]
+            found = {
+                r["props"]["id"]: self._run_from(r["props"])
+                for r in tx.run(cypher.RUNS_BY_ID, ids=ids)
+            }
+            return [found[i] for i in ids if i in found]
+
+        runs: list[Run] = self._read("read runs", work)
+        return runs
 
     def get_run(self, run_id: str) -> Run:
         """The run ``run_id``; ``NotFoundError`` when unknown."""
@@ -1528,7 +1547,7 @@ class Neo4jStore:
     def _latest_run_in(self, tx: neo4j.ManagedTransaction) -> Run | None:
         keys = [
             (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
-            for r in tx.run(cypher.SUCCEEDED_RUN_KEYS)
+            for r in tx.run(cypher.RUN_KEYS, status="succeeded")
         ]
         if not keys:
             return None

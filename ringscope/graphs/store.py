@@ -164,8 +164,8 @@ class GraphStore(Protocol):
 
     def fail_run(self, run_id: str, error: str) -> None: ...
 
-    def runs(self) -> list[Run]:
-        """Every run, newest first."""
+    def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
+        """Every run (only those of ``status``; the ``limit`` newest), newest first."""
         ...
 
     def get_run(self, run_id: str) -> Run:

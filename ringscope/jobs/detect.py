@@ -221,9 +221,8 @@ def run_detection(
         data_fingerprint=store.fingerprint(),
         summary={"ringscope_version": __version__, "policy_digest": policy.digest()},
     )
-    for stale in store.runs():
-        if stale.status == "running":  # a run whose process was killed: never current
-            store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
+    for stale in store.runs(status="running"):  # a run whose process was killed
+        store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
     previous = store.latest_run()
     previous_findings = store.findings(previous.id) if previous else []
     store.begin_run(run)

@@ -128,7 +128,7 @@ def decision_metrics(store: GraphStore, *, runs: int = 30) -> list[dict[str, Any
     detector and policy of the run it first appeared in (among those), and
     its time to decision runs from that run's start to its first decision.
     """
-    history = [r for r in reversed(store.runs()) if r.status == "succeeded"][-runs:]
+    history = list(reversed(store.runs(status="succeeded", limit=runs)))
     first_seen: dict[str, tuple[str, str, Any]] = {}
     for run in history:
         version = str(run.policy.get("version", "")) if run.policy else ""

@@ -172,6 +172,13 @@ def test_runs_and_findings(store: GraphStore) -> None:
     store.begin_run(Run("r0", T0, "running"))
     store.complete_run("r0", found[1:], {"findings": 2})
     assert [r.id for r in store.runs()] == ["r2", "r0", "r1"]
+    assert store.runs(status="succeeded") == [store.get_run("r0"), store.get_run("r1")]
+    assert store.runs(limit=2) == store.runs()[:2]
+    assert store.runs(status="succeeded", limit=1) == [store.get_run("r0")]
+    assert store.runs(status="failed") == [store.get_run("r2")]
+    assert store.runs(status="running") == [] and store.runs(limit=0) == []
+    with pytest.raises(ValueError, match="limit"):
+        store.runs(limit=-1)
     assert store.latest_run() == store.get_run("r0")
     store.record_decision(Decision(found[0].id, "confirmed", "ana", T0, ""))
     assert queries.queue_state(store, None) == (store.get_run("r0"), {found[0].id: "confirmed"})

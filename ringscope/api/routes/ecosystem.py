@@ -100,7 +100,7 @@ def ecosystem(store: GraphStore, runs: int = 30) -> EcosystemOut:
     and the decisions' precision and time to decision."""
     from ringscope.jobs.feedback import decision_metrics
 
-    done = [r for r in store.runs() if r.status == "succeeded"][:runs]
+    done = store.runs(status="succeeded", limit=runs)
     done.reverse()
     latest = (done[-1].summary.get("health") or {}) if done else {}
     return EcosystemOut(

@@ -193,7 +193,7 @@ def get_finding(
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
-    runs = None if run else queries.succeeded_runs(store)
+    runs = None if run else queries.succeeded_runs(store, limit=queries.HISTORY_RUNS)
     r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
     out = detail(store, r, f, cache, static=static_detail(request, r, f, redaction), runs=runs)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})

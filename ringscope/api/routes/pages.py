@@ -265,7 +265,7 @@ def cluster_page(
     """A cluster's page. Its graph, members and timeline are rendered once per run,
     data, view and redaction (``ClusterBody``); the case's decisions and history across
     runs are read for every request, and every view is audited."""
-    runs = None if run else queries.succeeded_runs(store)
+    runs = None if run else queries.succeeded_runs(store, limit=queries.HISTORY_RUNS)
     r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
     body = _cluster_body(request, store, r, f, view, budget, redaction)
     decisions = [DecisionOut.of(x) for x in queries.case_decisions(store, f)]

@@ -174,9 +174,8 @@ def run_spark_detection(
             "export": export,
         },
     )
-    for stale in store.runs():
-        if stale.status == "running":
-            store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
+    for stale in store.runs(status="running"):
+        store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
     previous = store.latest_run()
     previous_findings = store.findings(previous.id) if previous else []
     store.begin_run(run)
