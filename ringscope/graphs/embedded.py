@@ -1475,13 +1475,8 @@ class EmbeddedStore:
 
     def latest_run(self) -> Run | None:
         """The newest succeeded run, or ``None``."""
-        with self._reading("latest run") as con:
-            row = _one(
-                con,
-                f"SELECT {self._RUN_COLS} FROM runs WHERE status = 'succeeded' "
-                "ORDER BY started_at DESC, seq DESC LIMIT 1",
-            )
-        return None if row is None else self._run_from_row(row)
+        found = self.runs(status="succeeded", limit=1)
+        return found[0] if found else None
 
     def _run_for_findings(self, run_id: str | None) -> str | None:
         if run_id is None:

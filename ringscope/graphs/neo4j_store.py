@@ -1510,24 +1510,24 @@ class Neo4jStore:
         policies and summaries grow with every run kept)."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit: must be >= 0, got {limit}")
-
-        def work(tx: neo4j.ManagedTransaction) -> list[Run]:
-            keys = sorted(
-                (
-                    (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
-                    for r in tx.run(cypher.RUN_KEYS, status=status)
-                ),
-                reverse=True,
-            )[:limit]
-            ids = [k[2] for k in keys]
-            found = {
-                r["props"]["id"]: self._run_from(r["props"])
-                for r in tx.run(cypher.RUNS_BY_ID, ids=ids)
-            }
-            return [found[i] for i in ids if i in found]
-
-        runs: list[Run] = self._read("read runs", work)
+        runs: list[Run] = self._read("read runs", lambda tx: self._runs_in(tx, status, limit))
         return runs
+
+    def _runs_in(
+        self, tx: neo4j.ManagedTransaction, status: str | None, limit: int | None
+    ) -> list[Run]:
+        keys = sorted(
+            (
+                (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
+                for r in tx.run(cypher.RUN_KEYS, status=status)
+            ),
+            reverse=True,
+        )[:limit]
+        ids = [k[2] for k in keys]
+        found = {
+            r["props"]["id"]: self._run_from(r["props"]) for r in tx.run(cypher.RUNS_BY_ID, ids=ids)
+        }
+        return [found[i] for i in ids if i in found]
 
     def get_run(self, run_id: str) -> Run:
         """The run ``run_id``; ``NotFoundError`` when unknown."""
@@ -1537,22 +1537,9 @@ class Neo4jStore:
         return self._run_from(records[0]["props"])
 
     def latest_run(self) -> Run | None:
-        """The newest succeeded run, or ``None`` (the first succeeded one of :meth:`runs`).
-
-        One read transaction: the succeeded runs' order keys, then the latest one whole
-        (not every run's policy and summary, which grow with the runs kept)."""
-        found: Run | None = self._read("latest run", self._latest_run_in)
-        return found
-
-    def _latest_run_in(self, tx: neo4j.ManagedTransaction) -> Run | None:
-        keys = [
-            (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
-            for r in tx.run(cypher.RUN_KEYS, status="succeeded")
-        ]
-        if not keys:
-            return None
-        rec = tx.run(cypher.GET_RUN, id=max(keys)[2]).single(strict=True)
-        return self._run_from(rec["props"])
+        """The newest succeeded run, or ``None`` (``runs(status="succeeded", limit=1)``)."""
+        found = self.runs(status="succeeded", limit=1)
+        return found[0] if found else None
 
     def queue_state(self) -> tuple[Run | None, dict[str, str]]:
         """:meth:`latest_run` and :meth:`latest_decisions` in one read transaction (what
@@ -1560,7 +1547,8 @@ class Neo4jStore:
         than these statements). Not part of ``GraphStore``."""
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[Run | None, dict[str, str]]:
-            run = self._latest_run_in(tx)
+            latest = self._runs_in(tx, "succeeded", 1)
+            run = latest[0] if latest else None
             decided = {r["finding_id"]: r["decision"] for r in tx.run(cypher.LATEST_DECISIONS)}
             return run, decided
 
