@@ -288,7 +288,7 @@ def history_entries(
     (``runs``: the succeeded runs when the caller has read them already)."""
     case = finding.case_id or finding.id
     out = []
-    runs = (succeeded_runs(store) if runs is None else runs)[:max_runs]
+    runs = succeeded_runs(store, limit=max_runs) if runs is None else runs[:max_runs]
     for r in runs:
         index = cache.cases(store, r) if cache else case_index(store.findings(r.id))
         entry = index.get(case)
