@@ -69,7 +69,7 @@ def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTabl
     from ringscope.engines.spark.detect import SPARK_DETECTORS
 
     policy = default_policy()
-    assert set(SPARK_DETECTORS) == {"shared_identifiers", "commission_rings"}
+    assert set(SPARK_DETECTORS) == {"shared_identifiers", "commission_rings", "label_propagation"}
     for name in SPARK_DETECTORS:
         assert spark_run.engines[name] == "spark"
         params = policy.detectors[name].params
@@ -77,6 +77,34 @@ def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTabl
         assert local, f"the generated marketplace plants what {name} finds"
         # the same findings, byte for byte: ids, scores, members, evidence, explanations
         assert _canon(spark_run.by_detector[name]) == _canon(local), name
+
+
+def test_account_graph_on_spark_equals_local(spark: SparkSession, market: Path) -> None:
+    import numpy as np
+
+    from ringscope.algorithms import linkanalysis
+    from ringscope.engines.spark import linkanalysis as spark_links
+    from ringscope.engines.spark.tables import read_export, to_pandas
+
+    tables = read_export(spark, str(market))
+    extra = ("seed-without-links", "a-seed")
+    nodes, edges = spark_links.account_graph(
+        tables, extra_accounts=extra, max_accounts_per_identifier=12, max_stream_engagers=20
+    )
+    want_nodes, want_edges = linkanalysis.account_graph(
+        identifiers=to_pandas(tables.identifiers),
+        orders=to_pandas(tables.orders),
+        engagements=to_pandas(tables.engagements),
+        extra_accounts=extra,
+        max_accounts_per_identifier=12,
+        max_stream_engagers=20,
+    )
+    assert len(want_edges) > 100 and set(want_edges["via"]) >= {"identifier", "order"}
+    assert nodes.tolist() == want_nodes.tolist()
+    assert set(extra) <= set(nodes)
+    assert edges[["a", "b", "via"]].equals(want_edges[["a", "b", "via"]])
+    # the same links, summed in another order: equal to the last bits
+    np.testing.assert_allclose(edges["weight"], want_edges["weight"], rtol=1e-12, atol=0)
 
 
 def test_whole_run_on_spark_gives_the_local_queue(

@@ -599,7 +599,37 @@ order_weight, engagement_weight, max_stream_engagers
         extra_accounts=tuple(seeds.index),
         **graph_kw,
     )
-    if not len(nodes):
+    return guilt_findings(
+        labels,
+        nodes,
+        edges,
+        info=info,
+        min_score=min_score,
+        damping=damping,
+        decades=decades,
+        max_evidence=max_evidence,
+    )
+
+
+def guilt_findings(
+    labels: pd.DataFrame | None,
+    nodes: pd.Index,
+    edges: pd.DataFrame,
+    *,
+    info: DetectorInfo,
+    min_score: float,
+    damping: float,
+    decades: float,
+    max_evidence: int,
+) -> list[Finding]:
+    """The findings of :func:`detect_guilt_by_association` from its account graph.
+
+    ``nodes`` and ``edges`` are what :func:`account_graph` returns for the
+    labels' subjects as extra accounts; the Spark engine builds them on the
+    cluster and hands them here.
+    """
+    seeds = latest_labels(labels)
+    if not (seeds == "abusive").any() or not len(nodes):
         return []
     _, _, guilt, lab = _node_scores(nodes, edges, seeds, damping=damping, decades=decades)
     is_abusive = (lab == "abusive").to_numpy(dtype=bool)

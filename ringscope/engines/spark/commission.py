@@ -12,7 +12,6 @@ with the single-machine rules, over the orders and links of their pairs only.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from ringscope.algorithms.identifiers import (
     count_noun,
     weighted_score,
 )
+from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.engines.spark.identifiers import usage as identifier_usage
 from ringscope.engines.spark.tables import to_pandas
 from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, rank
@@ -38,12 +38,10 @@ if TYPE_CHECKING:
     from ringscope.engines.spark.tables import SparkTables
 
 #: The local detector's policy parameters and their defaults.
-DEFAULTS: dict[str, Any] = {
-    name: prm.default
-    for name, prm in inspect.signature(local.detect_commission_rings).parameters.items()
-    if prm.kind is inspect.Parameter.KEYWORD_ONLY
-    and name not in ("accounts", "identifiers", "affiliations", "as_of", "seed")
-}
+DEFAULTS: dict[str, Any] = keyword_defaults(
+    local.detect_commission_rings,
+    inputs=("accounts", "identifiers", "affiliations", "as_of", "seed"),
+)
 
 
 def _kind_weight(col: Column) -> Column:
@@ -93,10 +91,7 @@ def detect_commission_rings(
     """
     from pyspark.sql import functions as F
 
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown parameter(s) {', '.join(sorted(unknown))}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults(params, DEFAULTS)
     if p["min_buyers"] < 2:
         raise ValueError("min_buyers must be at least 2")
     if not 0.0 <= p["min_score"] <= 1.0:

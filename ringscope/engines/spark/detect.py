@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
 from ringscope.contract import LOAD_ORDER
-from ringscope.engines.spark import commission, identifiers
+from ringscope.engines.spark import commission, identifiers, linkanalysis
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
 from ringscope.jobs.detect import enabled_detectors, queue_with_impact
 from ringscope.model import Finding, Run
@@ -37,13 +37,13 @@ SparkDetector = Callable[..., list[Finding]]
 SPARK_DETECTORS: dict[str, SparkDetector] = {
     "shared_identifiers": identifiers.detect_shared_identifiers,
     "commission_rings": commission.detect_commission_rings,
+    "label_propagation": linkanalysis.detect_guilt_by_association,
 }
 #: The tables each driver-side detector reads (collected from Spark).
 DRIVER_TABLES: dict[str, tuple[str, ...]] = {
     "lockstep": ("engagements", "streams", "accounts"),
     "dense_blocks": ("engagements", "orders", "streams", "accounts"),
     "money_cycles": ("orders", "accounts"),
-    "label_propagation": ("labels", "identifiers", "orders", "engagements"),
 }
 DRIVER_DETECTORS: tuple[str, ...] = tuple(DRIVER_TABLES)
 #: The tables the queue's impact figures read (on the driver).

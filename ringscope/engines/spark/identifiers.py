@@ -12,7 +12,6 @@ helpers, on the executors (``applyInArrow``, one component at a time).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import pandas as pd
 
 from ringscope.algorithms import identifiers as local
 from ringscope.algorithms.base import iso
+from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.model import DetectorInfo, Finding, Member, rank
 
 if TYPE_CHECKING:
@@ -31,12 +31,9 @@ if TYPE_CHECKING:
     from ringscope.engines.spark.tables import SparkTables
 
 #: The local detector's policy parameters and their defaults.
-DEFAULTS: dict[str, Any] = {
-    name: prm.default
-    for name, prm in inspect.signature(local.detect_shared_identifiers).parameters.items()
-    if prm.kind is inspect.Parameter.KEYWORD_ONLY
-    and name not in ("accounts", "orders", "as_of", "seed")
-}
+DEFAULTS: dict[str, Any] = keyword_defaults(
+    local.detect_shared_identifiers, inputs=("accounts", "orders", "as_of", "seed")
+)
 
 
 def usage(
@@ -119,10 +116,7 @@ def detect_shared_identifiers(
 
     from ringscope.engines.spark.graphx import connected_components
 
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown parameter(s) {', '.join(sorted(unknown))}")
-    p = {**DEFAULTS, **params}
+    p = with_defaults(params, DEFAULTS)
     local._check_params(
         p["max_accounts_per_identifier"], p["min_shared"], p["min_size"], p["min_score"]
     )
