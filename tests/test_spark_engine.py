@@ -69,7 +69,12 @@ def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTabl
     from ringscope.engines.spark.detect import SPARK_DETECTORS
 
     policy = default_policy()
-    assert set(SPARK_DETECTORS) == {"shared_identifiers", "commission_rings", "label_propagation"}
+    assert set(SPARK_DETECTORS) == {
+        "shared_identifiers",
+        "commission_rings",
+        "label_propagation",
+        "dense_blocks",
+    }
     for name in SPARK_DETECTORS:
         assert spark_run.engines[name] == "spark"
         params = policy.detectors[name].params

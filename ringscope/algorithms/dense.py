@@ -518,8 +518,13 @@ def _check_frame(frame: Any, name: str, columns: tuple[str, ...]) -> pd.DataFram
 
 
 @dataclass(frozen=True)
-class _Graph:
-    """A bipartite weighted graph with the ids behind its integer codes."""
+class BipartiteGraph:
+    """A bipartite weighted graph with the ids behind its integer codes.
+
+    Row and column codes number ``row_ids`` and ``col_ids``, which are in
+    sorted order of their ``str`` form; edges are distinct and ordered by
+    (row, column).
+    """
 
     row_ids: np.ndarray
     col_ids: np.ndarray
@@ -547,7 +552,7 @@ def _bipartite(
     right: pd.Series | tuple[np.ndarray, np.ndarray],
     *,
     count_weighting: str,
-) -> _Graph:
+) -> BipartiteGraph:
     """The weighted graph of the (left, right) pairs where both are present.
 
     Each side is a series of ids or its :func:`_str_codes` ``(codes, ids)``.
@@ -564,13 +569,38 @@ def _bipartite(
     uniq, counts = np.unique(key, return_counts=True)
     counts = counts.astype(np.float64)
     w = np.log1p(counts) if count_weighting == "log" else counts
-    return _Graph(
+    return BipartiteGraph(
         row_ids=lids,
         col_ids=rids,
         rows=uniq // n_r,
         cols=uniq % n_r,
         weights=w,
         counts=counts,
+    )
+
+
+def graph_from_counts(
+    left: np.ndarray, right: np.ndarray, counts: np.ndarray, *, count_weighting: str
+) -> BipartiteGraph:
+    """The graph of distinct (``left``, ``right``) id pairs with their interaction counts.
+
+    The graph :func:`_bipartite` builds from the interactions themselves, when
+    they were counted per pair elsewhere (the Spark engine counts them on the
+    cluster).
+    """
+    lids, lcodes = np.unique(np.asarray(left, dtype=object).astype(str), return_inverse=True)
+    rids, rcodes = np.unique(np.asarray(right, dtype=object).astype(str), return_inverse=True)
+    n_r = max(len(rids), 1)
+    key = lcodes.astype(np.int64) * n_r + rcodes.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    cnt = np.asarray(counts, dtype=np.float64)[order]
+    return BipartiteGraph(
+        row_ids=lids.astype(object),
+        col_ids=rids.astype(object),
+        rows=key[order] // n_r,
+        cols=key[order] % n_r,
+        weights=np.log1p(cnt) if count_weighting == "log" else cnt,
+        counts=cnt,
     )
 
 
@@ -583,7 +613,7 @@ def _used(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[used], renum[codes]
 
 
-def _graph_average(g: _Graph, *, column_weighting: ColumnWeighting, c: float) -> float:
+def _graph_average(g: BipartiteGraph, *, column_weighting: ColumnWeighting, c: float) -> float:
     """Average suspiciousness ``f(V) / |V|`` of the whole graph (same column weighting)."""
     w = g.weights
     if column_weighting == "log":
@@ -598,8 +628,8 @@ def _distinct(x: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(x))) if x.size else 0
 
 
-def _block_findings(
-    g: _Graph,
+def block_findings(
+    g: BipartiteGraph,
     *,
     kind: str,
     row_role: str,
@@ -690,6 +720,64 @@ def _block_findings(
             )
         )
     return out
+
+
+def account_ages(accounts: pd.DataFrame, ref: Any) -> pd.Series:
+    """Days from each account's ``created_at`` to ``ref``, by account id (first row wins)."""
+    ref = pd.Timestamp(ref)
+    ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
+    created = pd.DatetimeIndex(pd.to_datetime(accounts["created_at"], utc=True))
+    ages = pd.Series(
+        np.asarray((ref - created) / pd.Timedelta(days=1), dtype=np.float64),
+        index=accounts["account_id"].astype(str).to_numpy(),
+    )
+    return ages[~ages.index.duplicated(keep="first")]
+
+
+def dense_params(
+    *,
+    n_blocks: int,
+    min_block: int,
+    min_density_ratio: float,
+    min_fill: float,
+    min_focus: float,
+    column_weighting: ColumnWeighting,
+    c: float,
+    count_weighting: str,
+    young_days: float,
+    max_evidence: int,
+    seed: Any,
+) -> dict[str, Any]:
+    """The checked parameters of :func:`detect_dense_blocks`, as its findings record them.
+
+    Raises
+    ------
+    InputError
+        If a parameter is out of range.
+    """
+    params: dict[str, Any] = {
+        "n_blocks": int(n_blocks),
+        "min_block": int(min_block),
+        "min_density_ratio": float(min_density_ratio),
+        "min_fill": float(min_fill),
+        "min_focus": float(min_focus),
+        "column_weighting": column_weighting,
+        "c": float(c),
+        "count_weighting": count_weighting,
+        "young_days": float(young_days),
+        "max_evidence": int(max_evidence),
+        "seed": None if seed is None else int(seed) if isinstance(seed, int) else str(seed),
+    }
+    if n_blocks < 1 or min_block < 1:
+        raise InputError("n_blocks and min_block must be at least 1")
+    for name, v in (("min_focus", min_focus), ("min_fill", min_fill)):
+        if not 0 <= v <= 1:
+            raise InputError(f"{name} must lie in [0, 1], not {v}")
+    if column_weighting not in ("log", "none"):
+        raise InputError(f"column_weighting must be 'log' or 'none', not {column_weighting!r}")
+    if count_weighting not in ("log", "linear"):
+        raise InputError(f"count_weighting must be 'log' or 'linear', not {count_weighting!r}")
+    return params
 
 
 def detect_dense_blocks(
@@ -796,28 +884,19 @@ def detect_dense_blocks(
     >>> [(f.kind, len(f.members), [b.account_id for b in f.beneficiaries]) for f in found]
     [('dense_orders', 12, ['s0', 's1'])]
     """
-    params: dict[str, Any] = {
-        "n_blocks": int(n_blocks),
-        "min_block": int(min_block),
-        "min_density_ratio": float(min_density_ratio),
-        "min_fill": float(min_fill),
-        "min_focus": float(min_focus),
-        "column_weighting": column_weighting,
-        "c": float(c),
-        "count_weighting": count_weighting,
-        "young_days": float(young_days),
-        "max_evidence": int(max_evidence),
-        "seed": None if seed is None else int(seed) if isinstance(seed, int) else str(seed),
-    }
-    if n_blocks < 1 or min_block < 1:
-        raise InputError("n_blocks and min_block must be at least 1")
-    for name, v in (("min_focus", min_focus), ("min_fill", min_fill)):
-        if not 0 <= v <= 1:
-            raise InputError(f"{name} must lie in [0, 1], not {v}")
-    if column_weighting not in ("log", "none"):
-        raise InputError(f"column_weighting must be 'log' or 'none', not {column_weighting!r}")
-    if count_weighting not in ("log", "linear"):
-        raise InputError(f"count_weighting must be 'log' or 'linear', not {count_weighting!r}")
+    params = dense_params(
+        n_blocks=n_blocks,
+        min_block=min_block,
+        min_density_ratio=min_density_ratio,
+        min_fill=min_fill,
+        min_focus=min_focus,
+        column_weighting=column_weighting,
+        c=c,
+        count_weighting=count_weighting,
+        young_days=young_days,
+        max_evidence=max_evidence,
+        seed=seed,
+    )
     info = DetectorInfo(NAME, VERSION, params)
     have_ev = engagements is not None and not engagements.empty
     have_or = orders is not None and not orders.empty
@@ -837,13 +916,7 @@ def detect_dense_blocks(
             ref = pd.Timestamp(max(latest)) if latest else pd.Timestamp.now(tz="UTC")
         else:
             ref = pd.Timestamp(as_of)
-        ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
-        created = pd.DatetimeIndex(pd.to_datetime(accounts["created_at"], utc=True))
-        ages = pd.Series(
-            np.asarray((ref - created) / pd.Timedelta(days=1), dtype=np.float64),
-            index=accounts["account_id"].astype(str).to_numpy(),
-        )
-        ages = ages[~ages.index.duplicated(keep="first")]
+        ages = account_ages(accounts, ref)
 
     findings: list[Finding] = []
     if have_ev:
@@ -885,7 +958,7 @@ def detect_dense_blocks(
                 for r in agg.head(cap).itertuples(index=False)
             ]
 
-        findings += _block_findings(
+        findings += block_findings(
             g,
             kind="dense_block",
             row_role="engager",
@@ -916,7 +989,7 @@ def detect_dense_blocks(
                 out.append(row)
             return out
 
-        findings += _block_findings(
+        findings += block_findings(
             g,
             kind="dense_orders",
             row_role="buyer",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
 from ringscope.contract import LOAD_ORDER
-from ringscope.engines.spark import commission, identifiers, linkanalysis
+from ringscope.engines.spark import commission, dense, identifiers, linkanalysis
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
 from ringscope.jobs.detect import enabled_detectors, queue_with_impact
 from ringscope.model import Finding, Run
@@ -38,11 +38,11 @@ SPARK_DETECTORS: dict[str, SparkDetector] = {
     "shared_identifiers": identifiers.detect_shared_identifiers,
     "commission_rings": commission.detect_commission_rings,
     "label_propagation": linkanalysis.detect_guilt_by_association,
+    "dense_blocks": dense.detect_dense_blocks,
 }
 #: The tables each driver-side detector reads (collected from Spark).
 DRIVER_TABLES: dict[str, tuple[str, ...]] = {
     "lockstep": ("engagements", "streams", "accounts"),
-    "dense_blocks": ("engagements", "orders", "streams", "accounts"),
     "money_cycles": ("orders", "accounts"),
 }
 DRIVER_DETECTORS: tuple[str, ...] = tuple(DRIVER_TABLES)
