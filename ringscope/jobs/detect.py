@@ -160,17 +160,21 @@ def enabled_detectors(policy: Policy) -> list[str]:
     return [n for n in DETECTORS if policy.detectors.get(n) is None or policy.detectors[n].enabled]
 
 
-def queue_with_impact(found: list[Finding], policy: Policy, tables: MarketTables) -> list[Finding]:
-    """Every detector's findings merged and ranked by the policy's queue rules, with
-    their impact on ``tables``."""
+def ranked_queue(found: list[Finding], policy: Policy) -> list[Finding]:
+    """Every detector's findings merged and ranked by the policy's queue rules."""
     q = policy.queue
-    queue = build_queue(
+    return build_queue(
         found,
         merge_overlap=q.merge_overlap,
         merge_containment=q.merge_containment,
         min_score=q.min_score,
     )
-    return add_impact(queue, tables)
+
+
+def queue_with_impact(found: list[Finding], policy: Policy, tables: MarketTables) -> list[Finding]:
+    """Every detector's findings merged and ranked by the policy's queue rules, with
+    their impact on ``tables``."""
+    return add_impact(ranked_queue(found, policy), tables)
 
 
 def _health(tables: MarketTables, findings: list[Finding], previous: Run | None) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 Detectors with a Spark implementation (:data:`SPARK_DETECTORS`) run their heavy
 steps on the cluster. The others run with the local code on the driver, over
 their input tables collected from Spark (:data:`DRIVER_DETECTORS` says which),
-so a run always covers the whole policy. Either way the findings are those of
-the local engine on the same data.
+so a run always covers the whole policy. The queue's impact figures read only
+the members' orders and the engagements of the streams they engaged with
+(:func:`impact_tables`). Either way the findings are those of the local engine
+on the same data.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
+from ringscope.algorithms.impact import add_impact
 from ringscope.contract import LOAD_ORDER
 from ringscope.engines.spark import commission, dense, identifiers, linkanalysis
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
-from ringscope.jobs.detect import enabled_detectors, queue_with_impact
+from ringscope.jobs.detect import enabled_detectors, ranked_queue
 from ringscope.model import Finding, Run
 from ringscope.policy import Policy, default_policy
 
@@ -46,8 +49,6 @@ DRIVER_TABLES: dict[str, tuple[str, ...]] = {
     "money_cycles": ("orders", "accounts"),
 }
 DRIVER_DETECTORS: tuple[str, ...] = tuple(DRIVER_TABLES)
-#: The tables the queue's impact figures read (on the driver).
-IMPACT_TABLES: tuple[str, ...] = ("orders", "engagements", "streams")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,35 @@ class SparkDetection:
     by_detector: dict[str, list[Finding]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
+
+
+def impact_tables(tables: SparkTables, findings: list[Finding]) -> MarketTables:
+    """The rows of ``tables`` that the impact figures of ``findings`` read, as pandas.
+
+    :func:`~ringscope.algorithms.impact.add_impact` sums the members' orders
+    and counts the events and viewers of the streams members engaged with;
+    only those orders and those streams' engagements come to the driver (with
+    the streams table, to find the beneficiaries' streams). The figures are
+    the ones the whole tables give.
+    """
+    from pyspark.sql import functions as F
+
+    members = sorted({a for f in findings for a in f.member_ids})
+    if not members:
+        return MarketTables(as_of=tables.as_of)
+    spark = tables.orders.sparkSession
+    who = F.broadcast(spark.createDataFrame([(a,) for a in members], "account_id string"))
+    orders = tables.orders.join(
+        who.withColumnRenamed("account_id", "buyer_id"), "buyer_id", "left_semi"
+    )
+    ev = tables.engagements.select("account_id", "stream_id")
+    touched = ev.join(who, "account_id", "left_semi").select("stream_id").distinct()
+    return MarketTables(
+        orders=to_pandas(orders),
+        engagements=to_pandas(ev.join(touched, "stream_id", "left_semi")),
+        streams=to_pandas(tables.streams.select("stream_id", "creator_id")),
+        as_of=tables.as_of,
+    )
 
 
 def detect_export(
@@ -113,8 +143,8 @@ def detect_spark_tables(
     if progress:
         progress("queue", len(enabled), len(enabled))
     t0 = time.perf_counter()
-    found = [f for fs in by_detector.values() for f in fs]
-    queue = queue_with_impact(found, policy, local_tables(IMPACT_TABLES))
+    queue = ranked_queue([f for fs in by_detector.values() for f in fs], policy)
+    queue = add_impact(queue, impact_tables(tables, queue))
     timings["queue and impact"] = time.perf_counter() - t0
     return SparkDetection(queue, by_detector, timings, engines)
 
