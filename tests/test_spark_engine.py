@@ -74,6 +74,7 @@ def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTabl
         "commission_rings",
         "label_propagation",
         "dense_blocks",
+        "money_cycles",
     }
     for name in SPARK_DETECTORS:
         assert spark_run.engines[name] == "spark"

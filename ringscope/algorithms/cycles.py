@@ -239,23 +239,89 @@ def detect_money_cycles(
         return []
     now = reference_time((orders, "ts"), as_of=as_of)
     typical = float(tr.loc[tr["via"] == "order", "amount"].median()) if len(tr) else math.nan
-
     codes, names = pd.factorize(pd.concat([tr["src"], tr["dst"]], ignore_index=True), sort=True)
     n_tr = len(tr)
-    tr = tr.assign(s=codes[:n_tr], d=codes[n_tr:])
-    n = len(names)
-    agg = tr.groupby(["s", "d"], sort=True).agg(cnt=("amount", "size"), tot=("amount", "sum"))
-    agg = agg[(agg["cnt"] >= min_edge_orders) & (agg["tot"] >= min_amount)]
-    if not len(agg):
+    agg = (
+        pd.DataFrame({"s": codes[:n_tr], "d": codes[n_tr:], "amount": tr["amount"].to_numpy()})
+        .groupby(["s", "d"], sort=True)
+        .agg(cnt=("amount", "size"), tot=("amount", "sum"))
+    )
+    edges = pd.DataFrame(
+        {
+            "src": np.asarray(names, dtype=object)[agg.index.get_level_values("s")],
+            "dst": np.asarray(names, dtype=object)[agg.index.get_level_values("d")],
+            "cnt": agg["cnt"].to_numpy(),
+            "tot": agg["tot"].to_numpy(),
+        }
+    )
+    cand = candidate_edges(
+        edges,
+        min_length=min_length,
+        min_amount=min_amount,
+        min_edge_orders=min_edge_orders,
+        max_degree=max_degree,
+        max_component_size=max_component_size,
+    )
+    if not len(cand):
         return []
-    es = agg.index.get_level_values("s").to_numpy()
-    ed = agg.index.get_level_values("d").to_numpy()
+    created = account_created(accounts)
+    return cycle_findings(
+        tr[tr["src"].isin(pd.unique(cand["src"]))],
+        cand,
+        typical=typical,
+        now=now,
+        created=created,
+        know_accounts=len(created) > 0,
+        info=info,
+        min_length=min_length,
+        max_length=max_length,
+        min_rounds=min_rounds,
+        max_span_days=max_span_days,
+        max_cycles=max_cycles,
+        new_account_days=new_account_days,
+        min_score=min_score,
+        max_evidence=max_evidence,
+    )
+
+
+def candidate_edges(
+    edges: pd.DataFrame,
+    *,
+    min_length: int,
+    min_amount: float,
+    min_edge_orders: int,
+    max_degree: int,
+    max_component_size: int,
+) -> pd.DataFrame:
+    """The money graph's edges that may lie on a counted cycle, by component.
+
+    ``edges`` holds one row per pair of accounts: ``src``, ``dst``, ``cnt``
+    (transfers) and ``tot`` (money). An edge counts with ``min_edge_orders``
+    transfers and ``min_amount`` money; accounts with more than
+    ``max_degree`` counted edges are hubs and left out; what remains is split
+    into strongly connected components, and the edges inside components of
+    ``min_length`` to ``max_component_size`` accounts are returned as
+    ``src``, ``dst``, ``comp`` (a label per component), ordered by ``src``
+    then ``dst``.
+    """
+    empty = pd.DataFrame({"src": [], "dst": [], "comp": []})
+    e = edges[(edges["cnt"] >= min_edge_orders) & (edges["tot"] >= min_amount)]
+    if not len(e):
+        return empty
+    m = len(e)
+    codes, names = pd.factorize(
+        pd.concat([e["src"], e["dst"]], ignore_index=True).astype(str), sort=True
+    )
+    es, ed = codes[:m], codes[m:]
+    o = np.lexsort((ed, es))
+    es, ed = es[o], ed[o]
+    n = len(names)
     # hubs: many distinct counterparties on counted edges
     deg = np.bincount(np.concatenate([es, ed]), minlength=n)
     keep = (deg[es] <= max_degree) & (deg[ed] <= max_degree)
     es, ed = es[keep], ed[keep]
     if not len(es):
-        return []
+        return empty
     graph = sparse.coo_matrix((np.ones(len(es)), (es, ed)), shape=(n, n)).tocsr()
     _, comp = connected_components(graph, directed=True, connection="strong")
     sizes = np.bincount(comp, minlength=int(comp.max()) + 1)
@@ -264,9 +330,48 @@ def detect_money_cycles(
     ok_comp = (sizes >= min_length) & (sizes <= max_component_size)
     sel = ok_comp[comp[es]]
     es, ed = es[sel], ed[sel]
-    if not len(es):
-        return []
+    ids = np.asarray(names, dtype=object)
+    return pd.DataFrame({"src": ids[es], "dst": ids[ed], "comp": comp[es].astype(np.int64)})
 
+
+def cycle_findings(
+    tr: pd.DataFrame,
+    cand: pd.DataFrame,
+    *,
+    typical: float,
+    now: pd.Timestamp,
+    created: pd.Series,
+    know_accounts: bool,
+    info: DetectorInfo,
+    min_length: int,
+    max_length: int,
+    min_rounds: int,
+    max_span_days: float,
+    max_cycles: int,
+    new_account_days: float,
+    min_score: float,
+    max_evidence: int,
+) -> list[Finding]:
+    """The findings of :func:`detect_money_cycles` from its candidate edges.
+
+    ``cand`` is what :func:`candidate_edges` returns; ``tr`` holds, in the
+    order :func:`money_transfers` gives, at least every transfer whose
+    ``src`` is an account of ``cand`` (the transfers of its edges, and all
+    the money these accounts paid out). ``typical`` is the median amount of
+    all order transfers, ``created`` the accounts' creation times
+    (:func:`~ringscope.algorithms.identifiers.account_created`, at least for the
+    accounts of ``cand``); with ``know_accounts`` (an accounts table was given)
+    the explanation counts the new accounts.
+    """
+    n_tr, n_e = len(tr), len(cand)
+    codes, names = pd.factorize(
+        pd.concat([tr["src"], tr["dst"], cand["src"], cand["dst"]], ignore_index=True),
+        sort=True,
+    )
+    tr = tr.assign(s=codes[:n_tr], d=codes[n_tr : 2 * n_tr])
+    es = codes[2 * n_tr : 2 * n_tr + n_e]
+    ed = codes[2 * n_tr + n_e :]
+    edge_comp = cand["comp"].to_numpy(dtype=np.int64)
     tsec = (tr["ts"].astype("int64") // 1_000_000).to_numpy()
     tr = tr.assign(t=tsec)
     edge_set = pd.MultiIndex.from_arrays([es, ed])
@@ -276,12 +381,10 @@ def detect_money_cycles(
         _key(k): np.sort(g["t"].to_numpy()) for k, g in tr_e.groupby(level=[0, 1], sort=True)
     }
     span = max_span_days * 86400.0
-    created = account_created(accounts)
     out_money = tr.groupby("s")["amount"].sum()
-
     findings: list[Finding] = []
-    for c in np.unique(comp[es]):
-        m = comp[es] == c
+    for c in np.unique(edge_comp):
+        m = edge_comp == c
         g = nx.DiGraph()
         g.add_edges_from(zip(es[m].tolist(), ed[m].tolist(), strict=True))
         cycles: list[dict[str, Any]] = []
@@ -386,7 +489,7 @@ def detect_money_cycles(
             f"order of {typical:,.2f}); {flow_share:.0%} of the money these accounts paid out "
             f"went to each other"
         )
-        if len(created):
+        if know_accounts:
             text += f"; {int(new.sum())} of them were created in the last {new_account_days:g} days"
         text += "."
         findings.append(
