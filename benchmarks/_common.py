@@ -17,12 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ringscope.algorithms.base import MarketTables, empty_table
+from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.evaluate import read_truth
-from ringscope.contract import LOAD_ORDER
 from ringscope.graphs.embedded import EmbeddedStore
-from ringscope.loaders.pipeline import LoadReport, load_export, read_table
-from ringscope.loaders.read import table_file
+from ringscope.loaders.pipeline import LoadReport, load_export, read_export_tables
 
 DEFAULT_CACHE = Path(os.environ.get("RINGSCOPE_BENCH_CACHE", "/tmp/ringscope-bench"))
 
@@ -48,11 +46,7 @@ def ensure_market(cache: Path, events: int, seed: int) -> tuple[Path, float]:
 
 def read_market_tables(folder: Path) -> MarketTables:
     """Every contract table of an export, read and checked without a store."""
-    frames: dict[str, pd.DataFrame] = {}
-    for name in LOAD_ORDER:
-        path = table_file(folder, name)
-        frames[name] = read_table(path).frame if path is not None else empty_table(name)
-    return MarketTables.from_frames(frames)
+    return read_export_tables(folder)
 
 
 def read_market_truth(folder: Path) -> pd.DataFrame:

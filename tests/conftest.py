@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+# =========================================================================== Spark
+# ``spark``: one local Spark session (``local[2]``, few shuffle partitions) for the
+# Spark engine's tests, started once per test session: a start costs about a minute
+# on a busy 2-core machine.
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    from ringscope.engines.spark.session import spark_session
+
+    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()

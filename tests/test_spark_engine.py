@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,14 @@ import pytest
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
-from ringscope.algorithms.base import MarketTables, empty_table
+from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.registry import DETECTORS
 from ringscope.cli import app
-from ringscope.contract import LOAD_ORDER
 from ringscope.jobs.detect import detect_tables
-from ringscope.loaders.pipeline import read_table
-from ringscope.loaders.read import table_file
+from ringscope.loaders.pipeline import read_export_tables
 from ringscope.loaders.synthetic import generate
 from ringscope.model import Finding
 from ringscope.policy import default_policy
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    from ringscope.engines.spark.session import spark_session
-
-    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "4"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +35,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_tables(market: Path) -> MarketTables:
-    frames = {}
-    for name in LOAD_ORDER:
-        path = table_file(market, name)
-        frames[name] = read_table(path).frame if path is not None else empty_table(name)
-    return MarketTables.from_frames(frames)
+    return read_export_tables(market)
 
 
 def _canon(findings: list[Finding]) -> list[str]:
@@ -75,6 +59,7 @@ def test_detectors_on_spark_equal_local(spark_run: Any, local_tables: MarketTabl
         "label_propagation",
         "dense_blocks",
         "money_cycles",
+        "lockstep",
     }
     for name in SPARK_DETECTORS:
         assert spark_run.engines[name] == "spark"

@@ -61,7 +61,9 @@ and again on the streams it is paid to boost. The steps:
    tested. Young accounts and a narrow set of target creators raise the score.
 
 :func:`lockstep_pairs` exposes the co-acting pairs batch by batch (the iterator inside);
-:func:`detect_lockstep` is the function outside.
+:func:`detect_lockstep` is the function outside. The Spark engine
+(:mod:`ringscope.engines.spark.lockstep`) runs the same steps with the pair
+count of step 3 on Spark.
 """
 
 from __future__ import annotations
@@ -758,6 +760,45 @@ def _pair_kernel(
     return oa[:m], ob[:m], oc[:m], os_[:m], ou[:m]
 
 
+_PairCounter = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+"""What :func:`_sync_counts` is: ``(bk, arr, *, max_bucket, min_bursts, gap)`` to
+(a, b, bursts, burst streams, streams both engaged with), ordered by (a, b)."""
+
+
+def _able_accounts(
+    bk: _Buckets, n_acct: int, *, max_bucket: int, min_bursts: int, gap: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The accounts whose buckets can hold ``min_bursts`` bursts with some other account.
+
+    Returns the bucket of each entry, the order of the entries by (account,
+    stream, window start), the entries per account and the mask of able
+    accounts (the others cannot be in a pair with ``min_bursts`` bursts, see
+    :func:`_reach_kernel`).
+    """
+    nb = bk.size.size
+    entry_bucket = np.repeat(np.arange(nb, dtype=np.int64), bk.size)
+    order = _order(bk.acct, bk.stream, bk.bucket_t0[entry_bucket])
+    acct_bucket = entry_bucket[order]
+    acct_n = np.bincount(bk.acct, minlength=n_acct)
+    acct_ptr = np.zeros(n_acct + 1, dtype=np.int64)
+    np.cumsum(acct_n, out=acct_ptr[1:])
+    reach = _compiled(_reach_kernel) or _reach_kernel
+    able = (
+        reach(
+            acct_ptr,
+            acct_bucket,
+            bk.size,
+            bk.bucket_stream,
+            bk.bucket_t0,
+            int(max_bucket),
+            float(gap),
+            int(min_bursts),
+        )
+        >= min_bursts
+    )
+    return entry_bucket, order, acct_n, np.asarray(able, dtype=bool)
+
+
 def _sync_counts(
     bk: _Buckets,
     arr: _Arrivals,
@@ -781,28 +822,12 @@ def _sync_counts(
     if bk.acct.size == 0:
         return e, e, e, e, e
     nb = bk.size.size
-    entry_bucket = np.repeat(np.arange(nb, dtype=np.int64), bk.size)
-    order = _order(bk.acct, bk.stream, bk.bucket_t0[entry_bucket])
-    acct_bucket = entry_bucket[order]
-    acct_n = np.bincount(bk.acct, minlength=n_acct)
-    acct_ptr = np.zeros(n_acct + 1, dtype=np.int64)
-    np.cumsum(acct_n, out=acct_ptr[1:])
-    reach = _compiled(_reach_kernel) or _reach_kernel
-    kernel = _compiled(_pair_kernel) or _pair_kernel
     # accounts that can reach min_bursts with someone; the others leave the pair work
-    able = (
-        reach(
-            acct_ptr,
-            acct_bucket,
-            bk.size,
-            bk.bucket_stream,
-            bk.bucket_t0,
-            int(max_bucket),
-            float(gap),
-            int(min_bursts),
-        )
-        >= min_bursts
+    entry_bucket, order, acct_n, able = _able_accounts(
+        bk, n_acct, max_bucket=max_bucket, min_bursts=min_bursts, gap=gap
     )
+    acct_bucket = entry_bucket[order]
+    kernel = _compiled(_pair_kernel) or _pair_kernel
     keep = able[bk.acct]
     m_acct = bk.acct[keep]
     m_start = np.zeros(nb + 1, dtype=np.int64)
@@ -1271,6 +1296,65 @@ def detect_lockstep(
     >>> [b.account_id for b in found[0].beneficiaries]
     ['c1']
     """
+    return _detect_lockstep(
+        engagements,
+        streams=streams,
+        accounts=accounts,
+        window_s=window_s,
+        start_grace_s=start_grace_s,
+        surge_level=surge_level,
+        by_kind=by_kind,
+        kinds=kinds,
+        max_bucket=max_bucket,
+        min_shared_windows=min_shared_windows,
+        min_sync_rate=min_sync_rate,
+        resolution=resolution,
+        min_group=min_group,
+        min_density=min_density,
+        burst_quorum=burst_quorum,
+        min_sync_share=min_sync_share,
+        min_member_bursts=min_member_bursts,
+        min_significance=min_significance,
+        young_days=young_days,
+        as_of=as_of,
+        max_evidence=max_evidence,
+        seed=seed,
+        count_pairs=_sync_counts,
+    )
+
+
+def _detect_lockstep(
+    engagements: pd.DataFrame,
+    *,
+    count_pairs: _PairCounter,
+    streams: pd.DataFrame,
+    accounts: pd.DataFrame | None,
+    window_s: float,
+    start_grace_s: float,
+    surge_level: float,
+    by_kind: bool,
+    kinds: tuple[str, ...] | None,
+    max_bucket: int,
+    min_shared_windows: int,
+    min_sync_rate: float,
+    resolution: float,
+    min_group: int,
+    min_density: float,
+    burst_quorum: float,
+    min_sync_share: float,
+    min_member_bursts: int,
+    min_significance: float,
+    young_days: float,
+    as_of: Any,
+    max_evidence: int,
+    seed: Seed,
+) -> list[Finding]:
+    """:func:`detect_lockstep` with the pair count of step 3 done by ``count_pairs``.
+
+    ``count_pairs(bk, arr, *, max_bucket, min_bursts, gap)`` returns what
+    :func:`_sync_counts` returns (the Spark engine passes one that runs on
+    Spark); the other arguments are those of :func:`detect_lockstep`.
+    """
     params: dict[str, Any] = {
         "window_s": float(window_s),
         "start_grace_s": float(start_grace_s),
@@ -1315,7 +1399,7 @@ def detect_lockstep(
     grace: float | np.ndarray = start_grace_s if graces is None else graces
     bk = _buckets(arr, window_s=window_s, by_kind=by_kind, starts=starts, grace_s=grace)
     gap = 2.0 * window_s
-    a, b, n_sync, n_sync_streams, n_both = _sync_counts(
+    a, b, n_sync, n_sync_streams, n_both = count_pairs(
         bk, arr, max_bucket=max_bucket, min_bursts=min_shared_windows, gap=gap
     )
     rate = n_sync_streams / np.maximum(n_both, 1.0)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from queue import Full, Queue
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ from ringscope.loaders.validate import (
     rejects_to_problems,
 )
 from ringscope.model import LoadReport, TableReport
+
+if TYPE_CHECKING:
+    from ringscope.algorithms.base import MarketTables
 
 #: ``progress(table, rows_done)``, called after every chunk (and with 0 when a table starts).
 Progress = Callable[[str, int], None]
@@ -635,6 +638,21 @@ def read_table(
         duplicates=sum(c.duplicates for c in chunks),
         read=sum(c.read for c in chunks),
     )
+
+
+def read_export_tables(data_dir: str | Path) -> MarketTables:
+    """Every contract table of the export in ``data_dir``, read and checked without a store.
+
+    Each table file goes through :func:`read_table` (rows that fail the checks
+    are left out); a table without a file is empty.
+    """
+    from ringscope.algorithms.base import MarketTables, empty_table
+
+    frames: dict[str, pd.DataFrame] = {}
+    for name in LOAD_ORDER:
+        path = table_file(Path(data_dir), name)
+        frames[name] = read_table(path).frame if path is not None else empty_table(name)
+    return MarketTables.from_frames(frames)
 
 
 def _checked(

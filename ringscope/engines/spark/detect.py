@@ -22,7 +22,7 @@ from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.impact import add_impact
 from ringscope.contract import LOAD_ORDER
-from ringscope.engines.spark import commission, cycles, dense, identifiers, linkanalysis
+from ringscope.engines.spark import commission, cycles, dense, identifiers, linkanalysis, lockstep
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
 from ringscope.jobs.detect import enabled_detectors, ranked_queue
 from ringscope.model import Finding, Run
@@ -43,11 +43,11 @@ SPARK_DETECTORS: dict[str, SparkDetector] = {
     "label_propagation": linkanalysis.detect_guilt_by_association,
     "dense_blocks": dense.detect_dense_blocks,
     "money_cycles": cycles.detect_money_cycles,
+    "lockstep": lockstep.detect_lockstep,
 }
-#: The tables each driver-side detector reads (collected from Spark).
-DRIVER_TABLES: dict[str, tuple[str, ...]] = {
-    "lockstep": ("engagements", "streams", "accounts"),
-}
+#: The tables each driver-side detector reads (collected from Spark). Every detector of
+#: the registry has a Spark implementation; one without would read all tables.
+DRIVER_TABLES: dict[str, tuple[str, ...]] = {}
 DRIVER_DETECTORS: tuple[str, ...] = tuple(DRIVER_TABLES)
 
 
