@@ -139,3 +139,59 @@ def test_latest_decisions_match_the_decisions(store: GraphStore) -> None:
         expected[d.finding_id] = d.decision
     assert expected == {"case-a": "dismissed", "case-b": "escalated", "case-c": "dismissed"}
     assert store.latest_decisions() == expected  # type: ignore[attr-defined]
+
+
+def test_finding_views_show_decisions_at_once_and_are_audited(store: GraphStore) -> None:
+    """The cluster page and the API's finding detail on every store: a decision shows on
+    the next view, and every view is one audit entry naming the run."""
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from ringscope.api.app import create_app
+    from ringscope.api.auth import Access, User, Users, hash_key
+    from ringscope.model import DetectorInfo, Finding, Member, Run, Signal
+
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2"],
+            "roles": ["buyer", "buyer"],
+            "created_at": pd.Series([at, at], dtype="datetime64[us, UTC]"),
+            "country": [None, None],
+        }
+    )
+    store.write_batch("accounts", accounts, "L")
+    f = Finding.build(
+        kind="engagement_farm",
+        score=0.9,
+        members=[Member("a1", "buyer", 0.9), Member("a2", "buyer", 0.8)],
+        signals=[Signal("lockstep", 0.8, 0.5, 1.0)],
+        explanation="accounts acting together",
+        detector=DetectorInfo("lockstep", "1.0", {}),
+    )
+    store.begin_run(Run("r1", at, "running"))
+    store.complete_run("r1", [f], {"findings": 1})
+    key = "rsk_test-views-key"
+    access = Access(users=Users([User("ann", "investigator", hash_key(key))]))
+    with TestClient(create_app(store=store, access=access)) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        page = client.get(f"/findings/{f.id}")
+        assert page.status_code == 200 and "No decision yet." in page.text
+        assert client.get(f"/api/findings/{f.id}").json()["decision"] == "undecided"
+        r = client.post(
+            f"/findings/{f.id}/decisions",
+            content="decision=confirmed&note=clear+ring",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        page = client.get(f"/findings/{f.id}")
+        assert page.status_code == 200 and "clear ring" in page.text
+        detail = client.get(f"/api/findings/{f.id}").json()
+        assert detail["decision"] == "confirmed" and detail["decisions"][0]["note"] == "clear ring"
+        assert [h["run_id"] for h in detail["history"]] == ["r1"]
+        assert client.get("/findings/nope").status_code == 404
+    views = store.audit_log(who="ann", action="view_finding")
+    assert [(e["subject"], e["detail"]) for e in views] == [
+        (f.id, {"run_id": "r1", "via": via}) for via in ("api", "page", "api", "page")
+    ]

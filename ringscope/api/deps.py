@@ -71,12 +71,14 @@ async def bounded_input(request: Request) -> None:
         seen.add(k)
 
 
-def get_store(request: Request) -> GraphStore:
+# ``async``, as every dependency that does no I/O: FastAPI runs a plain ``def``
+# dependency in the thread pool, one thread hop per dependency and request.
+async def get_store(request: Request) -> GraphStore:
     store: GraphStore = request.app.state.store
     return store
 
 
-def get_run_cache(request: Request) -> RunCache:
+async def get_run_cache(request: Request) -> RunCache:
     cache: RunCache = request.app.state.run_cache
     return cache
 

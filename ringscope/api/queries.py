@@ -310,6 +310,48 @@ def case_decisions(store: GraphStore, finding: Finding) -> list[Decision]:
     return store.decisions(finding.case_id or finding.id)
 
 
+@dataclass(frozen=True, slots=True)
+class FindingState:
+    """What a view of a finding reads on every request: the run and the finding,
+    the newest succeeded runs (for the case's history; ``None`` when the caller named
+    the run) and the case's decisions."""
+
+    run: Run
+    finding: Finding
+    runs: list[Run] | None
+    decisions: list[Decision]
+
+
+def finding_state(
+    store: GraphStore,
+    finding_id: str,
+    run: str | None = None,
+    cache: RunCache | None = None,
+) -> FindingState:
+    """:func:`find_finding` (in the :data:`HISTORY_RUNS` newest succeeded runs first,
+    unless ``run`` is given) and :func:`case_decisions`.
+
+    Without ``run``, on a store with a ``case_state`` (Neo4j), the runs and the
+    decisions are read in one transaction (the finding is looked up in between, from
+    ``cache``); otherwise one read after the other, with the same result.
+    """
+    own = getattr(store, "case_state", None)
+    if run is None and callable(own):
+        found: list[tuple[Run, Finding]] = []
+
+        def case_of(runs: list[Run]) -> str:
+            found[:] = [find_finding(store, finding_id, None, cache, runs=runs)]
+            f = found[0][1]
+            return f.case_id or f.id
+
+        runs, decisions = own(case_of, limit=HISTORY_RUNS)
+        r, f = found[0]
+        return FindingState(r, f, runs, decisions)
+    recent = None if run else succeeded_runs(store, limit=HISTORY_RUNS)
+    r, f = find_finding(store, finding_id, run, cache, runs=recent)
+    return FindingState(r, f, recent, case_decisions(store, f))
+
+
 def parse_ref(text: str) -> NodeRef:
     """A ``Label:id`` reference; ``InputError`` (422) when malformed."""
     try:

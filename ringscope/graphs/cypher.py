@@ -495,9 +495,13 @@ GET_RUN = "MATCH (r:Run {id: $id}) RETURN properties(r) AS props"
 
 #: The runs' order keys only (of status ``$status``, every run when null), without their
 #: policies and summaries: the store orders them by ``started_at`` as a time, then ``seq``.
+#: With ``status`` and ``finished_at``, which change whenever a run's other properties do
+#: (``begin_run`` writes them all; ``complete_run`` and ``fail_run`` set both with the
+#: summary), so that a reader can tell whether the properties it read before still hold.
 RUN_KEYS = """
 MATCH (r:Run) WHERE $status IS NULL OR r.status = $status
-RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq
+RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq, r.status AS status,
+       r.finished_at AS finished_at
 """
 
 #: Runs by id, whole.

@@ -156,6 +156,8 @@ DEFAULT_BATCH_SIZE: Final = 20_000
 DELETE_CHUNK: Final = 20_000
 #: Most shortest paths looked at to choose the smallest one.
 MAX_PATHS: Final = 10_000
+#: Runs (a policy and a summary of ~15 kB each) a store keeps once read.
+RUNS_KEPT: Final = 256
 #: Server notifications the store asks Neo4j not to send. ``UNRECOGNIZED`` says that a
 #: statement names a property, label or relationship type the database has not seen
 #: yet: normal while a database is young (no decision recorded yet, so no
@@ -165,6 +167,8 @@ MAX_PATHS: Final = 10_000
 QUIET_NOTIFICATIONS: Final = (neo4j.NotificationDisabledClassification.UNRECOGNIZED,)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: The properties of a Run node that change whenever any other does (see ``RUN_KEYS``).
+_RUN_VERSION: Final = ("id", "seq", "status", "finished_at")
 _SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
 _ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("streams", "stream_id")}
 #: The tables whose rows become graph elements (``labels`` stays in the side file only):
@@ -308,6 +312,9 @@ class Neo4jStore:
         self.columnar_path = str(columnar_path)
         self._init_side_state()
         self._audit_writer: GroupCommit[dict[str, Any]] = GroupCommit(self._write_audit)
+        #: Runs as read, by (id, seq, status, finished_at), see :meth:`_runs_in`.
+        self._runs_read: dict[tuple[Any, ...], Run] = {}
+        self._runs_read_lock = threading.Lock()
         self._seq_lock = threading.Lock()
         self._last_seq = 0
         try:
@@ -1516,18 +1523,43 @@ class Neo4jStore:
     def _runs_in(
         self, tx: neo4j.ManagedTransaction, status: str | None, limit: int | None
     ) -> list[Run]:
+        """The runs of ``status`` (every run when ``None``; the ``limit`` newest), newest
+        first, in ``tx``.
+
+        The order keys of every run are read, then the chosen runs whole, except those
+        read before: a run's properties change only together with its status and
+        ``finished_at`` (see ``cypher.RUN_KEYS``), so the runs read are kept by (id,
+        seq, status, finished_at) and read again when one of those changed. The runs
+        returned may be the kept objects (``Run`` is frozen; its policy and summary
+        dicts are not to be changed)."""
         keys = sorted(
             (
-                (datetime.fromisoformat(r["started_at"]), r["seq"] or 0, r["id"])
+                (
+                    datetime.fromisoformat(r["started_at"]),
+                    r["seq"] or 0,
+                    r["id"],
+                    (r["id"], r["seq"], r["status"], r["finished_at"]),
+                )
                 for r in tx.run(cypher.RUN_KEYS, status=status)
             ),
             reverse=True,
         )[:limit]
-        ids = [k[2] for k in keys]
-        found = {
-            r["props"]["id"]: self._run_from(r["props"]) for r in tx.run(cypher.RUNS_BY_ID, ids=ids)
-        }
-        return [found[i] for i in ids if i in found]
+        with self._runs_read_lock:
+            found = {k[2]: self._runs_read[k[3]] for k in keys if k[3] in self._runs_read}
+        missing = {k[2]: k[3] for k in keys if k[2] not in found}
+        if missing:
+            records = tx.run(cypher.RUNS_BY_ID, ids=list(missing))
+            read = {r["props"]["id"]: r["props"] for r in records}
+            with self._runs_read_lock:
+                for run_id, props_ in read.items():
+                    found[run_id] = run = self._run_from(props_)
+                    version = missing[run_id]
+                    # kept only when read as its keys said (not changed in between)
+                    if version == tuple(props_.get(k) for k in _RUN_VERSION):
+                        self._runs_read[version] = run
+                while len(self._runs_read) > RUNS_KEPT:
+                    del self._runs_read[next(iter(self._runs_read))]
+        return [found[k[2]] for k in keys if k[2] in found]
 
     def get_run(self, run_id: str) -> Run:
         """The run ``run_id``; ``NotFoundError`` when unknown."""
@@ -1553,6 +1585,29 @@ class Neo4jStore:
             return run, decided
 
         state: tuple[Run | None, dict[str, str]] = self._read("queue state", work)
+        return state
+
+    def case_state(
+        self, case_of: Callable[[list[Run]], str], *, limit: int | None = None
+    ) -> tuple[list[Run], list[Decision]]:
+        """The succeeded runs (the ``limit`` newest, newest first) and the decisions of
+        the case that ``case_of(runs)`` names (as :meth:`decisions`), in one transaction
+        (what the app reads on every view of a finding: one transaction instead of two).
+        ``case_of`` may be called again when the transaction is retried; what it raises
+        is raised here. Not part of ``GraphStore``.
+
+        The transaction is routed as a write (it writes nothing), as :meth:`decisions`'
+        ``execute_query`` is: on a cluster the leader answers, which has every decision
+        already recorded (a follower may lag; on one server this costs nothing more)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit: must be >= 0, got {limit}")
+
+        def work(tx: neo4j.ManagedTransaction) -> tuple[list[Run], list[Decision]]:
+            runs = self._runs_in(tx, "succeeded", limit)
+            case = case_of(runs)
+            return runs, self._decisions_of(list(tx.run(cypher.CASE_DECISIONS, finding_id=case)))
+
+        state: tuple[list[Run], list[Decision]] = self._write("read runs and decisions", work)
         return state
 
     def findings(self, run_id: str | None = None) -> list[Finding]:
@@ -1602,6 +1657,12 @@ class Neo4jStore:
             records = self._query(cypher.DECISIONS)
         else:
             records = self._query(cypher.CASE_DECISIONS, finding_id=finding_id)
+        return self._decisions_of(records)
+
+    @staticmethod
+    def _decisions_of(records: Sequence[neo4j.Record]) -> list[Decision]:
+        """Decisions from records of ``props``, oldest first (by ``decided_at``, then the
+        earlier recorded)."""
         out = [
             Decision(
                 finding_id=p["finding_id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -189,6 +190,38 @@ def test_runs_and_findings(store: GraphStore) -> None:
         store.findings("nope")
     with pytest.raises(NotFoundError):
         store.complete_run("nope", [], {})
+
+
+def test_finding_state(store: GraphStore) -> None:
+    """What a view of a finding reads on every request (``queries.finding_state``; on
+    Neo4j one transaction): the same as the reads one by one, a decision as soon as it
+    is recorded, a run completed again with its new summary."""
+    store.write_batch("accounts", _accounts(("a1", "buyer"), ("a2", "buyer"), ("a3", "buyer")), "L")
+    old = dataclasses.replace(_finding(["a1", "a2"], 0.5), case_id="case-1")
+    new = dataclasses.replace(_finding(["a1", "a2", "a3"], 0.9), case_id="case-1")
+    store.begin_run(Run("r1", T0, "running"))
+    store.complete_run("r1", [old, _finding(["a3"], 0.4)], {"findings": 2})
+    store.begin_run(Run("r2", T0 + timedelta(hours=1), "running"))
+    store.complete_run("r2", [new], {"findings": 1})
+    cache = queries.RunCache()
+    recent = store.runs(status="succeeded", limit=queries.HISTORY_RUNS)
+    state = queries.finding_state(store, "case-1", cache=cache)
+    assert (state.run, state.finding, state.runs, state.decisions) == (recent[0], new, recent, [])
+    d1 = Decision("case-1", "confirmed", "ana", T0, "ring")
+    store.record_decision(d1)
+    state = queries.finding_state(store, old.id, cache=cache)
+    assert (state.run.id, state.finding, state.decisions) == ("r1", old, [d1])
+    state = queries.finding_state(store, old.id, "r1", cache)
+    assert (state.run.id, state.finding, state.runs, state.decisions) == ("r1", old, None, [d1])
+    store.complete_run("r2", [new], {"findings": 1, "again": True})
+    state = queries.finding_state(store, new.id, cache=cache)
+    assert state.run == store.get_run("r2") and state.run.summary["again"] is True
+    assert state.runs == store.runs(status="succeeded")
+    d2 = Decision("case-1", "dismissed", "bo", T0 + timedelta(hours=2))
+    store.record_decision(d2)
+    assert queries.finding_state(store, new.id, cache=cache).decisions == [d1, d2]
+    with pytest.raises(NotFoundError):
+        queries.finding_state(store, "nope", cache=cache)
 
 
 def test_decisions(store: GraphStore) -> None:

@@ -165,11 +165,15 @@ def detail(
     *,
     static: StaticDetail | None = None,
     runs: list[Run] | None = None,
+    decided: list[Decision] | None = None,
 ) -> FindingDetail:
-    """A finding with its history across runs and its case's decisions (read now)."""
+    """A finding with its history across runs and its case's decisions (``decided``
+    when the caller has just read them, else read now)."""
     if static is None:
         static = StaticDetail(_static_detail(run, f), None)
-    decisions = [DecisionOut.of(x) for x in queries.case_decisions(store, f)]
+    if decided is None:
+        decided = queries.case_decisions(store, f)
+    decisions = [DecisionOut.of(x) for x in decided]
     if static.red is not None:
         decisions = [redact.model(x, static.red) for x in decisions]
     return static.out.model_copy(
@@ -193,9 +197,10 @@ def get_finding(
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
-    runs = None if run else queries.succeeded_runs(store, limit=queries.HISTORY_RUNS)
-    r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
-    out = detail(store, r, f, cache, static=static_detail(request, r, f, redaction), runs=runs)
+    state = queries.finding_state(store, finding_id, run, cache)
+    r, f = state.run, state.finding
+    static = static_detail(request, r, f, redaction)
+    out = detail(store, r, f, cache, static=static, runs=state.runs, decided=state.decisions)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})
     return out
 

@@ -265,11 +265,11 @@ def cluster_page(
     """A cluster's page. Its graph, members and timeline are rendered once per run,
     data, view and redaction (``ClusterBody``); the case's decisions and history across
     runs are read for every request, and every view is audited."""
-    runs = None if run else queries.succeeded_runs(store, limit=queries.HISTORY_RUNS)
-    r, f = queries.find_finding(store, finding_id, run, cache, runs=runs)
+    state = queries.finding_state(store, finding_id, run, cache)
+    r, f = state.run, state.finding
     body = _cluster_body(request, store, r, f, view, budget, redaction)
-    decisions = [DecisionOut.of(x) for x in queries.case_decisions(store, f)]
-    history = queries.history_entries(store, f, cache=cache, runs=runs)
+    decisions = [DecisionOut.of(x) for x in state.decisions]
+    history = queries.history_entries(store, f, cache=cache, runs=state.runs)
     if body.red is not None:
         decisions = [redact.model(x, body.red) for x in decisions]
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
