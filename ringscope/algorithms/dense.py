@@ -734,6 +734,49 @@ def account_ages(accounts: pd.DataFrame, ref: Any) -> pd.Series:
     return ages[~ages.index.duplicated(keep="first")]
 
 
+#: How the findings of each graph are described (``block_findings`` keywords).
+ENGAGEMENT_GRAPH: dict[str, str] = {
+    "kind": "dense_block",
+    "row_role": "engager",
+    "col_role": "creator",
+    "what": "engagement events",
+}
+ORDER_GRAPH: dict[str, str] = {
+    "kind": "dense_orders",
+    "row_role": "buyer",
+    "col_role": "seller",
+    "what": "orders",
+}
+#: The order columns an order block's evidence shows (with ``ts``).
+ORDER_EVIDENCE = ("order_id", "buyer_id", "seller_id", "creator_id", "amount", "status")
+
+
+def engagement_evidence_rows(agg: pd.DataFrame, cap: int) -> list[dict[str, Any]]:
+    """Evidence rows of an engagement block from its (account, creator) counts:
+    ``account_id``, ``creator_id``, ``n``, ``min`` and ``max`` (times), in that order."""
+    return [
+        {
+            "account_id": str(r.account_id),
+            "creator_id": str(r.creator_id),
+            "events": int(cast(Any, r.n)),
+            "first_ts": iso(r.min),
+            "last_ts": iso(r.max),
+        }
+        for r in agg.head(cap).itertuples(index=False)
+    ]
+
+
+def order_evidence_rows(orders: pd.DataFrame) -> list[dict[str, Any]]:
+    """Evidence rows of an order block from its orders, in the order given."""
+    keep = [k for k in ORDER_EVIDENCE if k in orders.columns]
+    out: list[dict[str, Any]] = []
+    for rec, ts in zip(orders[keep].to_dict("records"), orders["ts"], strict=True):
+        row = {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
+        row["ts"] = iso(ts)
+        out.append(row)
+    return out
+
+
 def dense_params(
     *,
     n_blocks: int,
@@ -947,23 +990,11 @@ def detect_dense_blocks(
                 .reset_index()
                 .rename(columns={"count": "n"})
             )
-            return [
-                {
-                    "account_id": str(r.account_id),
-                    "creator_id": str(r.creator_id),
-                    "events": int(cast(Any, r.n)),
-                    "first_ts": iso(r.min),
-                    "last_ts": iso(r.max),
-                }
-                for r in agg.head(cap).itertuples(index=False)
-            ]
+            return engagement_evidence_rows(agg, cap)
 
         findings += block_findings(
             g,
-            kind="dense_block",
-            row_role="engager",
-            col_role="creator",
-            what="engagement events",
+            **ENGAGEMENT_GRAPH,
             evidence_of=ev_evidence,
             ages=ages,
             info=info,
@@ -976,25 +1007,11 @@ def detect_dense_blocks(
 
         def or_evidence(rows: list[str], cols: list[str], cap: int) -> list[dict[str, Any]]:
             sub = od[od["buyer_id"].astype(str).isin(rows) & od["seller_id"].astype(str).isin(cols)]
-            sub = sub.sort_values(["ts", "order_id"], kind="stable").head(cap)
-            keep = [
-                k
-                for k in ("order_id", "buyer_id", "seller_id", "creator_id", "amount", "status")
-                if k in sub.columns
-            ]
-            out: list[dict[str, Any]] = []
-            for rec, ts in zip(sub[keep].to_dict("records"), sub["ts"], strict=True):
-                row = {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
-                row["ts"] = iso(ts)
-                out.append(row)
-            return out
+            return order_evidence_rows(sub.sort_values(["ts", "order_id"], kind="stable").head(cap))
 
         findings += block_findings(
             g,
-            kind="dense_orders",
-            row_role="buyer",
-            col_role="seller",
-            what="orders",
+            **ORDER_GRAPH,
             evidence_of=or_evidence,
             ages=ages,
             info=info,

@@ -13,12 +13,9 @@ found is read back from Spark, restricted to the blocks' accounts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ringscope.algorithms import dense as local
-from ringscope.algorithms.base import iso
 from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.engines.spark.tables import to_pandas
 from ringscope.model import DetectorInfo, Finding, rank
@@ -87,23 +84,11 @@ def detect_dense_blocks(
                 F.count("*").alias("n"), F.min("ts").alias("min"), F.max("ts").alias("max")
             )
         ).sort_values(["account_id", "creator_id"], kind="stable")
-        return [
-            {
-                "account_id": str(r.account_id),
-                "creator_id": str(r.creator_id),
-                "events": int(cast(Any, r.n)),
-                "first_ts": iso(r.min),
-                "last_ts": iso(r.max),
-            }
-            for r in agg.head(cap).itertuples(index=False)
-        ]
+        return local.engagement_evidence_rows(agg, cap)
 
     findings += local.block_findings(
         g,
-        kind="dense_block",
-        row_role="engager",
-        col_role="creator",
-        what="engagement events",
+        **local.ENGAGEMENT_GRAPH,
         evidence_of=ev_evidence,
         ages=ages,
         info=info,
@@ -112,27 +97,18 @@ def detect_dense_blocks(
 
     orders = tables.orders.where(F.col("buyer_id").isNotNull() & F.col("seller_id").isNotNull())
     g = _graph(orders, "buyer_id", "seller_id", p["count_weighting"])
-    keep = ["order_id", "buyer_id", "seller_id", "creator_id", "amount", "status"]
+    keep = list(local.ORDER_EVIDENCE)
 
     def or_evidence(rows: list[str], cols: list[str], cap: int) -> list[dict[str, Any]]:
         sub = orders.where(F.col("buyer_id").isin(rows) & F.col("seller_id").isin(cols))
         got = to_pandas(
             sub.orderBy(F.col("ts").asc_nulls_last(), "order_id").limit(cap).select(*keep, "ts")
         )
-        got = got.sort_values(["ts", "order_id"], kind="stable")
-        out: list[dict[str, Any]] = []
-        for rec, ts in zip(got[keep].to_dict("records"), got["ts"], strict=True):
-            row = {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
-            row["ts"] = iso(ts)
-            out.append(row)
-        return out
+        return local.order_evidence_rows(got.sort_values(["ts", "order_id"], kind="stable"))
 
     findings += local.block_findings(
         g,
-        kind="dense_orders",
-        row_role="buyer",
-        col_role="seller",
-        what="orders",
+        **local.ORDER_GRAPH,
         evidence_of=or_evidence,
         ages=ages,
         info=info,
