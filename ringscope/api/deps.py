@@ -78,11 +78,6 @@ async def get_store(request: Request) -> GraphStore:
     return store
 
 
-async def get_run_cache(request: Request) -> RunCache:
-    cache: RunCache = request.app.state.run_cache
-    return cache
-
-
 def get_access(request: Request) -> Access:
     access: Access = request.app.state.access
     return access
@@ -152,11 +147,13 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(role: Role) -> Any:
-    """A dependency that admits callers with ``role`` or a higher one."""
+    """A dependency that admits callers with ``role`` or a higher one (and leaves the
+    admitted caller on the request for :func:`get_caller`)."""
 
     async def check(request: Request, principal: PrincipalDep) -> Principal:
         if not allows(principal.role, role):
             raise deny(request, 403, f"needs the {role} role", principal.name)
+        request.state.principal = principal
         return principal
 
     return Depends(check)
@@ -177,10 +174,6 @@ Investigator = require("investigator")
 Admin = require("admin")
 
 
-async def get_user(principal: PrincipalDep) -> str:
-    return principal.name
-
-
 def check_identifier_access(request: Request, principal: Principal, *refs: NodeRef) -> None:
     """Identifiers (devices, IPs, payment methods, ...) are looked up by value, so a
     viewer, who sees them redacted, may not look them up."""
@@ -188,7 +181,7 @@ def check_identifier_access(request: Request, principal: Principal, *refs: NodeR
         raise deny(request, 403, "identifier lookups need the investigator role", principal.name)
 
 
-async def get_redaction_key(request: Request, principal: PrincipalDep) -> str | None:
+def redaction_key(request: Request, principal: Principal) -> str | None:
     """The key of the keyed hashes that hide identifier values from a viewer (the
     export key, else one made per app), or ``None``: the caller sees them."""
     if allows(principal.role, "investigator"):
@@ -199,7 +192,36 @@ async def get_redaction_key(request: Request, principal: PrincipalDep) -> str | 
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What a route needs of its request, read once: the store, the findings kept per
+    run, who is asking, and the key of the keyed hashes that hide identifiers from
+    them (``None``: they see identifier values)."""
+
+    store: GraphStore
+    cache: RunCache
+    principal: Principal
+    redaction: str | None
+
+    @property
+    def user(self) -> str:
+        return self.principal.name
+
+
+async def get_caller(request: Request) -> Caller:
+    """The request's :class:`Caller`, for routes behind a role dependency
+    (:data:`Viewer` and up, on the route or its router), which admitted the caller.
+
+    A lookup, with no dependencies of its own: FastAPI walks every dependency of a
+    route, with its own dependencies, on every request (cached or not), and routes
+    that named the store, the cache, the user, the principal and the redaction key
+    apart walked 18 of them per view."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a route without a role dependency: a bug, not a 401
+        raise RuntimeError(f"{request.url.path}: no role dependency admitted a caller")
+    state = request.app.state
+    return Caller(state.store, state.run_cache, principal, redaction_key(request, principal))
+
+
 StoreDep = Annotated[GraphStore, Depends(get_store)]
-RedactionKeyDep = Annotated[str | None, Depends(get_redaction_key)]
-UserDep = Annotated[str, Depends(get_user)]
-RunCacheDep = Annotated[RunCache, Depends(get_run_cache)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from ringscope.algorithms.health import CREATOR_WEIGHTS
 from ringscope.api import charts
-from ringscope.api.deps import DENIED, PrincipalDep, StoreDep, Viewer
+from ringscope.api.deps import DENIED, CallerDep, StoreDep, Viewer
 from ringscope.graphs.store import GraphStore
 from ringscope.jobs.diff import STATUSES
 from ringscope.model import Run
@@ -173,12 +173,10 @@ def get_ecosystem_csv(
 
 
 @router.get("/ecosystem", response_class=HTMLResponse, include_in_schema=False)
-def ecosystem_page(
-    request: Request, store: StoreDep, principal: PrincipalDep, runs: RunsParam = 30
-) -> HTMLResponse:
+def ecosystem_page(request: Request, caller: CallerDep, runs: RunsParam = 30) -> HTMLResponse:
     from ringscope.api.routes.pages import _common, templates
 
-    eco = ecosystem(store, runs)
+    eco = ecosystem(caller.store, runs)
     labels = [r.started_at.strftime("%m-%d %H:%M") for r in eco.runs]
     kinds = sorted({k for r in eco.runs for k in r.findings_by_kind})
     figures = {
@@ -214,7 +212,7 @@ def ecosystem_page(
         request,
         "ecosystem.html",
         _common(
-            me=principal,
+            me=caller.principal,
             run=None,
             eco=eco,
             latest=eco.runs[-1] if eco.runs else None,

@@ -11,10 +11,7 @@ from fastapi import APIRouter, Query, Request
 from ringscope.api import queries, redact
 from ringscope.api.deps import (
     DENIED,
-    PrincipalDep,
-    RedactionKeyDep,
-    StoreDep,
-    UserDep,
+    CallerDep,
     Viewer,
     check_identifier_access,
 )
@@ -36,9 +33,7 @@ RelQuery = Annotated[list[str] | None, Query(description="relationship kinds, e.
 def neighbourhood(
     ref: str,
     request: Request,
-    store: StoreDep,
-    principal: PrincipalDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     hops: Annotated[int, Query(ge=0, le=4)] = 1,
     rel: RelQuery = None,
     start: datetime | None = None,
@@ -47,8 +42,9 @@ def neighbourhood(
 ) -> GraphOut:
     """Nodes within ``hops`` of the entity over the given relationship kinds inside the
     time window ``[start, end)``, breadth first, at most ``limit`` nodes."""
+    store, redaction = caller.store, caller.redaction
     node = queries.parse_ref(ref)
-    check_identifier_access(request, principal, node)
+    check_identifier_access(request, caller.principal, node)
     rels = queries.check_rels(rel)
     queries.check_window(start, end)
 
@@ -71,21 +67,19 @@ def neighbourhood(
 def get_entity(
     ref: str,
     request: Request,
-    store: StoreDep,
-    user: UserDep,
-    principal: PrincipalDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> EntityOut:
     """An entity by ``Label:id`` (e.g. ``Account:a1``, ``Identifier:device:d-1``) with the
     findings of a run (default the latest) it is a member of. The view is audited."""
+    store, redaction = caller.store, caller.redaction
     node_ref = queries.parse_ref(ref)
-    check_identifier_access(request, principal, node_ref)
+    check_identifier_access(request, caller.principal, node_ref)
     node = queries.entity(store, node_ref)
     r = queries.resolve_run(store, run)
     decided = queries.latest_decisions(store)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
-    store.append_audit(user, "view_entity", str(node_ref), {"via": "api"})
+    store.append_audit(caller.user, "view_entity", str(node_ref), {"via": "api"})
     out = EntityOut(
         node=NodeOut.of(node),
         findings=[
@@ -102,18 +96,16 @@ def path(
     a: str,
     b: str,
     request: Request,
-    store: StoreDep,
-    principal: PrincipalDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     rel: RelQuery = None,
     max_hops: Annotated[int, Query(ge=1, le=10)] = 6,
 ) -> PathOut:
     """A shortest path between two entities (``found: false`` when there is none
     within ``max_hops``; 404 when an end does not exist)."""
     ra, rb = queries.parse_ref(a), queries.parse_ref(b)
-    check_identifier_access(request, principal, ra, rb)
+    check_identifier_access(request, caller.principal, ra, rb)
     rels = queries.check_rels(rel)
-    p = store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops)
-    if redaction is None or p is None:
+    p = caller.store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops)
+    if caller.redaction is None or p is None:
         return PathOut.of(p)
-    return redact.model(PathOut.of(p), redact.for_viewer(redaction, nodes=p.nodes))
+    return redact.model(PathOut.of(p), redact.for_viewer(caller.redaction, nodes=p.nodes))

@@ -13,11 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from ringscope.api import queries, redact
 from ringscope.api.deps import (
     DENIED,
+    CallerDep,
     Investigator,
-    RedactionKeyDep,
-    RunCacheDep,
-    StoreDep,
-    UserDep,
     Viewer,
 )
 from ringscope.api.export import export_case
@@ -54,9 +51,7 @@ router = APIRouter(
 
 @router.get("", response_model=Page[FindingSummary])
 def list_findings(
-    store: StoreDep,
-    cache: RunCacheDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
     kind: str | None = None,
     min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
@@ -76,8 +71,9 @@ def list_findings(
     first, then the order of the run's policy (score, impact or priority), then id;
     filtered and paged. ``sort=impact`` orders by money at risk, ``sort=priority`` by
     the policy's blend of score and impact."""
+    cache, redaction = caller.cache, caller.redaction
     q = queries.queue(
-        store,
+        caller.store,
         cache=cache,
         run=run,
         kind=kind,
@@ -189,14 +185,12 @@ def detail(
 def get_finding(
     request: Request,
     finding_id: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    user: UserDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
+    store, cache, redaction, user = caller.store, caller.cache, caller.redaction, caller.user
     state = queries.finding_state(store, finding_id, run, cache)
     r, f = state.run, state.finding
     static = static_detail(request, r, f, redaction)
@@ -208,14 +202,13 @@ def get_finding(
 @router.get("/{finding_id}/graph", response_model=GraphOut)
 def finding_graph(
     finding_id: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
     hops: Annotated[int, Query(ge=0, le=3)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_NODES)] = 500,
 ) -> GraphOut:
     """The neighbourhood of the finding's members and beneficiaries, within a node budget."""
+    store, cache, redaction = caller.store, caller.cache, caller.redaction
     _, f = queries.find_finding(store, finding_id, run, cache)
     g = store.neighbourhood(member_refs(f), hops=hops, limit=limit)
     if redaction is None:
@@ -226,12 +219,11 @@ def finding_graph(
 @router.get("/{finding_id}/decisions", response_model=list[DecisionOut])
 def list_decisions(
     finding_id: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> list[DecisionOut]:
     """The decisions on the finding's case, oldest first."""
+    store, cache, redaction = caller.store, caller.cache, caller.redaction
     _, f = queries.find_finding(store, finding_id, run, cache)
     out = [DecisionOut.of(d) for d in queries.case_decisions(store, f)]
     if redaction is None:
@@ -268,15 +260,13 @@ def record_decision(store: GraphStore, f: Finding, body: DecisionIn, user: str) 
 async def post_decision(
     finding_id: str,
     body: DecisionIn,
-    store: StoreDep,
-    cache: RunCacheDep,
-    user: UserDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> DecisionOut:
     """Record ``confirmed``, ``dismissed`` or ``escalated`` with a note, against the
     finding's case id (so it follows the network across runs)."""
-    _, f = queries.find_finding(store, finding_id, run, cache)
-    return DecisionOut.of(record_decision(store, f, body, user))
+    _, f = queries.find_finding(caller.store, finding_id, run, caller.cache)
+    return DecisionOut.of(record_decision(caller.store, f, body, caller.user))
 
 
 @router.get(
@@ -290,8 +280,7 @@ async def post_decision(
 )
 async def export_finding(
     finding_id: str,
-    store: StoreDep,
-    user: UserDep,
+    caller: CallerDep,
     run: str | None = None,
     redact: bool = False,
     redact_accounts: bool = False,
@@ -305,9 +294,9 @@ async def export_finding(
     key = get_settings().redaction_key.get_secret_value()
     result = await run_in_threadpool(
         export_case,
-        store,
+        caller.store,
         finding_id,
-        who=user,
+        who=caller.user,
         via="api",
         run_id=run,
         redact=redact,

@@ -21,12 +21,8 @@ from ringscope import __version__
 from ringscope.api import queries, redact
 from ringscope.api.auth import allows
 from ringscope.api.deps import (
+    CallerDep,
     Investigator,
-    PrincipalDep,
-    RedactionKeyDep,
-    RunCacheDep,
-    StoreDep,
-    UserDep,
     Viewer,
     check_identifier_access,
 )
@@ -50,6 +46,9 @@ from ringscope.graphs.store import GraphStore
 from ringscope.model import REL_TYPES, Finding, Node, NodeRef, Run
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+# The templates are the installed package's: not looked at again (a stat() of every
+# template a page extends or includes, on every request).
+templates.env.auto_reload = False
 templates.env.filters["u"] = lambda s: quote(str(s), safe=":")
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Viewer])
 
@@ -64,10 +63,7 @@ def _common(**extra: Any) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse)
 def queue_page(
     request: Request,
-    store: StoreDep,
-    cache: RunCacheDep,
-    principal: PrincipalDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
     kind: str | None = None,
     status: DiffStatus | None = None,
@@ -78,9 +74,10 @@ def queue_page(
     sort: SortKey = "rank",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
 ) -> HTMLResponse:
+    redaction = caller.redaction
     q = queries.queue(
-        store,
-        cache=cache,
+        caller.store,
+        cache=caller.cache,
         run=run,
         kind=kind or None,
         min_score=min_score,
@@ -108,7 +105,7 @@ def queue_page(
         request,
         "queue.html",
         _common(
-            me=principal,
+            me=caller.principal,
             run=q.run,
             items=items,
             kinds=q.kinds,
@@ -253,11 +250,7 @@ def _timeline(f: Finding) -> tuple[list[dict[str, str]], int]:
 def cluster_page(
     request: Request,
     finding_id: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    user: UserDep,
-    principal: PrincipalDep,
-    redaction: RedactionKeyDep,
+    caller: CallerDep,
     run: str | None = None,
     view: Literal["auto", "full", "collapsed"] = "auto",
     budget: Annotated[int, Query(ge=10, le=MAX_NODES)] = MAX_NODES,
@@ -265,14 +258,15 @@ def cluster_page(
     """A cluster's page. Its graph, members and timeline are rendered once per run,
     data, view and redaction (``ClusterBody``); the case's decisions and history across
     runs are read for every request, and every view is audited."""
+    store, cache, principal = caller.store, caller.cache, caller.principal
     state = queries.finding_state(store, finding_id, run, cache)
     r, f = state.run, state.finding
-    body = _cluster_body(request, store, r, f, view, budget, redaction)
+    body = _cluster_body(request, store, r, f, view, budget, caller.redaction)
     decisions = [DecisionOut.of(x) for x in state.decisions]
     history = queries.history_entries(store, f, cache=cache, runs=state.runs)
     if body.red is not None:
         decisions = [redact.model(x, body.red) for x in decisions]
-    store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
+    store.append_audit(caller.user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
     return templates.TemplateResponse(
         request,
         "cluster.html",
@@ -296,9 +290,7 @@ def cluster_page(
 async def decision_form(
     request: Request,
     finding_id: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    user: UserDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> Response:
     """The decision form (URL-encoded): record, then back to the cluster page."""
@@ -310,8 +302,8 @@ async def decision_form(
         )
     except ValidationError as e:
         raise InputError(f"decision form: {e.errors()[0]['msg']}") from e
-    _, f = queries.find_finding(store, finding_id, run, cache)
-    record_decision(store, f, body, user)
+    _, f = queries.find_finding(caller.store, finding_id, run, caller.cache)
+    record_decision(caller.store, f, body, caller.user)
     return RedirectResponse(f"/findings/{quote(f.id)}#decisions", status_code=303)
 
 
@@ -319,18 +311,16 @@ async def decision_form(
 def entity_page(
     request: Request,
     ref: str,
-    store: StoreDep,
-    cache: RunCacheDep,
-    user: UserDep,
-    principal: PrincipalDep,
+    caller: CallerDep,
     run: str | None = None,
 ) -> HTMLResponse:
+    store, principal = caller.store, caller.principal
     node_ref = queries.parse_ref(ref)
     check_identifier_access(request, principal, node_ref)
     node = queries.entity(store, node_ref)
     r = queries.resolve_run(store, run)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
-    store.append_audit(user, "view_entity", str(node_ref), {"via": "page"})
+    store.append_audit(caller.user, "view_entity", str(node_ref), {"via": "page"})
     return templates.TemplateResponse(
         request,
         "entity.html",
