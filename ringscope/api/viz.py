@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
@@ -228,9 +230,7 @@ def with_layout(view: GraphView) -> GraphView:
     angle = np.linspace(0, 2 * math.pi, n, endpoint=False)
     start = np.column_stack([np.cos(angle), np.sin(angle)]) * math.sqrt(n)
     niter = 300 if n <= 500 else 120
-    coords = np.array(
-        g.layout_fruchterman_reingold(niter=niter, seed=start.tolist()).coords, dtype=float
-    ).reshape(n, 2)
+    coords = np.array(_fruchterman_reingold(g, niter, start.tolist()), dtype=float).reshape(n, 2)
     coords -= coords.mean(axis=0)
     spread = float(np.abs(coords).max()) or 1.0
     coords *= (45.0 * math.sqrt(n) + 60.0) / spread
@@ -239,6 +239,28 @@ def with_layout(view: GraphView) -> GraphView:
         for v, (x, y) in zip(view.nodes, coords, strict=True)
     )
     return replace(view, nodes=nodes)
+
+
+_LAYOUT_LOCK = threading.Lock()
+
+
+def _fruchterman_reingold(g: ig.Graph, niter: int, start: list[list[float]]) -> list[list[float]]:
+    """igraph's Fruchterman-Reingold, from ``start``, with random numbers of its own.
+
+    igraph draws from one generator per process, Python's ``random`` by default, so
+    the same cluster was laid out differently in another app process, or after any
+    other draw: two investigators (or a page and its case file) saw other pictures.
+    Each layout gets a generator seeded alike, under a lock (the generator is
+    process-wide)."""
+    with _LAYOUT_LOCK:
+        ig.set_random_number_generator(random.Random(0))
+        try:
+            coords: list[list[float]] = g.layout_fruchterman_reingold(
+                niter=niter, seed=start
+            ).coords
+        finally:
+            ig.set_random_number_generator(random)
+    return coords
 
 
 def to_pyvis(view: GraphView) -> Network:
