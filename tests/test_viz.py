@@ -1,4 +1,5 @@
-"""The cluster graph's layout: the same cluster gets the same picture in any process."""
+"""The cluster graph's view: the same cluster gets the same picture in any process, and
+the packed data the page gets unpacks to what vis-network is given."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 import random
 import subprocess
 import sys
+from typing import Any
 
-from ringscope.api.viz import EdgeView, GraphView, NodeView, with_layout
+from ringscope.api.viz import EdgeView, GraphView, NodeView, packed, vis_data, with_layout
 
 #: Builds a view (two dense groups joined by a bridge, 120 nodes) and prints its layout.
 SCRIPT = """
@@ -60,3 +62,49 @@ def test_a_layout_leaves_the_process_random_generator_alone() -> None:
     assert [random.random() for _ in range(3)] == expected
     random.seed(99)
     assert with_layout(GraphView(nodes, edges)) == one
+
+
+def _unpack(data: dict[str, Any]) -> dict[str, Any]:
+    """What ``static/cluster.js`` does with packed data, in Python."""
+    nodes = []
+    for r in data["nodes"]:
+        n = dict(data["nodeStyles"][r[0]])
+        n.update({k: v for k, v in zip(data["nodeFields"], r[1:], strict=True) if v is not None})
+        nodes.append(n)
+    edges = []
+    for r in data["edges"]:
+        e = dict(data["edgeStyles"][r[2]])
+        e["from"], e["to"] = (nodes[x]["id"] if isinstance(x, int) else x for x in r[:2])
+        e.update({k: v for k, v in zip(data["edgeFields"], r[3:], strict=True) if v is not None})
+        edges.append(e)
+    return {"nodes": nodes, "edges": edges, "options": data["options"]}
+
+
+def test_packed_vis_data_unpacks_to_the_same_and_is_smaller() -> None:
+    ip = "Identifier:ip:10.0.0.1"
+    nodes = [
+        NodeView(
+            f"Account:a{i}",
+            f"a{i}",
+            f"Account:a{i}\ncountry: TH",
+            "buyer" if i % 3 else "seller",
+            "#1c7ed6" if i % 3 else "#c2255c",
+            10.0 + i,
+            "dot",
+        )
+        for i in range(40)
+    ]
+    nodes.append(NodeView(ip, "10.0.0.1", "ip", "Identifier", "#b197fc", 7.0, "hexagon"))
+    edges = [EdgeView(f"Account:a{i}", ip, "USES", "#7048e8", f"USES\nn: {i}") for i in range(40)]
+    edges += [
+        EdgeView(f"Account:a{i}", f"Account:a{i + 1}", "FOLLOWS", "#adb5bd", "FOLLOWS")
+        for i in range(39)
+    ]
+    data = vis_data(with_layout(GraphView(tuple(nodes), tuple(edges))))
+    small = packed(data)
+    assert _unpack(json.loads(json.dumps(small))) == data
+    assert len(small["nodeStyles"]) == 3 and len(small["edgeStyles"]) == 2
+    assert len(json.dumps(small)) < 0.6 * len(json.dumps(data))
+    # an edge whose end is not drawn keeps its id
+    data["edges"].append({**data["edges"][0], "to": "Stream:s-gone"})
+    assert _unpack(packed(data)) == data

@@ -61,6 +61,21 @@ def test_cluster_page_draws_the_graph(tab: Recorded, app: ServedApp) -> None:
     n = page.evaluate("window.rsGraph.nodes.length")
     members = page.locator("#members tbody tr").count()
     assert n > members == top["size"]
+    # the page's packed graph is unpacked whole: every edge between drawn nodes, every
+    # node and edge with its own fields and its shared style
+    drawn = page.evaluate(
+        """() => {
+        const ids = new Set(window.rsGraph.nodes.getIds());
+        const edges = window.rsGraph.edges.get();
+        const node = window.rsGraph.nodes.get()[0];
+        return {edges: edges.length, ends: edges.every(e => ids.has(e.from) && ids.has(e.to)),
+                kinds: [...new Set(edges.map(e => e.kind))], arrows: edges[0].arrows,
+                node: [typeof node.x, typeof node.y, node.color, node.shape, node.title]};
+    }"""
+    )
+    assert drawn["edges"] >= n - 1 and drawn["ends"] and drawn["arrows"] == "to"
+    assert "ENGAGED" in drawn["kinds"] or "PLACED" in drawn["kinds"]
+    assert drawn["node"][:2] == ["number", "number"] and all(drawn["node"][2:])
     assert page.locator("#graph canvas").count() == 1
     page.wait_for_timeout(1500)  # let physics settle for the picture
     screenshot(page, "cluster.png")

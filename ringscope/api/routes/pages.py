@@ -38,6 +38,7 @@ from ringscope.api.viz import (
     cluster_graph,
     grouped_graph,
     member_refs,
+    packed,
     vis_data,
     with_layout,
 )
@@ -121,8 +122,9 @@ def queue_page(
 
 @dataclass(frozen=True, slots=True)
 class DrawnGraph:
-    """A finding's graph as drawn: the view, its vis data as JSON for a script element
-    (escaped as Jinja's ``tojson`` does), and whether the full graph is over budget."""
+    """A finding's graph as drawn: the view, its vis data packed (``viz.packed``) as JSON
+    for a script element (escaped as Jinja's ``tojson`` does), and whether the full
+    graph is over budget."""
 
     view: GraphView
     data: Markup
@@ -161,7 +163,13 @@ def _draw(store: GraphStore, f: Finding, view: str, budget: int) -> DrawnGraph:
         else:
             gv = grouped_graph(f)
     gv = with_layout(gv)
-    return DrawnGraph(gv, htmlsafe_json_dumps(vis_data(gv)), too_big)
+    return DrawnGraph(gv, _script_json(packed(vis_data(gv))), too_big)
+
+
+def _script_json(data: Any) -> Markup:
+    """``data`` as JSON for a script element: escaped as Jinja's ``tojson`` does, without
+    spaces."""
+    return htmlsafe_json_dumps(data, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +203,7 @@ def _cluster_body(
         if redaction is not None:
             red = redact.for_viewer(redaction, findings=[f], nodes=_identifier_nodes(drawn.view))
             shown = redact.finding(f, red)
-            data = htmlsafe_json_dumps(red(vis_data(drawn.view)))
+            data = _script_json(red(packed(vis_data(drawn.view))))
         events, n_events = _timeline(shown)
         gv = drawn.view
         html = templates.get_template("cluster_body.html").render(
