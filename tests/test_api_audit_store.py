@@ -139,6 +139,10 @@ def test_latest_decisions_match_the_decisions(store: GraphStore) -> None:
         expected[d.finding_id] = d.decision
     assert expected == {"case-a": "dismissed", "case-b": "escalated", "case-c": "dismissed"}
     assert store.latest_decisions() == expected  # type: ignore[attr-defined]
+    # only the cases asked for (a run's queue, an account's findings)
+    some = store.latest_decisions(["case-b", "case-c", "case-none"])  # type: ignore[attr-defined]
+    assert some == {"case-b": "escalated", "case-c": "dismissed"}
+    assert store.latest_decisions([]) == {}  # type: ignore[attr-defined]
 
 
 def test_finding_views_show_decisions_at_once_and_are_audited(store: GraphStore) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -111,26 +111,34 @@ class Queue:
     kinds: list[str]
 
 
-def latest_decisions(store: GraphStore) -> dict[str, str]:
-    """The latest decision of every case that has one."""
+def latest_decisions(store: GraphStore, cases: Iterable[str] | None = None) -> dict[str, str]:
+    """The latest decision of every case that has one (only of ``cases`` when given:
+    decisions on older cases pile up, every one kept, and a page needs its own)."""
     own = getattr(store, "latest_decisions", None)
     if callable(own):
-        latest: dict[str, str] = own()
+        latest: dict[str, str] = own(cases)
         return latest
+    wanted = None if cases is None else set(cases)
     out: dict[str, str] = {}
     for d in store.decisions():  # oldest first: the last one wins
-        out[d.finding_id] = d.decision
+        if wanted is None or d.finding_id in wanted:
+            out[d.finding_id] = d.decision
     return out
 
 
-def queue_state(store: GraphStore, run: str | None) -> tuple[Run | None, dict[str, str]]:
-    """The run ``run`` (default the latest succeeded one) and :func:`latest_decisions`;
-    through the store's ``queue_state`` (one read) when it has one and ``run`` is not given."""
+def queue_state(
+    store: GraphStore, run: str | None, cases_of: Callable[[Run], Iterable[str]] | None = None
+) -> tuple[Run | None, dict[str, str]]:
+    """The run ``run`` (default the latest succeeded one) and :func:`latest_decisions`
+    (of the cases ``cases_of(run)`` names, when given); through the store's
+    ``queue_state`` (one read) when it has one and ``run`` is not given."""
     own = getattr(store, "queue_state", None)
     if run is None and callable(own):
-        state: tuple[Run | None, dict[str, str]] = own()
+        state: tuple[Run | None, dict[str, str]] = own(cases_of)
         return state
-    return resolve_run(store, run), latest_decisions(store)
+    found = resolve_run(store, run)
+    cases = None if found is None or cases_of is None else cases_of(found)
+    return found, latest_decisions(store, cases)
 
 
 def resolve_run(store: GraphStore, run: str | None) -> Run | None:
@@ -168,12 +176,18 @@ def queue(
         raise InputError(f"min_score {min_score} is above max_score {max_score}")
     if sort not in SORTS:
         raise InputError(f"sort: unknown key {sort!r}; use one of {list(SORTS)}")
-    run_obj, decided = queue_state(store, run)
+    read: dict[str, list[Finding]] = {}
+
+    def cases_of(r: Run) -> list[str]:
+        read[r.id] = _findings(store, r, cache)
+        return [f.case_id or f.id for f in read[r.id]]
+
+    run_obj, decided = queue_state(store, run, cases_of)
     if run_obj is None:
         return Queue(run=None, items=[], kinds=[])
     raised = set(run_obj.summary.get("raised_again") or [])
     suppressed = set(run_obj.summary.get("suppressed") or {})
-    all_findings = _findings(store, run_obj, cache)
+    all_findings = read.get(run_obj.id) or _findings(store, run_obj, cache)
     policy_queue = (run_obj.policy or {}).get("queue") or {}
     weight = float(policy_queue.get("impact_weight", 0.5))
     measure = {

@@ -534,6 +534,16 @@ WITH d.finding_id AS finding_id, collect(d.decision) AS decisions
 RETURN finding_id, decisions[-1] AS decision
 """
 
+#: The latest decision of the cases ``$cases`` that have one, through the index on
+#: ``Decision.finding_id``: what a run's queue needs, however many decisions older
+#: cases have gathered (every decision ever recorded is kept).
+LATEST_DECISIONS_OF = """
+MATCH (d:Decision) WHERE d.finding_id IN $cases
+WITH d ORDER BY d.decided_at, d.seq
+WITH d.finding_id AS finding_id, collect(d.decision) AS decisions
+RETURN finding_id, decisions[-1] AS decision
+"""
+
 #: One case's decisions, through the index on ``Decision.finding_id`` (a predicate
 #: ``$finding_id IS NULL OR ...`` would read every decision).
 CASE_DECISIONS = """

@@ -1541,14 +1541,19 @@ class EmbeddedStore:
                 },
             )
 
-    def latest_decisions(self) -> dict[str, str]:
+    def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
-        last of :meth:`decisions` per case. Not part of ``GraphStore``."""
+        last of :meth:`decisions` per case; only of ``cases`` when given. Not part of
+        ``GraphStore``."""
+        sql = "SELECT finding_id, arg_max(decision, (decided_at, seq)) FROM decisions"
+        params: dict[str, Any] = {}
+        if cases is not None:
+            params["cases"] = sorted(set(cases))
+            if not params["cases"]:
+                return {}
+            sql += " WHERE finding_id IN (SELECT unnest($cases::VARCHAR[]))"
         with self._reading("read the latest decisions") as con:
-            rows = con.execute(
-                "SELECT finding_id, arg_max(decision, (decided_at, seq)) FROM decisions "
-                "GROUP BY finding_id"
-            ).fetchall()
+            rows = con.execute(sql + " GROUP BY finding_id", params).fetchall()
         return {str(r[0]): str(r[1]) for r in rows}
 
     def decisions(self, finding_id: str | None = None) -> list[Decision]:

@@ -1573,16 +1573,24 @@ class Neo4jStore:
         found = self.runs(status="succeeded", limit=1)
         return found[0] if found else None
 
-    def queue_state(self) -> tuple[Run | None, dict[str, str]]:
-        """:meth:`latest_run` and :meth:`latest_decisions` in one read transaction (what
-        the app's queue reads on every request; a transaction costs the server more
-        than these statements). Not part of ``GraphStore``."""
+    def queue_state(
+        self, cases_of: Callable[[Run], Iterable[str]] | None = None
+    ) -> tuple[Run | None, dict[str, str]]:
+        """:meth:`latest_run` and :meth:`latest_decisions` (of the cases
+        ``cases_of(run)`` names, when given) in one read transaction (what the app's
+        queue reads on every request; a transaction costs the server more than these
+        statements). ``cases_of`` may be called again when the transaction is retried.
+        Not part of ``GraphStore``."""
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[Run | None, dict[str, str]]:
             latest = self._runs_in(tx, "succeeded", 1)
             run = latest[0] if latest else None
-            decided = {r["finding_id"]: r["decision"] for r in tx.run(cypher.LATEST_DECISIONS)}
-            return run, decided
+            if run is not None and cases_of is not None:
+                cases = sorted(set(cases_of(run)))
+                records = tx.run(cypher.LATEST_DECISIONS_OF, cases=cases)
+            else:
+                records = tx.run(cypher.LATEST_DECISIONS)
+            return run, {r["finding_id"]: r["decision"] for r in records}
 
         state: tuple[Run | None, dict[str, str]] = self._read("queue state", work)
         return state
@@ -1646,10 +1654,15 @@ class Neo4jStore:
 
         self._write(f"record decision on {d.finding_id}", work)
 
-    def latest_decisions(self) -> dict[str, str]:
+    def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
-        last of :meth:`decisions` per case. Not part of ``GraphStore``."""
-        return {r["finding_id"]: r["decision"] for r in self._query(cypher.LATEST_DECISIONS)}
+        last of :meth:`decisions` per case; only of ``cases`` when given (read through
+        the index, not every decision). Not part of ``GraphStore``."""
+        if cases is None:
+            records = self._query(cypher.LATEST_DECISIONS)
+        else:
+            records = self._query(cypher.LATEST_DECISIONS_OF, cases=sorted(set(cases)))
+        return {r["finding_id"]: r["decision"] for r in records}
 
     def decisions(self, finding_id: str | None = None) -> list[Decision]:
         """Decisions, oldest first (by ``decided_at``, then the earlier recorded)."""

@@ -184,6 +184,18 @@ def test_runs_and_findings(store: GraphStore) -> None:
     store.record_decision(Decision(found[0].id, "confirmed", "ana", T0, ""))
     assert queries.queue_state(store, None) == (store.get_run("r0"), {found[0].id: "confirmed"})
     assert queries.queue_state(store, "r1") == (store.get_run("r1"), {found[0].id: "confirmed"})
+    # the decisions of the run's cases only, when the caller names them
+    for run in (None, "r1"):
+        asked: list[str] = []
+
+        def cases_of(r: Run, asked: list[str] = asked) -> list[str]:
+            asked.append(r.id)
+            return [f.id for f in found[1:]]
+
+        state = queries.queue_state(store, run, cases_of)
+        assert state == (store.get_run(run or "r0"), {}) and asked[-1] == (run or "r0")
+        state = queries.queue_state(store, run, lambda r: [found[0].id, "other"])
+        assert state[1] == {found[0].id: "confirmed"}
     with pytest.raises(NotFoundError):
         store.get_run("nope")
     with pytest.raises(NotFoundError):

@@ -77,8 +77,8 @@ def get_entity(
     check_identifier_access(request, caller.principal, node_ref)
     node = queries.entity(store, node_ref)
     r = queries.resolve_run(store, run)
-    decided = queries.latest_decisions(store)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
+    decided = queries.latest_decisions(store, [f.case_id or f.id for f in fs])
     store.append_audit(caller.user, "view_entity", str(node_ref), {"via": "api"})
     out = EntityOut(
         node=NodeOut.of(node),
