@@ -11,17 +11,24 @@ Usage::
 
 A generated marketplace (cached under ``--cache``) is loaded into a fresh store and
 detected once, outside the timing; the app is served by ``ringscope serve`` in its own
-process with API keys made by ``ringscope.api.auth.add_user``. Checked: zero errors,
-and every decision recorded exactly once (in the store and in the audit log). Printed
+process with API keys made by ``ringscope.api.auth.add_user``, and given
+``--warmup-seconds`` (default 30) of the same mixed load (but one decision per client),
+unmeasured, before the measured rounds (a long-running app and database are warm).
+Checked: zero errors, and every decision recorded exactly once (in the store and in the
+audit log). Printed
 per store and endpoint: requests, p50, p95, max, requests per second and the load
-average; per store, the CPU milliseconds per request of the app's process and of a
-Neo4j started here (or named by ``--neo4j-pid``). Target: p95 <= 300 ms with 20
+average; per store, the CPU milliseconds per request of the app's process, of a
+Neo4j started here (or named by ``--neo4j-pid``) and of this load generator (one
+``http.client`` connection per client: httpx cost ~4 ms of CPU per request on the
+cores the app shares with it). Target: p95 <= 300 ms with 20
 clients (a busy machine inflates every figure).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import shutil
 import statistics
@@ -106,45 +113,88 @@ def bench_store(
         lock = threading.Lock()
         barrier = threading.Barrier(args.clients)
         tag = f"bench {time.time_ns()}"
+        rounds = args.rounds
+        deadline: float | None = None
 
         def client(n: int) -> None:
+            # http.client, as api.py: httpx cost ~4 ms of CPU per request on the cores
+            # the app shares with this load generator
             headers = {"Authorization": f"Bearer {keys[n % len(keys)]}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=120) as h:
+            h = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            try:
                 barrier.wait()
-                for k in range(args.rounds):
+                k = 0
+                while k < rounds if deadline is None else time.monotonic() < deadline:
                     f = findings[(n + k) % len(findings)]
                     m = members[f][k % len(members[f])]["account_id"]
                     note = f"{tag} {n}-{k}"
-                    for name, method, path, kw in (
-                        ("queue", "GET", "/api/findings", {}),
-                        ("cluster", "GET", f"/api/findings/{f}", {}),
-                        ("neighbourhood", "GET", f"/api/entities/Account:{m}/neighbourhood", {}),
-                        ("decision", "POST", f"/api/findings/{f}/decisions",
-                         {"json": {"decision": "escalated", "note": note}}),
+                    decision = json.dumps({"decision": "escalated", "note": note}).encode()
+                    for name, method, path, body in (
+                        ("queue", "GET", "/api/findings", None),
+                        ("cluster", "GET", f"/api/findings/{f}", None),
+                        ("neighbourhood", "GET", f"/api/entities/Account:{m}/neighbourhood", None),
+                        ("decision", "POST", f"/api/findings/{f}/decisions", decision),
                     ):  # fmt: skip
+                        if name == "decision" and deadline is not None and k > 0:
+                            continue  # warming up: one decision per client (see below)
+                        sent = dict(headers)
+                        if body is not None:
+                            sent["Content-Type"] = "application/json"
                         t0 = time.perf_counter()
-                        r = h.request(method, path, **kw)
+                        h.request(method, path, body=body, headers=sent)
+                        r = h.getresponse()
+                        text = r.read()
                         dt = (time.perf_counter() - t0) * 1000
                         with lock:
                             timings[name].append(dt)
-                            if r.status_code != (201 if method == "POST" else 200):
-                                errors.append(f"{name} {r.status_code} {r.text[:200]}")
+                            if r.status != (201 if method == "POST" else 200):
+                                errors.append(f"{name} {r.status} {text[:200]!r}")
                             elif name == "decision":
                                 notes.append(note)
+                    k += 1
+            except (OSError, http.client.HTTPException) as e:
+                with lock:
+                    errors.append(f"client {n}: {type(e).__name__}: {e}")
+            finally:
+                h.close()
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        port = int(url.rsplit(":", 1)[1])
+
+        def run_clients() -> None:
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        if args.warmup_seconds > 0:
+            # the same mix, unmeasured: a long-running app and database server have their
+            # code compiled (a fresh Neo4j JVM takes thousands of requests to reach its
+            # steady CPU per request). One decision per client (under another tag): more
+            # would pile onto the same 20 cases, hundreds each, which no case gathers,
+            # and every view of a case reads its decisions.
+            tag, deadline = f"warm-up {time.time_ns()}", time.monotonic() + args.warmup_seconds
+            run_clients()
+            warm = sum(len(t) for t in timings.values())
+            print(f"[{name}] warm-up: {warm} requests, {len(errors)} errors", file=sys.stderr)
+            if errors:
+                print(f"[{name}] warm-up: e.g. {errors[0]}", file=sys.stderr)
+            for t in timings.values():
+                t.clear()
+            errors.clear()
+            notes.clear()
+            tag, deadline = f"bench {time.time_ns()}", None
         cpu0 = cpu_seconds(proc.pid), cpu_seconds(db_pid or -1)
+        own0 = time.process_time()
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_clients()
         wall = time.perf_counter() - t0
         n_requests = max(sum(len(t) for t in timings.values()), 1)
         app_cpu, db_cpu = (
             (cpu_seconds(pid) - c0) * 1000 / n_requests
             for pid, c0 in zip((proc.pid, db_pid or -1), cpu0, strict=True)
         )
+        own_cpu = (time.process_time() - own0) * 1000 / n_requests
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -183,7 +233,7 @@ def bench_store(
         f"{wall:.1f} s",
         f"app CPU {app_cpu:.1f} ms/req",
         "" if db_pid is None else f"db CPU {db_cpu:.1f} ms/req",
-        load,
+        f"client CPU {own_cpu:.1f} ms/req",
     ]
     if errors:
         print(f"[{name}] {len(errors)} errors, e.g. {errors[0]}", file=sys.stderr)
@@ -201,6 +251,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--rounds", type=int, default=10, help="per client: queue, cluster, ...")
+    p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=30.0,
+        help="seconds of the same mixed load, unmeasured, before the measured rounds (0: none)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--store", choices=("embedded", "neo4j", "both"), default="embedded")
     p.add_argument("--neo4j", metavar="URI", help="a Neo4j server (implies --store both)")
@@ -230,7 +286,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     head = ["store", "endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "p95<=300"]
-    head += ["load 1m"]
+    head += ["load 1m / client"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(f"mixed load: {args.clients} clients, {args.events} events, seed {args.seed}")
     print(load_average())
