@@ -34,6 +34,10 @@ thousand, as the JIT compiled its code); the number of those requests and the CP
 request of their last part are printed to stderr. Then, just before each scenario,
 ``--warmup`` (default 5) unmeasured requests per client of that scenario.
 
+``--old-decisions N`` records N decisions on closed cases of earlier runs first, as a
+store used for a year or two holds (every decision is kept): the queue and the pages
+read the decisions of their own cases only, so these must not slow them.
+
 The clients use the standard library's ``http.client``, not httpx: the load generator
 shares the machine's cores with the app (and the database), and httpx cost about 4 ms
 of CPU per request here against about 0.5 ms for ``http.client``, CPU taken from the
@@ -60,6 +64,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -71,7 +77,7 @@ from ringscope.graphs import open_store
 from ringscope.graphs.store import GraphStore
 from ringscope.jobs.detect import run_detection
 from ringscope.loaders.pipeline import load_export
-from ringscope.model import Finding, NodeRef
+from ringscope.model import Decision, Finding, NodeRef
 from ringscope.settings import Settings
 
 TARGET_P95_MS = 300.0
@@ -82,6 +88,25 @@ def prepare(store: GraphStore, data: Path) -> None:
     if store.latest_run() is None:
         load_export(store, data)
         run_detection(store)
+
+
+def add_old_decisions(store: GraphStore, n: int) -> None:
+    """Decisions on ``n // 3`` closed cases of earlier runs (three each, case ids no
+    finding of the run has), as a store used for a year or two holds, unless there."""
+    have = sum(1 for d in store.decisions() if d.finding_id.startswith("closed-case-"))
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    todo = [
+        Decision(
+            f"closed-case-{i % max(n // 3, 1)}",
+            ("escalated", "confirmed", "dismissed")[i % 3],
+            "earlier-investigator",
+            at + timedelta(minutes=i),
+            "",
+        )
+        for i in range(have, n)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(store.record_decision, todo))
 
 
 def cluster_of_size(store: GraphStore, nodes: int, name: str = "") -> tuple[Finding, int]:
@@ -281,6 +306,7 @@ def bench_store(
     try:
         t0 = time.perf_counter()
         prepare(store, data)
+        add_old_decisions(store, args.old_decisions)
         prep = time.perf_counter() - t0
         finding, n_nodes = cluster_of_size(store, args.cluster_nodes, name)
         members = list(finding.member_ids)
@@ -385,6 +411,14 @@ def main() -> None:
         help="the cluster page's cluster: the smallest graph of at least N nodes\n"
         "(else the biggest)",
     )
+    p.add_argument(
+        "--old-decisions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N decisions recorded first on closed cases of earlier runs (the queue and\n"
+        "the pages must not read them on every request)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument(
         "--store",
@@ -440,6 +474,7 @@ def main() -> None:
     print(
         f"{args.clients} concurrent clients, {args.events} events, seed {args.seed}, "
         f"cluster page of {graph} (--cluster-nodes {args.cluster_nodes}), "
+        f"{args.old_decisions} old decisions, "
         f"warm-up {args.warmup_seconds:g} s + {args.warmup} requests per client and scenario"
     )
     print(load_average())
