@@ -504,6 +504,18 @@ RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq, r.status AS status,
        r.finished_at AS finished_at
 """
 
+#: :data:`RUN_KEYS` of the ``$limit`` newest runs, ordered by the server the way the
+#: store orders them (``started_at`` as a time, then ``seq``, then id): a nightly job
+#: keeps a run a night, and a page that wants the newest one or twenty should not take
+#: in every run's keys (1,000 runs cost the queue 40 ms, most of it the app's).
+RUN_KEYS_NEWEST = """
+MATCH (r:Run) WHERE $status IS NULL OR r.status = $status
+WITH r ORDER BY datetime(r.started_at) DESC, coalesce(r.seq, 0) DESC, r.id DESC
+LIMIT $limit
+RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq, r.status AS status,
+       r.finished_at AS finished_at
+"""
+
 #: Runs by id, whole.
 RUNS_BY_ID = "MATCH (r:Run) WHERE r.id IN $ids RETURN properties(r) AS props"
 

@@ -1526,7 +1526,8 @@ class Neo4jStore:
         """The runs of ``status`` (every run when ``None``; the ``limit`` newest), newest
         first, in ``tx``.
 
-        The order keys of every run are read, then the chosen runs whole, except those
+        The order keys of the runs are read (of the ``limit`` newest only, ordered by
+        the server too, when ``limit`` is given), then the chosen runs whole, except those
         read before: a run's properties change only together with its status and
         ``finished_at`` (see ``cypher.RUN_KEYS``), so the runs read are kept by (id,
         seq, status, finished_at) and read again when one of those changed. The runs
@@ -1540,7 +1541,11 @@ class Neo4jStore:
                     r["id"],
                     (r["id"], r["seq"], r["status"], r["finished_at"]),
                 )
-                for r in tx.run(cypher.RUN_KEYS, status=status)
+                for r in (
+                    tx.run(cypher.RUN_KEYS, status=status)
+                    if limit is None
+                    else tx.run(cypher.RUN_KEYS_NEWEST, status=status, limit=limit)
+                )
             ),
             reverse=True,
         )[:limit]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+import itertools
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -185,16 +186,16 @@ def test_runs_and_findings(store: GraphStore) -> None:
     assert queries.queue_state(store, None) == (store.get_run("r0"), {found[0].id: "confirmed"})
     assert queries.queue_state(store, "r1") == (store.get_run("r1"), {found[0].id: "confirmed"})
     # the decisions of the run's cases only, when the caller names them
-    for run in (None, "r1"):
+    for run_id in (None, "r1"):
         asked: list[str] = []
 
         def cases_of(r: Run, asked: list[str] = asked) -> list[str]:
             asked.append(r.id)
             return [f.id for f in found[1:]]
 
-        state = queries.queue_state(store, run, cases_of)
-        assert state == (store.get_run(run or "r0"), {}) and asked[-1] == (run or "r0")
-        state = queries.queue_state(store, run, lambda r: [found[0].id, "other"])
+        state = queries.queue_state(store, run_id, cases_of)
+        assert state == (store.get_run(run_id or "r0"), {}) and asked[-1] == (run_id or "r0")
+        state = queries.queue_state(store, run_id, lambda r: [found[0].id, "other"])
         assert state[1] == {found[0].id: "confirmed"}
     with pytest.raises(NotFoundError):
         store.get_run("nope")
@@ -202,6 +203,29 @@ def test_runs_and_findings(store: GraphStore) -> None:
         store.findings("nope")
     with pytest.raises(NotFoundError):
         store.complete_run("nope", [], {})
+
+
+def test_the_newest_runs_of_many(store: GraphStore) -> None:
+    """``runs(limit=)`` (what every page reads) is the head of ``runs()``, however the
+    runs were recorded: out of time order, at the same moment, with other offsets."""
+    import random
+
+    order = list(range(30))
+    random.Random(7).shuffle(order)
+    for i in order:
+        offset = timezone(timedelta(hours=(i % 5) - 2))
+        started = (T0 + timedelta(minutes=i // 2)).astimezone(offset)  # pairs share a moment
+        store.begin_run(Run(f"run-{i:02d}", started, "running"))
+        if i % 4:
+            store.complete_run(f"run-{i:02d}", [], {"findings": 0})
+    every = store.runs()
+    assert len(every) == 30
+    assert all(a.started_at >= b.started_at for a, b in itertools.pairwise(every))
+    for limit in (1, 2, 5, 29, 30, 40):
+        assert store.runs(limit=limit) == every[:limit]
+        done = [r for r in every if r.status == "succeeded"]
+        assert store.runs(status="succeeded", limit=limit) == done[:limit]
+    assert store.latest_run() == done[0]
 
 
 def test_finding_state(store: GraphStore) -> None:
