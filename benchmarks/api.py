@@ -37,6 +37,8 @@ request of their last part are printed to stderr. Then, just before each scenari
 ``--old-decisions N`` records N decisions on closed cases of earlier runs first, as a
 store used for a year or two holds (every decision is kept): the queue and the pages
 read the decisions of their own cases only, so these must not slow them.
+``--old-runs N`` records N runs before the store's own, as N nights of a nightly job
+leave: the pages read the newest (one or twenty) of them.
 
 The clients use the standard library's ``http.client``, not httpx: the load generator
 shares the machine's cores with the app (and the database), and httpx cost about 4 ms
@@ -77,7 +79,7 @@ from ringscope.graphs import open_store
 from ringscope.graphs.store import GraphStore
 from ringscope.jobs.detect import run_detection
 from ringscope.loaders.pipeline import load_export
-from ringscope.model import Decision, Finding, NodeRef
+from ringscope.model import Decision, Finding, NodeRef, Run
 from ringscope.settings import Settings
 
 TARGET_P95_MS = 300.0
@@ -107,6 +109,20 @@ def add_old_decisions(store: GraphStore, n: int) -> None:
     ]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(store.record_decision, todo))
+
+
+def add_old_runs(store: GraphStore, n: int) -> None:
+    """``n`` succeeded runs before the store's own, a night apart (as a nightly job
+    leaves over ``n`` nights; without findings), unless there."""
+    have = sum(1 for r in store.runs() if r.id.startswith("old-run-"))
+    first = min(r.started_at for r in store.runs()) - timedelta(days=n)
+
+    def add(i: int) -> None:
+        store.begin_run(Run(f"old-run-{i:05d}", first + timedelta(days=i), "running"))
+        store.complete_run(f"old-run-{i:05d}", [], {"findings": 0})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, range(have, n)))
 
 
 def cluster_of_size(store: GraphStore, nodes: int, name: str = "") -> tuple[Finding, int]:
@@ -307,6 +323,7 @@ def bench_store(
         t0 = time.perf_counter()
         prepare(store, data)
         add_old_decisions(store, args.old_decisions)
+        add_old_runs(store, args.old_runs)
         prep = time.perf_counter() - t0
         finding, n_nodes = cluster_of_size(store, args.cluster_nodes, name)
         members = list(finding.member_ids)
@@ -419,6 +436,13 @@ def main() -> None:
         help="N decisions recorded first on closed cases of earlier runs (the queue and\n"
         "the pages must not read them on every request)",
     )
+    p.add_argument(
+        "--old-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N runs recorded first, before the store's own (N nights of a nightly job)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument(
         "--store",
@@ -474,7 +498,7 @@ def main() -> None:
     print(
         f"{args.clients} concurrent clients, {args.events} events, seed {args.seed}, "
         f"cluster page of {graph} (--cluster-nodes {args.cluster_nodes}), "
-        f"{args.old_decisions} old decisions, "
+        f"{args.old_decisions} old decisions, {args.old_runs} old runs, "
         f"warm-up {args.warmup_seconds:g} s + {args.warmup} requests per client and scenario"
     )
     print(load_average())
