@@ -54,6 +54,8 @@ CONSTRAINTS: tuple[str, ...] = (
     "CREATE CONSTRAINT cluster_run_id IF NOT EXISTS "
     "FOR (n:Cluster) REQUIRE (n.run_id, n.id) IS UNIQUE",
     "CREATE INDEX decision_finding IF NOT EXISTS FOR (n:Decision) ON (n.finding_id)",
+    # the newest runs, in the index's order (see RUN_KEYS_NEWEST)
+    "CREATE INDEX run_started_ns IF NOT EXISTS FOR (n:Run) ON (n.started_ns)",
     # a decision is linked to the case's clusters of every run (see CREATE_DECISION)
     "CREATE INDEX cluster_id IF NOT EXISTS FOR (n:Cluster) ON (n.id)",
     "CREATE CONSTRAINT job_lease_name IF NOT EXISTS FOR (n:JobLease) REQUIRE n.name IS UNIQUE",
@@ -505,15 +507,24 @@ RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq, r.status AS status,
 """
 
 #: :data:`RUN_KEYS` of the ``$limit`` newest runs, ordered by the server the way the
-#: store orders them (``started_at`` as a time, then ``seq``, then id): a nightly job
-#: keeps a run a night, and a page that wants the newest one or twenty should not take
-#: in every run's keys (1,000 runs cost the queue 40 ms, most of it the app's).
+#: store orders them (the start as a time, then ``seq``, then id), read in the order of
+#: the index on ``started_ns`` (the start in ns since the epoch): a nightly job keeps a
+#: run a night, and a page that wants the newest one or twenty should neither take in
+#: every run's keys (1,000 runs cost the queue 40 ms, most of it the app's) nor have
+#: the server parse every run's start (6 ms of its CPU).
 RUN_KEYS_NEWEST = """
-MATCH (r:Run) WHERE $status IS NULL OR r.status = $status
-WITH r ORDER BY datetime(r.started_at) DESC, coalesce(r.seq, 0) DESC, r.id DESC
+MATCH (r:Run) WHERE r.started_ns IS NOT NULL AND ($status IS NULL OR r.status = $status)
+WITH r ORDER BY r.started_ns DESC, coalesce(r.seq, 0) DESC, r.id DESC
 LIMIT $limit
 RETURN r.id AS id, r.started_at AS started_at, r.seq AS seq, r.status AS status,
        r.finished_at AS finished_at
+"""
+
+#: ``started_ns`` for runs recorded before it was (run when the store is opened).
+RUN_STARTED_NS = """
+MATCH (r:Run) WHERE r.started_ns IS NULL
+WITH r, datetime(r.started_at) AS t
+SET r.started_ns = t.epochSeconds * 1000000000 + t.nanosecond
 """
 
 #: Runs by id, whole.

@@ -384,9 +384,11 @@ class Neo4jStore:
                 )
 
     def _setup_graph(self) -> None:
-        """Uniqueness constraints on every id (before any ``MERGE``)."""
+        """Uniqueness constraints on every id (before any ``MERGE``) and the other
+        indexes; the runs' ``started_ns`` where runs recorded before it lack it."""
         for statement in cypher.CONSTRAINTS:
             self._query(statement)
+        self._query(cypher.RUN_STARTED_NS)
 
     # ------------------------------------------------------------------ pairing
     def _pair(self) -> None:
@@ -1399,6 +1401,8 @@ class Neo4jStore:
         return {
             "id": run.id,
             "started_at": run.started_at.isoformat(),
+            # the start as one number, in an index: see cypher.RUN_KEYS_NEWEST
+            "started_ns": (run.started_at - _EPOCH) // timedelta(microseconds=1) * 1000,
             "status": run.status,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "policy": canonical_json(run.policy),

@@ -407,3 +407,34 @@ def test_neo4j_batch_lost_by_the_side_file_is_repaired(
     assert store.write_batch("orders", orders, "L3").inserted == len(orders)
     assert store.write_batch("identifiers", idents, "L3").inserted == len(idents)
     assert _snapshot(store) == before
+
+
+@pytest.mark.neo4j
+def test_neo4j_runs_recorded_before_started_ns_are_given_it(
+    neo4j_store: GraphStore, neo4j_uri: str, tmp_path: Path
+) -> None:
+    """Pages read the newest runs in the order of an index on ``started_ns``; runs
+    recorded before that property was are given it when the store is opened, the same
+    number a run recorded now gets."""
+    import neo4j
+
+    from ringscope.graphs.neo4j_store import Neo4jStore
+
+    store = neo4j_store
+    for i, minutes in enumerate((30, 10, 20)):
+        started = T0 + timedelta(minutes=minutes, microseconds=i * 250_001)
+        store.begin_run(Run(f"r{i}", started, "running"))
+        store.complete_run(f"r{i}", [], {"findings": 0})
+    newest = store.runs(limit=2)
+    with neo4j.GraphDatabase.driver(neo4j_uri, auth=_neo4j_auth()) as d:
+        query = "MATCH (r:Run) RETURN r.id AS id, r.started_ns AS ns ORDER BY id"
+        given, _, _ = d.execute_query(query, database_="neo4j")
+        d.execute_query("MATCH (r:Run) REMOVE r.started_ns", database_="neo4j")
+        assert store.runs(limit=2) == []  # what a store without the fill would show
+        again = Neo4jStore(neo4j_uri, auth=_neo4j_auth(), columnar_path=tmp_path / "events.duckdb")
+        try:
+            assert again.runs(limit=2) == newest and [r.id for r in newest] == ["r0", "r2"]
+        finally:
+            again.close()
+        filled, _, _ = d.execute_query(query, database_="neo4j")
+    assert [dict(r) for r in filled] == [dict(r) for r in given]
