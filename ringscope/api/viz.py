@@ -326,7 +326,8 @@ def packed(data: dict[str, Any]) -> dict[str, Any]:
 
     def pack(
         items: list[dict[str, Any]], fields: tuple[str, ...], skip: tuple[str, ...] = ()
-    ) -> tuple[list[dict[str, Any]], list[tuple[int, list[Any]]]]:
+    ) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+        """The distinct styles, and a row ``[style, *fields]`` per item."""
         styles: dict[str, int] = {}
         shared: list[dict[str, Any]] = []
         rows = []
@@ -336,7 +337,7 @@ def packed(data: dict[str, Any]) -> dict[str, Any]:
             if key not in styles:
                 styles[key] = len(shared)
                 shared.append(style)
-            rows.append((styles[key], [item.get(k) for k in fields]))
+            rows.append([styles[key], *(item.get(k) for k in fields)])
         return shared, rows
 
     node_styles, nodes = pack(data["nodes"], NODE_FIELDS)
@@ -347,11 +348,11 @@ def packed(data: dict[str, Any]) -> dict[str, Any]:
         "options": data["options"],
         "nodeFields": list(NODE_FIELDS),
         "nodeStyles": node_styles,
-        "nodes": [[style, *row] for style, row in nodes],
+        "nodes": nodes,
         "edgeFields": list(EDGE_FIELDS),
         "edgeStyles": edge_styles,
         "edges": [
-            [number.get(e["from"], e["from"]), number.get(e["to"], e["to"]), style, *row]
-            for e, (style, row) in zip(data["edges"], edges, strict=True)
+            [number.get(e["from"], e["from"]), number.get(e["to"], e["to"]), *row]
+            for e, row in zip(data["edges"], edges, strict=True)
         ],
     }
