@@ -576,8 +576,11 @@ RETURN properties(d) AS props ORDER BY d.decided_at, d.seq
 
 # --------------------------------------------------------------------------- maintenance
 
+#: Up to ``$limit`` nodes with their relationships; the audit log's ``AuditEntry`` nodes
+#: only when ``$audit`` is true.
 WIPE_BATCH = """
 MATCH (n)
+WHERE $audit OR NOT n:AuditEntry
 WITH n LIMIT $limit
 DETACH DELETE n
 RETURN count(*) AS removed

@@ -33,10 +33,11 @@ file in its ``store_info`` table. On opening, one small query per half
   mismatch: :meth:`Neo4jStore.write_batch`, :meth:`Neo4jStore.rollback_load`,
   :meth:`Neo4jStore.table` and :meth:`Neo4jStore.known_ids` raise ``ConfigError``
   naming the side file, the database, what each holds and the ways out (point
-  ``RINGSCOPE_COLUMNAR_PATH`` at the database's side file; or remove the side file,
-  or wipe the store, to load afresh). The graph's reads, runs, decisions and the
-  audit log keep working. :meth:`Neo4jStore.wipe` empties both halves, ids included,
-  which makes them belong together again.
+  ``RINGSCOPE_COLUMNAR_PATH`` at the database's side file first; for an empty
+  database, remove only the side file; only to start over, wipe the store, saying what
+  that deletes). The graph's reads, runs, decisions and the audit log keep working.
+  :meth:`Neo4jStore.wipe` empties both halves, ids included, which makes them belong
+  together again; it keeps the audit log unless asked to erase it.
 
 Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
 
@@ -502,18 +503,23 @@ class Neo4jStore:
         if str(path) != ":memory:":
             path = str(pathlib.Path(path).resolve())
         if not any(nodes.values()) and graph_id is None:
-            afresh = f"remove the side file {path} (this database holds no data)"
+            afresh = (
+                f"As this database holds no data, you may also remove the side file {path} "
+                "alone (nothing else) and load again."
+            )
         else:
             afresh = (
-                "wipe the store (Neo4jStore.wipe() empties the database and the side file) "
-                "and load again"
+                "Only to start over from nothing: wipe the store (Neo4jStore.wipe()), which "
+                "deletes the marketplace graph, runs, findings and decisions in the database "
+                "and every row of the side file (the audit log is kept), then load the "
+                "exports again."
             )
         return (
             f"the side file {path} and Neo4j database {self.database!r} at {self.uri} do not "
             f"belong together: the side file holds {held} ({named(side_id)}); the database "
             f"holds {graph} ({named(graph_id)}). Loads and detection are refused so that the "
-            "two do not diverge. Point RINGSCOPE_COLUMNAR_PATH at the side file this "
-            f"database was loaded with, or, to load afresh, {afresh}"
+            "two do not diverge; nothing was changed. First, point RINGSCOPE_COLUMNAR_PATH "
+            f"at the side file this database was loaded with. {afresh}"
         )
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
@@ -594,14 +600,17 @@ class Neo4jStore:
     def __repr__(self) -> str:
         return f"Neo4jStore({self.uri!r}, database={self.database!r})"
 
-    def wipe(self) -> None:
-        """Remove every node and relationship of the database and every row of the side file.
+    def wipe(self, *, erase_audit_log: bool = False) -> None:
+        """Remove every node and relationship of the database but the audit log, and every
+        row of the side file: the marketplace, runs, findings and decisions go, the audit
+        log's entries stay (the trail of who decided and saw what is a record to keep;
+        ``erase_audit_log=True`` removes it too, e.g. for a test database).
 
         The store id goes too (the database's StoreInfo node with the rest): the two
         empty halves then belong together whatever they held before, and the next
         :meth:`write_batch` gives them a new id."""
         while True:
-            records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK)
+            records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK, audit=erase_audit_log)
             if not records or not records[0]["removed"]:
                 break
         self._fingerprint.forget()

@@ -266,7 +266,7 @@ def open_neo4j(uri: str, root: Path) -> GraphStore:
         database=os.environ.get("NEO4J_DATABASE", "neo4j"),
         columnar_path=root / "events.duckdb",
     )
-    store.wipe()
+    store.wipe(erase_audit_log=True)  # an emptied database: the audit log too
     return store
 
 

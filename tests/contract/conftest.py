@@ -31,7 +31,7 @@ def open_store(kind: str, folder: Path, request: pytest.FixtureRequest) -> Graph
         database=os.environ.get("NEO4J_DATABASE", "neo4j"),
         columnar_path=folder / "events.duckdb",
     )
-    store.wipe()
+    store.wipe(erase_audit_log=True)  # an emptied database: the audit log too
     return store
 
 
