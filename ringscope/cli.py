@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -233,7 +235,7 @@ def run(
     ] = None,
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="Address the app listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the app listens on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port the app listens on.", min=1, max=65535)] = 8000,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Stop after printing the queue.")
     ] = False,
@@ -778,15 +780,63 @@ def export(
         err.print(f"wrote {target} ({len(result.data):,} bytes) for run {result.run_id}")
 
 
+#: A host name as RFC 1123 writes it: dot-separated labels of letters, digits and inner
+#: hyphens (checked before a lookup, which would send anything else to the resolver).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port``, or a clear error: exit 2 for a host that is
+    not an address or name, or not one of this machine's; exit 1 for a port in use or
+    not allowed."""
+    import errno
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            _fail(f"--host {host!r} is not an IP address or a host name", EXIT_USAGE)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as e:
+        _fail(f"--host {host!r}: cannot be resolved ({e})", EXIT_USAGE)
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        where = f"{host}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            _fail(f"cannot listen on {where}: the port is in use; choose another with --port")
+        if e.errno == errno.EADDRNOTAVAIL:
+            _fail(f"--host {host!r} is not an address of this machine", EXIT_USAGE)
+        if e.errno == errno.EACCES:
+            _fail(f"cannot listen on {where}: permission denied (ports below 1024 need it)")
+        _fail(f"cannot listen on {where}: {e.strerror or e}")
+    return sock
+
+
 def _serve(store: str | None, host: str, port: int) -> None:
+    """Serve the app on ``host``:``port`` until interrupted.
+
+    uvicorn runs without its proxy-header rewriting (``proxy_headers=False``): the app
+    decides whom to trust on the socket's peer (``RINGSCOPE_TRUSTED_PROXIES``, see
+    ``ringscope.api.deps``), which a rewritten client address would hide."""
     import uvicorn
 
     from ringscope.api.app import create_app
     from ringscope.api.auth import Access, User, hash_key, new_key
 
     access = Access.from_settings()
+    sock = _listen(host, port)
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{local}:{port}/"
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/"
     err.print(f"serving the investigator app on {url} (Ctrl-C to stop)")
     if access.mode == "keys" and len(access.users) == 0:
         # no users configured: a one-time admin key for this start, in the link only
@@ -796,16 +846,25 @@ def _serve(store: str | None, host: str, port: int) -> None:
             "no users configured (`ringscope key NAME --role ROLE` adds one); "
             f"sign in as local-admin for this start with:\n  {url}login#key={key}"
         )
-    uvicorn.run(
-        create_app(store_uri=store, access=access), host=host, port=port, log_level="warning"
+    config = uvicorn.Config(
+        create_app(store_uri=store, access=access),
+        log_level="warning",
+        proxy_headers=False,
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        _fail("the app did not start (see the messages above)")
 
 
 @app.command()
 def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the investigator app and its API."""
     with _errors():
