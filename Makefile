@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-quick lint browser bench bench-neo4j bench-fraudar neo4j clean
+.PHONY: setup run test test-quick lint browser proxy bench bench-neo4j bench-fraudar neo4j clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ CHROMIUM := /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: lint browser
+# Debian's nginx, which tests/security/ runs with its own configuration in front of
+# `ringscope serve` (on a machine with systemd the package also starts its default site).
+NGINX := /usr/sbin/nginx
+proxy:
+	@test -x $(NGINX) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx)
+
+test: lint browser proxy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,8 +41,25 @@ class Settings(BaseSettings):
     #: Users, roles and key hashes (JSON); empty means ``<work_dir>/users.json``.
     users_file: str = ""
     proxy_user_header: str = "X-Forwarded-User"
-    #: Addresses the reverse proxy connects from; a proxy header from elsewhere is refused.
+    #: Addresses or networks (``10.0.0.0/8``) the reverse proxy connects from, as the TCP
+    #: connection shows them. Only from these are ``proxy_user_header`` (proxy mode) and
+    #: ``X-Forwarded-For`` (the client's address, both modes) read; from elsewhere both are
+    #: ignored, and a proxy-mode request is refused.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Refused requests (401, 403) written to the audit log in full per client address and
+    #: period; the rest are counted, in one ``denied_summary`` entry per client and period.
+    audit_refusals_per_client: int = Field(default=10, ge=1)
+    #: Refused requests written in full per period, all clients together.
+    audit_refusals_per_period: int = Field(default=100, ge=1)
+    #: The period of those limits, in seconds.
+    audit_refusal_period_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_alias(cls, value: object) -> object:
+        """``key`` means ``keys``."""
+        text = str(value).strip().lower() if isinstance(value, str) else value
+        return "keys" if text == "key" else text
 
     def users_path(self) -> Path:
         return Path(self.users_file) if self.users_file else Path(self.work_dir) / "users.json"

@@ -24,6 +24,7 @@ import pytest
 from browser.market import Market, ServedApp, access_for, auth, key_of, served_copy, shared_market
 
 from ringscope.api.auth import Access, Users, add_user, hash_key
+from ringscope.api.refusals import RefusalLimits
 from ringscope.api.security import CSP
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,9 +38,14 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
     return shared_market(tmp_path_factory.getbasetemp())
 
 
+#: Every refusal of these tests written to the audit log in full (the limits themselves are
+#: tested in tests/security/test_proxy_and_audit.py).
+AUDIT_ALL = RefusalLimits(per_client=100_000, per_period=100_000)
+
+
 @pytest.fixture(scope="module")
 def app(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    with served_copy(market, tmp_path_factory.mktemp("access")) as served:
+    with served_copy(market, tmp_path_factory.mktemp("access"), refusals=AUDIT_ALL) as served:
         yield served
 
 

@@ -27,10 +27,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ringscope import __version__
 from ringscope.api.auth import Access
-from ringscope.api.deps import AccessDenied, bounded_input
+from ringscope.api.deps import (
+    AccessDenied,
+    AccessGate,
+    audit_writer,
+    bounded_input,
+    refusal_response,
+)
 from ringscope.api.queries import RunCache
+from ringscope.api.refusals import RefusalAudit, RefusalLimits
 from ringscope.api.render_cache import WALK_CACHE_SIZE, RenderCache
-from ringscope.api.security import SecurityMiddleware
+from ringscope.api.security import BodyLimit, SecurityHeaders
 from ringscope.errors import ConfigError, InputError, NotFoundError, RingscopeError, StoreError
 from ringscope.graphs.store import GraphStore
 from ringscope.model import NodeRef
@@ -77,10 +84,13 @@ def create_app(
     store_uri: str | None = None,
     store: GraphStore | None = None,
     access: Access | None = None,
+    refusals: RefusalLimits | None = None,
 ) -> FastAPI:
     """Build the investigator app on ``store`` (or the store at ``store_uri``, by
     default the one named by the settings, ``RINGSCOPE_STORE``). ``access`` says who
-    may use it (default: the settings' users file and mode; see ``ringscope.api.auth``)."""
+    may use it (default: the settings' users file and mode; see ``ringscope.api.auth``);
+    ``refusals`` how many refused requests the audit log keeps (default: the settings';
+    see ``ringscope.api.refusals``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,8 +117,9 @@ def create_app(
             yield
         finally:
             # the store is not closed under the warm-up's feet (nor, for a store handed
-            # in, before the app is done with it)
+            # in, before the app is done with it), nor before the refusals' summaries
             warming.join(WARM_UP_WAIT_S)
+            app.state.refusals.close()
             if opened is not None:
                 opened.close()
 
@@ -125,7 +136,11 @@ def create_app(
     app.state.access = access if access is not None else Access.from_settings()
     #: Key of the hashes that hide identifiers from viewers when no redaction key is set.
     app.state.view_key = secrets.token_hex(32)
-    app.add_middleware(SecurityMiddleware)
+    app.state.refusals = RefusalAudit(audit_writer(app), refusals or RefusalLimits.from_settings())
+    # outermost last: headers on every answer; the caller decided before the body is read
+    app.add_middleware(BodyLimit)
+    app.add_middleware(AccessGate)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -150,31 +165,7 @@ def create_app(
 
     @app.exception_handler(AccessDenied)
     async def _access_denied(request: Request, exc: AccessDenied) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-            "accept", ""
-        )
-        if page and exc.status == 401:
-            from ringscope.api.routes.access import login_page
-
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            out: Response = login_page(request, status=401, nxt=target)
-            out.headers.update(headers)
-            return out
-        if page:
-            from ringscope.api.routes.pages import templates
-
-            who = getattr(request.state, "who", "")
-            return templates.TemplateResponse(
-                request,
-                "denied.html",
-                {"version": __version__, "reason": exc.reason, "who": who},
-                status_code=exc.status,
-            )
-        error = "Unauthorized" if exc.status == 401 else "Forbidden"
-        return JSONResponse(
-            {"error": error, "detail": exc.reason}, status_code=exc.status, headers=headers
-        )
+        return refusal_response(request, exc)
 
     @app.exception_handler(RingscopeError)
     async def _ringscope_error(request: Request, exc: RingscopeError) -> JSONResponse:

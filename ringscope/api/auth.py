@@ -9,17 +9,22 @@ Three roles, each allowing what the one before allows:
 An API key is a random 256-bit token (``rsk_...``). Only its SHA-256 is kept (in the
 users file or in memory): a key of that entropy cannot be guessed back from its hash, and a
 fast hash keeps every request cheap.
+
+Behind a reverse proxy, who connects (the socket's peer) and who the request is for (the
+client the proxy names in ``X-Forwarded-For``) differ: :class:`TrustedProxies` says whose
+forwarded headers count and which address is the client's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
@@ -149,6 +154,83 @@ def add_user(path: Path, name: str, role: str) -> str:
     return key
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The most ``X-Forwarded-For`` entries read, from the right (each trusted hop adds one).
+MAX_HOPS = 32
+
+
+def parse_address(text: str) -> Address | None:
+    """An address as a proxy writes it in ``X-Forwarded-For`` (``203.0.113.7``,
+    ``203.0.113.7:5123``, ``2001:db8::1``, ``[2001:db8::1]:5123``), an IPv4-mapped IPv6
+    address as its IPv4 address; ``None`` for anything else."""
+    text = text.strip()
+    if text.startswith("["):  # [v6] or [v6]:port
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """The reverse proxies whose forwarded headers count: single addresses and networks.
+
+    Trust is decided on the socket's peer, the address the TCP connection comes from,
+    never on a header: a header is written by whoever sends the request."""
+
+    networks: tuple[Network, ...] = ()
+
+    @staticmethod
+    def parse(entries: Iterable[str]) -> TrustedProxies:
+        """``["127.0.0.1", "10.0.0.0/8", "::1"]``; a bad entry is a ``ConfigError``."""
+        networks: list[Network] = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError as e:
+                raise ConfigError(
+                    f"trusted proxies: {entry!r} is not an IP address or network "
+                    "(e.g. 127.0.0.1 or 10.0.0.0/8)"
+                ) from e
+        return TrustedProxies(tuple(networks))
+
+    def trusts(self, address: str | Address | None) -> bool:
+        """Whether ``address`` (a peer or an ``X-Forwarded-For`` entry) is a trusted proxy."""
+        parsed = parse_address(address) if isinstance(address, str) else address
+        return parsed is not None and any(parsed in n for n in self.networks)
+
+    def client(self, peer: str, forwarded_for: Sequence[str]) -> str:
+        """The client's address: ``peer`` itself unless it is a trusted proxy; from a
+        trusted proxy, the right-most ``X-Forwarded-For`` entry that is not itself a
+        trusted proxy (each proxy appends the address it received the request from, so
+        entries left of the first untrusted one were written by the client and prove
+        nothing). ``forwarded_for`` holds the header's values, in order.
+
+        When every entry is a trusted proxy, the left-most is the client. An entry that is
+        not an address stops the walk at the last trusted hop: no proxy writes one, so the
+        hop that passed it on is the last address known to be true."""
+        known = parse_address(peer)
+        if known is None or not self.trusts(known):
+            return str(known) if known is not None else peer
+        entries = [e for value in forwarded_for for e in value.split(",") if e.strip()]
+        for entry in reversed(entries[-MAX_HOPS:]):
+            address = parse_address(entry)
+            if address is None:
+                break
+            known = address
+            if not self.trusts(address):
+                break
+        return str(known)
+
+
 @dataclass
 class Access:
     """How the app recognises its callers."""
@@ -157,6 +239,11 @@ class Access:
     mode: Literal["keys", "proxy"] = "keys"
     proxy_user_header: str = "X-Forwarded-User"
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: ``trusted_proxies`` parsed (a bad entry is a ``ConfigError`` here, at start-up).
+    proxies: TrustedProxies = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.proxies = TrustedProxies.parse(self.trusted_proxies)
 
     @staticmethod
     def from_settings() -> Access:

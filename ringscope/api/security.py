@@ -1,4 +1,8 @@
-"""Security headers on every response and a limit on request bodies (ASGI middleware)."""
+"""Security headers on every response and a limit on request bodies (ASGI middleware).
+
+The app stacks them around :class:`ringscope.api.deps.AccessGate`: the headers outside
+(every answer has them, refusals too), the body limit inside (a request without a key is
+refused before its body is looked at)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ HEADERS: list[tuple[bytes, bytes]] = [
 ]
 #: Personal data: no shared or browser cache keeps a page or an API answer.
 NO_STORE = (b"cache-control", b"no-store")
+#: Paths of the static assets (cached by browsers; answered without a key).
+STATIC_PREFIXES = ("/static/", "/vendor/")
 #: The largest request body read (decisions and forms are small).
 MAX_BODY = 64 * 1024
 
@@ -32,26 +38,33 @@ class _TooLarge(Exception):
     pass
 
 
-class SecurityMiddleware:
-    """Adds :data:`HEADERS` (and ``Cache-Control: no-store`` outside static assets) to
-    every HTTP response, and answers 413 to a body larger than ``max_body`` bytes."""
+class HttpMiddleware:
+    """An ASGI middleware of HTTP requests: :meth:`http` sees them, anything else
+    (lifespan) passes through."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(HttpMiddleware):
+    """Adds :data:`HEADERS` (and ``Cache-Control: no-store`` outside static assets) to
+    every HTTP response."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        static = path.startswith(("/static/", "/vendor/"))
-        started = False
+        static = path.startswith(STATIC_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [h for h in HEADERS if h[0] not in names]
                 if not static and b"cache-control" not in names:
@@ -59,11 +72,23 @@ class SecurityMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit(HttpMiddleware):
+    """Answers 413 to a request body larger than ``max_body`` bytes (declared or sent)."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY) -> None:
+        super().__init__(app)
+        self.max_body = max_body
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await self._too_large(send_with_headers)
+            await self._too_large(send)
             return
         seen = 0
+        started = False
 
         async def counted_receive() -> Message:
             nonlocal seen
@@ -74,12 +99,17 @@ class SecurityMiddleware:
                     raise _TooLarge
             return message
 
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counted_receive, send_with_headers)
+            await self.app(scope, counted_receive, watched_send)
         except _TooLarge:
             if started:
                 raise
-            await self._too_large(send_with_headers)
+            await self._too_large(send)
 
     async def _too_large(self, send: Any) -> None:
         body = json.dumps(

@@ -20,6 +20,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ringscope.api.auth import Access
+    from ringscope.api.refusals import RefusalLimits
     from ringscope.graphs.store import GraphStore
 
 #: The app's users in these tests, by name, with their roles; see ``key_of``.
@@ -192,8 +193,10 @@ class ServedApp:
         access: Access | None = None,
         *,
         store: GraphStore | None = None,
+        refusals: RefusalLimits | None = None,
     ) -> None:
-        """Serve the embedded store at ``store_path``, or ``store`` (left open at exit)."""
+        """Serve the embedded store at ``store_path``, or ``store`` (left open at exit);
+        ``refusals``: how many refused requests the audit log keeps (default: settings)."""
         import socket
         import threading
 
@@ -212,10 +215,11 @@ class ServedApp:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(store=self.store, access=access or access_for()),
+            create_app(store=self.store, access=access or access_for(), refusals=refusals),
             log_level="warning",
             lifespan="on",
             access_log=False,
+            proxy_headers=False,  # as `ringscope serve`: the app trusts on the socket's peer
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -270,9 +274,14 @@ def open_neo4j(uri: str, root: Path) -> GraphStore:
     return store
 
 
-def served_copy(market: Market, into: Path, access: Access | None = None) -> ServedApp:
+def served_copy(
+    market: Market,
+    into: Path,
+    access: Access | None = None,
+    refusals: RefusalLimits | None = None,
+) -> ServedApp:
     """Serve a private copy of the market's store (one process per DuckDB file)."""
     into.mkdir(parents=True, exist_ok=True)
     target = into / "served.duckdb"
     shutil.copy(market.store_path, target)
-    return ServedApp(target, access)
+    return ServedApp(target, access, refusals=refusals)

@@ -29,6 +29,34 @@ class UserOut(BaseModel):
     role: str
 
 
+class ClientRefusalsOut(BaseModel):
+    client: str
+    refused: int
+    written: int
+
+
+class RefusalLimitsOut(BaseModel):
+    per_client: int
+    per_period: int
+    period_s: float
+
+
+class RefusalsOut(BaseModel):
+    """Refused requests (401, 403) since the app started, and how many of them the audit
+    log holds in full (see the README's Security section)."""
+
+    refused: int
+    by_status: dict[str, int]
+    written: int
+    dropped: int
+    summary_rows: int
+    periods: int
+    period_start: str | None
+    period_clients: int
+    period_top_clients: list[ClientRefusalsOut]
+    limits: RefusalLimitsOut
+
+
 class SettingsOut(BaseModel):
     store: str
     work_dir: str
@@ -38,6 +66,7 @@ class SettingsOut(BaseModel):
     trusted_proxies: list[str]
     redaction_key_set: bool
     users: list[UserOut]
+    refusals: RefusalsOut
 
 
 def safe_next(target: str) -> str:
@@ -100,7 +129,8 @@ async def me(principal: Annotated[Principal, Viewer]) -> MeOut:
 
 @router.get("/api/settings", response_model=SettingsOut, responses=DENIED)
 async def settings(request: Request, principal: Annotated[Principal, Admin]) -> SettingsOut:
-    """The effective settings, secrets left out, and the users with their roles (admin)."""
+    """The effective settings, secrets left out, the users with their roles, and the
+    count of refused requests (admin)."""
     s = get_settings()
     access = get_access(request)
     return SettingsOut(
@@ -112,6 +142,7 @@ async def settings(request: Request, principal: Annotated[Principal, Admin]) -> 
         trusted_proxies=list(access.trusted_proxies),
         redaction_key_set=bool(s.redaction_key.get_secret_value()),
         users=[UserOut(name=u.name, role=u.role) for u in access.users],
+        refusals=RefusalsOut.model_validate(request.app.state.refusals.counts()),
     )
 
 
