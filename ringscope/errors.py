@@ -61,6 +61,15 @@ class StoreLocked(StoreError):
         self.pid = pid
 
 
+class StoreAway(StoreError):
+    """The investigator app has stepped aside while a job writes to the embedded store
+    (see :mod:`ringscope.graphs.sharing`); ask again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(RingscopeError):
     """A run, finding or entity that the store does not hold."""
 
