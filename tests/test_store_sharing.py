@@ -364,7 +364,7 @@ def test_pages_say_the_app_is_away_and_the_app_comes_back_after_a_killed_job(
 
         assert page.headers["retry-after"] == "10" and "text/html" in page.headers["content-type"]
         assert '<meta http-equiv="refresh" content="10">' in page.text
-        assert "the nightly job is writing to the store" in page.text
+        assert "The nightly job is writing to the store" in page.text
         assert form.status_code == 503 and "was not recorded" in form.text
         assert "refresh" not in form.text  # a form is not sent again by itself
 
