@@ -106,7 +106,8 @@ def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
 
         settings = get_settings()
         uri = store_uri or settings.store
-        with exclusive_store(uri, settings.work_dir, settings) as (store, held):
+        holding = exclusive_store(uri, settings.work_dir, settings, what="ringscope load")
+        with holding as (store, held):
             held.phase("loading")
             report = load_export(store, data_dir, progress=progress)
         for t in tasks.values():
@@ -155,7 +156,13 @@ def _detect(store_uri: str | None, policy_file: Path | None, quiet: bool = False
         def progress(step: str, done: int, total: int) -> None:
             bar.update(task, description=f"detect: {step}", completed=done, total=total)
 
-        return run_job(None, store_uri=store_uri, policy=policy, detect_progress=progress).detection
+        return run_job(
+            None,
+            store_uri=store_uri,
+            policy=policy,
+            detect_progress=progress,
+            what="ringscope detect",
+        ).detection
 
 
 def _print_queue(findings: list[Any], top: int = 10, run: Any = None) -> None:

@@ -52,6 +52,24 @@ class StoreError(RingscopeError):
     """A store failed (connection, transaction, constraint). Raised ``from`` the cause."""
 
 
+class StoreLocked(StoreError):
+    """The embedded store's file is held by another process (DuckDB lets one process
+    open a database file); ``pid`` is that process, when DuckDB says which."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class StoreAway(StoreError):
+    """The investigator app has stepped aside while a job writes to the embedded store
+    (see :mod:`ringscope.graphs.sharing`); ask again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(RingscopeError):
     """A run, finding or entity that the store does not hold."""
 

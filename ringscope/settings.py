@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     #: Detectors run at once in a detection run; 0: two when two cores are available.
     #: More threads use more memory at once (see benchmarks/README.md, "Detection").
     detect_threads: int = Field(default=0, ge=0)
+    #: Seconds a job (``job``, ``load``, ``detect``) waits for the process that holds the
+    #: embedded store's file to step aside (the investigator app does) before it fails.
+    store_wait_s: float = Field(default=60.0, ge=0)
     #: Key of the keyed hashes that replace personal identifiers in redacted exports.
     redaction_key: SecretStr = Field(default=SecretStr(""))
 

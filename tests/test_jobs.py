@@ -145,3 +145,23 @@ def test_an_unknown_store_uri_is_refused_before_any_lock_file_is_made(
     ):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_job_told_not_to_wait_fails_at_once_naming_the_holder(
+    market: Path, tmp_path: Path
+) -> None:
+    """``RINGSCOPE_STORE_WAIT_S=0``: a job that finds the embedded store's file held does
+    not ask for it (tests/test_store_sharing.py has the app that steps aside)."""
+    from ringscope.graphs.sharing import request_path
+
+    db = tmp_path / "held.duckdb"
+    env = {**os.environ, "RINGSCOPE_WORK_DIR": str(tmp_path / "var"), "RINGSCOPE_STORE_WAIT_S": "0"}
+    env.pop("RINGSCOPE_STORE", None)
+    with EmbeddedStore(db):
+        p = subprocess.run(
+            [*RINGSCOPE, "job", str(market / "full"), "--store", str(db), "--quiet"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert p.returncode == 1
+    assert f"in use by another process (pid {os.getpid()}" in p.stderr
+    assert "asked it to step aside" not in p.stderr and not request_path(db).exists()

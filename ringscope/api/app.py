@@ -5,6 +5,11 @@ pool, side by side (as does the case-file export): the embedded store gives each
 thread its own DuckDB read cursor and serialises writes, so no DuckDB
 connection is ever used by two threads at once; the Neo4j driver is
 thread-safe. Caches shared by requests hold a lock.
+
+On the embedded store, each request that may use the store is admitted by
+:class:`StepAsideGate`, so that the app can step aside for a job that asks for the
+file once the requests under way are done (``ringscope.api.lazy_store``); the
+others are answered 503 with ``Retry-After`` meanwhile (:func:`away_answer`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ringscope import __version__
 from ringscope.api.auth import Access
@@ -34,11 +40,19 @@ from ringscope.api.deps import (
     bounded_input,
     refusal_response,
 )
+from ringscope.api.lazy_store import ReopeningStore
 from ringscope.api.queries import RunCache
 from ringscope.api.refusals import RefusalAudit, RefusalLimits
 from ringscope.api.render_cache import WALK_CACHE_SIZE, RenderCache
 from ringscope.api.security import BodyLimit, SecurityHeaders
-from ringscope.errors import ConfigError, InputError, NotFoundError, RingscopeError, StoreError
+from ringscope.errors import (
+    ConfigError,
+    InputError,
+    NotFoundError,
+    RingscopeError,
+    StoreAway,
+    StoreError,
+)
 from ringscope.graphs.store import GraphStore
 from ringscope.model import NodeRef
 
@@ -79,6 +93,70 @@ def warm_up(store: GraphStore, run_cache: RunCache) -> None:
         log.debug("warm-up stopped: %s", e)
 
 
+def away_answer(request: Request, exc: StoreAway) -> Response:
+    """503 with ``Retry-After`` while the app stands aside for a job: a page that tries
+    again by itself for a page, JSON for the API. Nothing of the request was done."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+    if page:
+        from ringscope.api.routes.pages import templates
+
+        reload = request.method in ("GET", "HEAD")
+        return templates.TemplateResponse(
+            request,
+            "away.html",
+            {
+                "version": __version__,
+                "detail": str(exc),
+                "refresh": exc.retry_after if reload else None,
+            },
+            status_code=503,
+            headers=headers,
+        )
+    return JSONResponse(
+        {"error": "StoreAway", "detail": f"{exc}; nothing was recorded, send it again then"}
+        if request.method not in ("GET", "HEAD")
+        else {"error": "StoreAway", "detail": str(exc)},
+        status_code=503,
+        headers=headers,
+    )
+
+
+#: Paths that never use the store (``/health`` says itself why the store is away).
+_STORELESS = ("/health",)
+_STORELESS_PREFIXES = ("/static/", "/vendor/")
+
+
+class StepAsideGate:
+    """Admits each HTTP request that may use the store (:meth:`ReopeningStore.admit`),
+    so that the app closes the embedded store's file for a job only once the requests
+    in flight are done, and answers the others 503 meanwhile (:func:`away_answer`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        store = getattr(scope["app"].state, "store", None) if scope["type"] == "http" else None
+        if (
+            not isinstance(store, ReopeningStore)
+            or path in _STORELESS
+            or path.startswith(_STORELESS_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        away = store.admit()
+        if away is not None:
+            await away_answer(Request(scope), away)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            store.leave()
+
+
 def create_app(
     *,
     store_uri: str | None = None,
@@ -96,8 +174,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = None
         if store is None:
-            from ringscope.api.lazy_store import ReopeningStore
-
             # A store that cannot be opened yet (Neo4j down) does not stop the app:
             # /health answers 503 and the store is opened on use once it is back.
             opened = ReopeningStore(store_uri)
@@ -137,9 +213,12 @@ def create_app(
     #: Key of the hashes that hide identifiers from viewers when no redaction key is set.
     app.state.view_key = secrets.token_hex(32)
     app.state.refusals = RefusalAudit(audit_writer(app), refusals or RefusalLimits.from_settings())
-    # outermost last: headers on every answer; the caller decided before the body is read
+    # outermost last: headers on every answer; a request is admitted to the store (or told
+    # the app stands aside for a job) before the gate may audit a refusal in the store; the
+    # caller is decided before the body is read
     app.add_middleware(BodyLimit)
     app.add_middleware(AccessGate)
+    app.add_middleware(StepAsideGate)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StarletteHTTPException)
@@ -166,6 +245,10 @@ def create_app(
     @app.exception_handler(AccessDenied)
     async def _access_denied(request: Request, exc: AccessDenied) -> Response:
         return refusal_response(request, exc)
+
+    @app.exception_handler(StoreAway)
+    async def _store_away(request: Request, exc: StoreAway) -> Response:
+        return away_answer(request, exc)
 
     @app.exception_handler(RingscopeError)
     async def _ringscope_error(request: Request, exc: RingscopeError) -> JSONResponse:

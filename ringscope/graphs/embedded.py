@@ -28,7 +28,10 @@ first by ``decided_at`` then by recording order; ``fail_run`` keeps the error as
 ``summary["error"]``.
 
 DuckDB lets one process write a database file; a second process that opens the
-same file gets a :class:`~ringscope.errors.StoreError`. Inside a process the
+same file gets a :class:`~ringscope.errors.StoreLocked` naming the holder's pid
+(:mod:`ringscope.graphs.sharing` is how a job asks the investigator app to step
+aside, and :meth:`EmbeddedStore.reopen` how the job gives the file back meanwhile
+and takes it again). Inside a process the
 store may be shared between threads: writes hold the store's lock and use its
 connection; reads use a cursor of their own thread (a DuckDB connection to the
 same database), so that reads run side by side and no connection is ever used
@@ -56,7 +59,9 @@ import json
 import logging
 import os
 import pathlib
+import re
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,7 +74,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ringscope.contract import TABLES, TableSpec
-from ringscope.errors import NotFoundError, StoreError
+from ringscope.errors import NotFoundError, StoreError, StoreLocked
 from ringscope.graphs import _updates
 from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
@@ -436,6 +441,47 @@ def _params(sql: str, **values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if f"${k}" in sql}
 
 
+#: Seconds :meth:`EmbeddedStore.close` waits for an interrupted read to stop.
+CLOSE_WAIT_S: Final = 5.0
+
+
+def _close_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """Close ``con``, interrupting the statement another thread runs on it, if any."""
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    while True:
+        try:
+            con.close()
+            return
+        except duckdb.Error as e:  # in use by another thread
+            if time.monotonic() > deadline:
+                log.warning("a store connection could not be closed: %s", e)
+                return
+            with contextlib.suppress(duckdb.Error):
+                con.interrupt()
+            time.sleep(0.01)
+
+
+def _holder_pid(error: Exception) -> int | None:
+    """The process DuckDB names as holding a file's lock (``... held in EXE (PID 123)``)."""
+    found = re.search(r"\(PID (\d+)\)", str(error))
+    return int(found.group(1)) if found else None
+
+
+def _describe_pid(pid: int | None) -> str:
+    """`` (pid 123: ringscope serve ...)``: who holds the file, as far as this machine tells."""
+    if pid is None:
+        return ""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = [w.decode("utf-8", "replace") for w in f.read().split(b"\0") if w]
+    except OSError:
+        words = []
+    command = " ".join(pathlib.Path(words[0]).name if i == 0 else w for i, w in enumerate(words))
+    if len(command) > 160:
+        command = command[:160] + "…"
+    return f" (pid {pid}: {command})" if command else f" (pid {pid})"
+
+
 def _room_hint(error: Exception) -> str:
     """What to do about a write that failed for want of room or permission."""
     text = str(error)
@@ -463,8 +509,8 @@ class EmbeddedStore:
     Raises
     ------
     StoreError
-        When the file cannot be opened, is in use by another process, or was
-        written with another schema version.
+        When the file cannot be opened or was written with another schema version;
+        :class:`~ringscope.errors.StoreLocked` when another process holds it.
     """
 
     uri: str
@@ -490,26 +536,56 @@ class EmbeddedStore:
         )
         if self.path != ":memory:":
             pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        #: Raised at each opening: a thread's read cursor belongs to one opening.
+        self._opening = 0
+        self._open()
+
+    # ------------------------------------------------------------------ plumbing
+    def _open(self) -> None:
+        """Connect to the file, set the session up and check the schema."""
         try:
-            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
+            con = duckdb.connect(self.path)
         except duckdb.IOException as e:
             if "lock" in str(e).lower():
-                raise StoreError(
-                    f"store {self.path} is in use by another process "
-                    "(DuckDB allows one process at a time; close the other one)"
+                pid = _holder_pid(e)
+                raise StoreLocked(
+                    f"store {self.path} is in use by another process{_describe_pid(pid)} "
+                    "(DuckDB allows one process at a time; close the other one)",
+                    pid,
                 ) from e
             raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
         except duckdb.Error as e:
             raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
+        with self._lock:
+            self._con = con
+            self._opening += 1
         try:
-            _exec(self._con, "SET TimeZone = 'UTC'")
-            _exec(self._con, "SET enable_progress_bar = false")
+            _exec(con, "SET TimeZone = 'UTC'")
+            _exec(con, "SET enable_progress_bar = false")
             self._setup()
         except BaseException:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ plumbing
+    def reopen(self) -> None:
+        """Open the file again after :meth:`close`, as the same store object.
+
+        A job closes the file while its detectors run on tables it has read, so that
+        the investigator app can use it meanwhile (see :mod:`ringscope.graphs.sharing`),
+        and reopens it to save the run. What this process kept of the data (the
+        fingerprint, the graph index) is read again: another process may have written.
+        Raises :class:`~ringscope.errors.StoreLocked` while another process holds it.
+        """
+        if self.path == ":memory:":
+            raise StoreError("an in-memory store cannot be opened again")
+        with self._lock:
+            if self._con is not None:
+                return
+            self._fingerprint.forget()
+            self._data_changed()
+            self._open()
+
     def _setup(self) -> None:
         with self._transaction("create schema") as con:
             for stmt in _INTERNAL_TABLES:
@@ -557,7 +633,7 @@ class EmbeddedStore:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's read connection to the database (made on first use)."""
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
-        if cur is not None and self._con is not None:
+        if cur is not None and self._con is not None and self._local.opening == self._opening:
             return cur
         with self._lock:
             con = self._connection()
@@ -577,6 +653,7 @@ class EmbeddedStore:
                 raise StoreError(f"store {self.path}: cannot open a read cursor: {e}") from e
             alive.append((weakref.ref(threading.current_thread()), cur))
             self._cursors = alive
+            self._local.opening = self._opening
         self._local.cursor = cur
         return cur
 
@@ -625,16 +702,19 @@ class EmbeddedStore:
         )
 
     def close(self) -> None:
-        """Close the file (further calls raise ``StoreError``)."""
+        """Close the file (further calls raise ``StoreError``).
+
+        A read still running in another thread (a graph index built in the background)
+        is interrupted: DuckDB refuses to close a connection in use, and the file would
+        stay locked until that thread let go of its cursor, keeping out the job that
+        the investigator app closes the file for."""
         with self._lock:
             if self._con is not None:
                 con, self._con = self._con, None
                 for _thread, cur in self._cursors:
-                    with contextlib.suppress(duckdb.Error):
-                        cur.close()
+                    _close_connection(cur)
                 self._cursors = []
-                with contextlib.suppress(duckdb.Error):
-                    con.close()
+                _close_connection(con)
                 self._index = None
 
     def __enter__(self) -> EmbeddedStore:

@@ -10,6 +10,7 @@ The run is written atomically (``complete_run``): an interrupted run stays
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -17,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -211,10 +213,15 @@ def run_detection(
     *,
     progress: Progress | None = None,
     threads: int | None = None,
+    release: Callable[[], AbstractContextManager[None]] | None = None,
 ) -> DetectionResult:
     """One run on ``store``: begin, detect, complete (or fail and re-raise).
 
-    ``threads``: detectors run at once (see :func:`detect_tables`)."""
+    ``threads``: detectors run at once (see :func:`detect_tables`). ``release``: the
+    detectors work on tables read into memory and do not use the store, which the
+    block ``with release():`` around them may close and open again (a job gives the
+    embedded store's file back to the investigator app meanwhile, see
+    :mod:`ringscope.graphs.sharing`)."""
     policy = policy or default_policy()
     started = datetime.now(UTC)
     run = Run(
@@ -239,7 +246,8 @@ def run_detection(
         learned = decision_labels(decisions, previous_findings)
         tables = dataclasses.replace(tables, labels=with_decision_labels(tables.labels, learned))
         read_s = time.perf_counter() - t0
-        findings, timings = detect_tables(tables, policy, progress=progress, threads=threads)
+        with release() if release is not None else contextlib.nullcontext():
+            findings, timings = detect_tables(tables, policy, progress=progress, threads=threads)
         timings = {"read tables": read_s, **timings}
         findings, changes = diff_findings(previous_findings, findings)
         raised = _raised_again(store, findings)

@@ -53,16 +53,21 @@ def run_job(
     settings: Settings | None = None,
     load_progress: Any = None,
     detect_progress: Progress | None = None,
+    what: str = "ringscope job",
 ) -> JobResult:
     """Lock the store, load ``data_dir`` (if given), run detection and save it.
 
     Raises :class:`~ringscope.errors.ConcurrentRunError` when another job holds
     the store, and :class:`LoadFailed` (an :class:`~ringscope.errors.InputError`)
     when a table of the export could not be read (nothing is detected then).
+
+    On the embedded store, an investigator app that holds the file is asked to step
+    aside (``what`` tells its users what is writing), and has it back while the
+    detectors run (:mod:`ringscope.graphs.sharing`).
     """
     settings = settings or get_settings()
     uri = store_uri or settings.store
-    with exclusive_store(uri, settings.work_dir, settings) as (store, held):
+    with exclusive_store(uri, settings.work_dir, settings, what=what) as (store, held):
         report = None
         if data_dir is not None:
             from ringscope.loaders.pipeline import load_export
@@ -81,5 +86,5 @@ def run_job(
             if detect_progress is not None:
                 detect_progress(step, done, total)
 
-        detection = run_detection(store, policy, progress=progress)
+        detection = run_detection(store, policy, progress=progress, release=held.released)
     return JobResult(load=report, detection=detection)

@@ -12,6 +12,11 @@ Two locks, both released when the holder dies:
   stopped renewing expires after :data:`LEASE_TTL_S`; one held by a process
   of this machine that no longer exists is taken over at once, so the next
   job after a killed one does not wait.
+
+Neither is the step-aside request (``<store>.yield``,
+:mod:`ringscope.graphs.sharing`) by which a job that holds the job lock asks the
+investigator app for the embedded store's file: the job lock is between jobs and
+refuses at once; the request is between a job and the app, and waits.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ringscope.errors import ConcurrentRunError, StoreError
 from ringscope.graphs import NEO4J_SCHEMES, check_store_uri
+from ringscope.graphs.sharing import SharedFile, shared_path
 
 #: Seconds a store lease lasts without renewal.
 LEASE_TTL_S = 120.0
@@ -67,18 +73,28 @@ def _refused(store_uri: str, who: str) -> ConcurrentRunError:
 
 @dataclass
 class HeldLock:
-    """The job lock while it is held: :meth:`phase` tells watchers what the job does."""
+    """The job lock while it is held: :meth:`phase` tells watchers what the job does;
+    :meth:`released` lets the investigator app have the store while the job computes."""
 
     path: Path
     store_uri: str
     fd: int
     stamp: dict[str, Any] = field(default_factory=dict)
+    shared: SharedFile | None = None
 
     def phase(self, name: str) -> None:
         self.stamp["phase"] = name
         data = json.dumps(self.stamp).encode()
         os.pwrite(self.fd, data, 0)
         os.ftruncate(self.fd, len(data))
+
+    def released(self) -> contextlib.AbstractContextManager[None]:
+        """While the block runs the job does not use the store: the embedded store's
+        file is given back to the app the job asked it from, and taken again after
+        (:meth:`ringscope.graphs.sharing.SharedFile.released`); a no-op otherwise."""
+        if self.shared is None:
+            return contextlib.nullcontext()
+        return self.shared.released()
 
 
 @contextlib.contextmanager
@@ -189,15 +205,36 @@ def store_lease(store: object, store_uri: str, ttl_s: float = LEASE_TTL_S) -> It
 
 @contextlib.contextmanager
 def exclusive_store(
-    store_uri: str, work_dir: str | Path, settings: Any
+    store_uri: str, work_dir: str | Path, settings: Any, *, what: str = "ringscope job"
 ) -> Iterator[tuple[Any, HeldLock]]:
-    """The store at ``store_uri``, opened under the job lock and the store's lease."""
+    """The store at ``store_uri``, opened under the job lock and the store's lease.
+
+    An embedded store's file held by another process (the investigator app) is asked
+    for: the holder is asked to step aside and the file opened once it has, within
+    ``settings.store_wait_s`` seconds (:mod:`ringscope.graphs.sharing`; ``what`` is
+    what the job is, for the app's users)."""
     from ringscope.graphs import open_store
 
     with job_lock(store_uri, work_dir) as held:
-        store = open_store(store_uri, settings=settings)
+        path = shared_path(store_uri)
+        if path is None:
+            store = open_store(store_uri, settings=settings)
+            try:
+                with store_lease(store, store_uri):
+                    yield store, held
+            finally:
+                store.close()
+            return
+        shared = SharedFile(
+            path,
+            what=what,
+            wait_s=settings.store_wait_s,
+            waiting=lambda holder: held.phase(f"waiting for the store: {holder}"),
+        )
         try:
-            with store_lease(store, store_uri):
-                yield store, held
+            store = shared.open()
+            held.shared = shared
+            yield store, held
         finally:
-            store.close()
+            held.shared = None
+            shared.close()
