@@ -356,16 +356,15 @@ def _load_table(
         except StoreError as exc:
             undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
             raise StoreError(_store_failed(spec.name, path, report.read, exc, undone)) from exc
+        except LoadError as exc:
+            undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise LoadError(_load_failed(spec.name, path, report.read, str(exc), undone)) from exc
         except RingscopeError:
             _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
             raise
         except Exception as exc:
             undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
-            kept = "what this load wrote of it was taken back" if undone else "the store failed too"
-            raise LoadError(
-                f"loading {spec.name} from {path} failed after {report.read:,} rows: "
-                f"{_why(exc)}; {kept}"
-            ) from exc
+            raise LoadError(_load_failed(spec.name, path, report.read, _why(exc), undone)) from exc
         except BaseException:  # interrupted: the table is taken back all the same
             _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
             raise
@@ -421,6 +420,11 @@ def _undo(
             raise
         return False
     return True
+
+
+def _load_failed(table: str, path: Path, done: int, why: str, undone: bool) -> str:
+    kept = "what this load wrote of it was taken back" if undone else "the store failed too"
+    return f"loading {table} from {path} failed after {done:,} rows: {why}; {kept}"
 
 
 def _store_failed(table: str, path: Path, done: int, exc: StoreError, undone: bool) -> str:
