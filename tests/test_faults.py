@@ -253,13 +253,17 @@ def test_neo4j_killed_mid_load_then_rerun_after_restart(
 # --------------------------------------------------------------------------- embedded store
 
 
-def _rs(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def _env(cwd: Path) -> dict[str, str]:
     env = {**os.environ, "RINGSCOPE_WORK_DIR": str(cwd / "var"), "COLUMNS": "200"}
     env.pop("RINGSCOPE_STORE", None)
+    return env
+
+
+def _rs(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ringscope.cli", *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=_env(cwd),
         capture_output=True,
         text=True,
         timeout=300,
@@ -272,18 +276,26 @@ def _snapshot(path: Path) -> tuple[object, ...]:
         return (*_contents(store), [r.load_id for r in store.loads()])
 
 
+def _loaded_and_next(
+    tmp_path: Path, *, events: int, seed: int
+) -> tuple[Path, tuple[object, ...], Path, dict[str, int]]:
+    """A store holding the small export, its snapshot, a generated export to load
+    next and the rows each of its tables will add."""
+    db = tmp_path / "store.duckdb"
+    assert _rs("load", SMALL, "--store", db, cwd=tmp_path).returncode == 0
+    big = tmp_path / "big"
+    generate(big, events=events, seed=seed)
+    rows = {name: t.loaded for name, t in check_export(big).tables.items()}
+    return db, _snapshot(db), big, rows
+
+
 def test_disk_full_during_load_fails_clearly_and_leaves_the_store_intact(tmp_path: Path) -> None:
     """The load runs with a file size limit (RLIMIT_FSIZE) just above the store's size:
     once the store or its write-ahead log would grow past it, every write fails with
     EFBIG, as on a full disk. Batches committed before stay, whole; the failing one
     leaves nothing; the store opens again and, with room, the same load completes with
     every row of the export once."""
-    db = tmp_path / "store.duckdb"
-    assert _rs("load", SMALL, "--store", db, cwd=tmp_path).returncode == 0
-    before = _snapshot(db)
-    big = tmp_path / "big"
-    generate(big, events=20_000, seed=2)
-    rows = {name: t.loaded for name, t in check_export(big).tables.items()}
+    db, before, big, rows = _loaded_and_next(tmp_path, events=20_000, seed=2)
     limit = db.stat().st_size + (256 << 10)
 
     def limit_file_size() -> None:
@@ -449,18 +461,11 @@ def test_an_interrupted_load_takes_back_the_table_it_was_loading(tmp_path: Path)
     """Ctrl-C (SIGINT) in the middle of ``ringscope load``: the command ends without a
     traceback, every table holds all of its new rows or none, and the load is not
     recorded; loaded again, the export completes."""
-    db = tmp_path / "store.duckdb"
-    assert _rs("load", SMALL, "--store", db, cwd=tmp_path).returncode == 0
-    before = _snapshot(db)
-    big = tmp_path / "big"
-    generate(big, events=300_000, seed=3)
-    rows = {name: t.loaded for name, t in check_export(big).tables.items()}
-    env = {**os.environ, "RINGSCOPE_WORK_DIR": str(tmp_path / "var"), "COLUMNS": "200"}
-    env.pop("RINGSCOPE_STORE", None)
+    db, before, big, rows = _loaded_and_next(tmp_path, events=300_000, seed=3)
     process = subprocess.Popen(
         [sys.executable, "-m", "ringscope.cli", "load", str(big), "--store", str(db)],
         cwd=tmp_path,
-        env=env,
+        env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
