@@ -42,6 +42,7 @@ import io
 import json
 import logging
 import math
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -694,9 +695,9 @@ def _page_header(raw: bytes) -> _Page:
     return _Page(sizes[1], buffer.cstringio_buf.tell(), sizes[2], sizes[3], values)
 
 
-def _pages(handle: IO[bytes], file: str, start: int, length: int) -> Iterator[_Page]:
-    """The page headers of one column chunk (``length`` bytes from ``start``), read
-    without reading or decompressing the pages themselves."""
+def _pages(handle: IO[bytes], file: str, start: int, length: int) -> Iterator[tuple[_Page, int]]:
+    """The page headers of one column chunk (``length`` bytes from ``start``), each
+    with the offset of its page, read without reading or decompressing the pages."""
     pos, end = start, start + length
     while pos < end:
         want = 1024
@@ -720,8 +721,49 @@ def _pages(handle: IO[bytes], file: str, start: int, length: int) -> Iterator[_P
             raise InputError(
                 Problem(file, None, None, "cannot read Parquet: a page runs past its column chunk")
             )
-        yield page
+        yield page, pos + page.header
         pos += page.header + page.compressed
+
+
+#: Parquet's compression codecs by pyarrow's names (the deprecated Hadoop LZ4 is not
+#: among them: its dictionaries are read the slow, safe way).
+_CODECS = {
+    "SNAPPY": "snappy",
+    "GZIP": "gzip",
+    "BROTLI": "brotli",
+    "ZSTD": "zstd",
+    "LZ4_RAW": "lz4_raw",
+}
+_LENGTH = struct.Struct("<I")
+
+
+def _longest_entry(handle: IO[bytes], offset: int, page: _Page, codec: str) -> int | None:
+    """Bytes of the longest value of a dictionary page of text (PLAIN-encoded byte
+    arrays: a 4-byte length, then the value), or ``None`` when the page cannot be
+    read here (an unknown codec, a page that is not what its header says). The page
+    is at most :data:`MAX_FIELD_BYTES` decompressed (checked before)."""
+    handle.seek(offset)
+    raw = handle.read(page.compressed)
+    try:
+        if codec == "UNCOMPRESSED":
+            data = raw
+        elif codec in _CODECS:
+            data = pa.decompress(
+                raw, decompressed_size=page.uncompressed, codec=_CODECS[codec], asbytes=True
+            )
+        else:
+            return None
+    except (pa.ArrowException, ValueError, OSError):
+        return None
+    longest, pos, end = 0, 0, len(data)
+    for _ in range(page.values):
+        if pos + 4 > end:
+            return None
+        (length,) = _LENGTH.unpack_from(data, pos)
+        pos += 4 + length
+        if length > longest:
+            longest = length
+    return longest if pos <= end else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -731,16 +773,20 @@ class ParquetPlan:
     Attributes
     ----------
     dictionary
-        Text columns stored dictionary-encoded (read as dictionaries and decoded
-        slice by slice).
+        Text columns stored dictionary-encoded whose dictionaries could not be
+        measured here (read as dictionaries and decoded slice by slice).
+    expanded
+        Text columns stored dictionary-encoded whose longest dictionary value is
+        known (decoded by Arrow, in batches sized for that value).
     batch_rows
-        Rows per read batch, so that a batch of plain values stays near
-        :data:`BATCH_BYTES`.
+        Rows per read batch, so that a batch stays near :data:`BATCH_BYTES` even
+        if every value were the longest of its dictionary.
     decoded
         Bytes all pages of the read columns decompress to.
     """
 
     dictionary: tuple[str, ...]
+    expanded: tuple[str, ...]
     batch_rows: int
     decoded: int
 
@@ -757,7 +803,10 @@ def check_parquet(
     read ``columns`` decompress to more than :data:`MAX_EXPANSION` times the
     file's size (past :data:`BOMB_FLOOR_BYTES`). The footer's own sizes are
     checked first; the page headers are then walked, since a crafted footer can
-    understate what its pages hold.
+    understate what its pages hold. The dictionary pages of text columns are
+    read (not their data pages) for their longest value, which sizes the read
+    batches: a dictionary of one long value repeated over many rows (a dictionary
+    bomb) is read a few rows at a time, and refused by the expansion guard.
     """
     file = str(path)
     size = Path(path).stat().st_size
@@ -785,6 +834,7 @@ def check_parquet(
         raise _bomb(file, declared, size)
     decoded = 0
     dictionary: set[str] = set()
+    longest: dict[str, int] = {}
     per_row: dict[str, float] = {}
     with Path(path).open("rb", buffering=0) as handle:
         for g in range(metadata.num_row_groups):
@@ -806,8 +856,8 @@ def check_parquet(
                             "cannot read Parquet: a column chunk runs past the end",
                         )
                     )
-                plain = chunk.physical_type == "BYTE_ARRAY"
-                for page in _pages(handle, file, start, length):
+                text = chunk.physical_type == "BYTE_ARRAY"
+                for page, offset in _pages(handle, file, start, length):
                     if page.uncompressed > MAX_FIELD_BYTES:
                         raise InputError(
                             Problem(
@@ -821,14 +871,19 @@ def check_parquet(
                     decoded += page.uncompressed
                     if decoded > limit:
                         raise _bomb(file, decoded, size)
-                    if page.kind == 2 and plain:
-                        dictionary.add(name)
+                    if page.kind == 2 and text:
+                        entry = _longest_entry(handle, offset, page, chunk.compression)
+                        if entry is None:
+                            dictionary.add(name)
+                        else:
+                            longest[name] = max(longest.get(name, 0), entry)
                     elif page.kind in (0, 3) and page.values > 0:
                         # bytes per row of a data page; the widest page sets the batch size
                         per_row[name] = max(per_row.get(name, 0.0), page.uncompressed / page.values)
-    width = sum(per_row.values())
+    expanded = sorted(set(longest) - dictionary)
+    width = sum(per_row.values()) + sum(longest[n] + 4 for n in expanded)
     rows_per_batch = batch_rows if width <= 0 else int(min(batch_rows, BATCH_BYTES / width))
-    return ParquetPlan(tuple(sorted(dictionary)), max(1, rows_per_batch), decoded)
+    return ParquetPlan(tuple(sorted(dictionary)), tuple(expanded), max(1, rows_per_batch), decoded)
 
 
 class _Expansion:
@@ -933,6 +988,8 @@ def _parquet(path: Path, spec: TableSpec, batch_rows: int) -> Iterator[RawChunk]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in pf.iter_batches(batch_size=plan.batch_rows, columns=include):
+            # what Arrow decoded from dictionaries counts against the expansion guard
+            expansion.add(sum(batch.column(name).nbytes for name in plan.expanded))
             yield from _decoded(batch, expansion)
 
     try:
