@@ -27,10 +27,10 @@ Parquet is checked from its footer and its page headers *before* any page is
 decompressed (:func:`check_parquet`): the declared rows against the file's
 size, every page's size against :data:`MAX_FIELD_BYTES`, and what the pages
 decompress to against :data:`MAX_EXPANSION` times the file's size; it is then
-read in batches sized from those headers, and dictionary-encoded text is
-decoded slice by slice under the same expansion guard, so that a small
-dictionary of long values repeated over many rows (a dictionary bomb) is
-refused before it is expanded.
+read page by page, in batches sized from those headers and from the longest
+value of each text column's dictionary, and what the dictionaries decode to
+counts against the same expansion guard, so that a small dictionary of long
+values repeated over many rows (a dictionary bomb) is refused a few rows in.
 """
 
 from __future__ import annotations
