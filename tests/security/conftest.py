@@ -107,28 +107,42 @@ def command_env(cwd: Path) -> dict[str, str]:
     return {"RINGSCOPE_WORK_DIR": str(cwd / "var"), "RINGSCOPE_STORE": "", "RINGSCOPE_DEBUG": ""}
 
 
+#: A small process that starts the command and answers its exit code and peak memory.
+#: The command must not be forked from the test process itself: a forked child's
+#: ``ru_maxrss`` counts the parent's memory it held until ``exec``.
+_WRAPPER = """
+import json, os, subprocess, sys
+with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
+    process = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
+    _, status, usage = os.wait4(process.pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))
+"""
+
+
 def run_fresh(*args: str | Path, cwd: Path) -> Run:
-    """``python -m ringscope.cli ARGS`` in a new interpreter, its peak memory taken by
-    :func:`os.wait4` on that process alone (not the maximum over every child so far
-    that ``RUSAGE_CHILDREN`` gives)."""
+    """``python -m ringscope.cli ARGS`` in a new interpreter, started by a small
+    wrapper process that takes its peak memory with :func:`os.wait4` on that
+    process alone (not the maximum over every child so far that
+    ``RUSAGE_CHILDREN`` gives)."""
     env = {**os.environ, **command_env(cwd), "COLUMNS": "200"}
     env = {k: v for k, v in env.items() if v != ""}
     out, err = cwd / "fresh.out", cwd / "fresh.err"
-    with out.open("wb") as o, err.open("wb") as e:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ringscope.cli", *map(str, args)],
-            stdout=o,
-            stderr=e,
-            env=env,
-            cwd=cwd,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    command = [sys.executable, "-m", "ringscope.cli", *map(str, args)]
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, str(out), str(err), *command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    code, maxrss_kib = json.loads(done.stdout)
     return Run(
-        process.returncode,
+        code,
         out.read_text(errors="replace"),
         err.read_text(errors="replace"),
-        usage.ru_maxrss / 1024,
+        maxrss_kib / 1024,
     )
 
 
