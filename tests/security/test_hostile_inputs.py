@@ -41,7 +41,7 @@ from ringscope.contract import MAX_ID_LENGTH, MAX_TEXT_LENGTH, TABLES
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.loaders.read import BOMB_FLOOR_BYTES, HEADER_BYTES, MAX_FIELD_BYTES
 
-from .conftest import Ringscope, Run, dump, run_fresh
+from .helpers import Ringscope, Run, dump, run_fresh
 
 HEAD = "account_id,roles,created_at\n"
 GOOD = "a1,buyer,2024-01-01T00:00:00Z\n"
