@@ -1,6 +1,11 @@
 """The ``ringscope`` command: a thin shell over the library.
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with rejected input rows.
+
+Errors end in one ``error:`` line on stderr and exit code 1, never in a Python
+traceback: ringscope's own errors say what failed and why, and any other
+exception is named with its type and message. With ``RINGSCOPE_DEBUG=1`` in the
+environment the traceback is printed too, before that line.
 """
 
 from __future__ import annotations
@@ -8,14 +13,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import socket
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -57,16 +65,51 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: Environment variable that makes errors print their traceback (read from the
+#: environment directly: an error handler must not depend on settings that may be
+#: what failed).
+DEBUG_ENV = "RINGSCOPE_DEBUG"
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _message(e: BaseException) -> str:
+    """What the user reads: ringscope's errors as they are, any other exception
+    with its type (the traceback only with ``RINGSCOPE_DEBUG=1``)."""
+    if _debugging():
+        traceback.print_exception(e, file=sys.stderr)
+    if isinstance(e, RingscopeError):
+        text = str(e)
+    elif isinstance(e, KeyboardInterrupt):
+        text = "interrupted"
+    else:
+        first = (str(e).strip().splitlines() or [""])[0]
+        kind = "out of memory" if isinstance(e, MemoryError) else "unexpected error"
+        text = f"{kind}: {type(e).__name__}{': ' + first if first else ''}"
+        if not _debugging():
+            text += f" ({DEBUG_ENV}=1 shows the traceback)"
+    return _shown(text)
+
+
+def _shown(text: str) -> str:
+    """``text`` cut to :data:`_MAX_MESSAGE` characters, escaped for the console's markup."""
+    if len(text) > _MAX_MESSAGE:  # an enormous value from the input, quoted back
+        text = f"{text[:_MAX_MESSAGE]}… ({len(text):,} characters in all)"
+    return text.replace("[", "\\[")
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn ringscope's errors into a clear message and exit code 1."""
+    """Turn any error into a clear message and exit code 1 (click's own exits and
+    usage errors pass through)."""
     try:
         yield
-    except RingscopeError as e:
-        text = str(e)
-        if len(text) > _MAX_MESSAGE:  # an enormous value from the input, quoted back
-            text = f"{text[:_MAX_MESSAGE]}… ({len(text):,} characters in all)"
-        _fail(text.replace("[", "\\["))
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise
+    except (Exception, KeyboardInterrupt) as e:
+        _fail(_message(e))
 
 
 def _progress(quiet: bool = False) -> Progress:
@@ -135,6 +178,9 @@ def _print_load_report(report: Any) -> None:
             note,
         )
     err.print(t)
+    for tr in report.tables.values():  # one line per file refused, whatever the width
+        if tr.error:
+            err.print(f"[bold red]error:[/] {_shown(tr.error)}", highlight=False, soft_wrap=True)
 
 
 def _load_exit_code(report: Any) -> int:
@@ -920,12 +966,22 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app and returns its exit code."""
+    """Entry point: runs the app and returns its exit code.
+
+    Whatever escapes a command (an exception outside its error handling, an
+    interrupt) ends as one ``error:`` line and exit code 1, not a traceback
+    (see the module docstring for ``RINGSCOPE_DEBUG``)."""
     runner: Callable[..., Any] = app
     try:
         runner(args=argv, standalone_mode=True)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
+    except (Exception, KeyboardInterrupt) as e:
+        try:
+            err.print(f"[bold red]error:[/] {_message(e)}", highlight=False, soft_wrap=True)
+        except Exception:  # the console itself failed (a closed stderr): say it plainly
+            print(f"error: {type(e).__name__}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 

@@ -48,6 +48,12 @@ class InputError(RingscopeError):
         super().__init__(str(problem))
 
 
+class LoadError(RingscopeError):
+    """A load stopped for a reason that is neither its input nor its store (a
+    rejects file that cannot be written, an unexpected failure); the table being
+    loaded was rolled back first."""
+
+
 class StoreError(RingscopeError):
     """A store failed (connection, transaction, constraint). Raised ``from`` the cause."""
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from ringscope.contract import TABLES
-from ringscope.errors import StoreError
+from ringscope.errors import LoadError, StoreError
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.graphs.neo4j_local import LocalNeo4j, start_local_neo4j
 from ringscope.graphs.neo4j_store import Neo4jStore
@@ -253,13 +253,17 @@ def test_neo4j_killed_mid_load_then_rerun_after_restart(
 # --------------------------------------------------------------------------- embedded store
 
 
-def _rs(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def _env(cwd: Path) -> dict[str, str]:
     env = {**os.environ, "RINGSCOPE_WORK_DIR": str(cwd / "var"), "COLUMNS": "200"}
     env.pop("RINGSCOPE_STORE", None)
+    return env
+
+
+def _rs(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ringscope.cli", *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=_env(cwd),
         capture_output=True,
         text=True,
         timeout=300,
@@ -269,12 +273,20 @@ def _rs(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.CompletedProc
 
 def _snapshot(path: Path) -> tuple[object, ...]:
     with EmbeddedStore(path) as store:
-        return (
-            store.counts(),
-            store.graph_counts(),
-            tuple(store.table(name).to_json(date_format="iso") for name in TABLES),
-            [r.load_id for r in store.loads()],
-        )
+        return (*_contents(store), [r.load_id for r in store.loads()])
+
+
+def _loaded_and_next(
+    tmp_path: Path, *, events: int, seed: int
+) -> tuple[Path, tuple[object, ...], Path, dict[str, int]]:
+    """A store holding the small export, its snapshot, a generated export to load
+    next and the rows each of its tables will add."""
+    db = tmp_path / "store.duckdb"
+    assert _rs("load", SMALL, "--store", db, cwd=tmp_path).returncode == 0
+    big = tmp_path / "big"
+    generate(big, events=events, seed=seed)
+    rows = {name: t.loaded for name, t in check_export(big).tables.items()}
+    return db, _snapshot(db), big, rows
 
 
 def test_disk_full_during_load_fails_clearly_and_leaves_the_store_intact(tmp_path: Path) -> None:
@@ -283,12 +295,7 @@ def test_disk_full_during_load_fails_clearly_and_leaves_the_store_intact(tmp_pat
     EFBIG, as on a full disk. Batches committed before stay, whole; the failing one
     leaves nothing; the store opens again and, with room, the same load completes with
     every row of the export once."""
-    db = tmp_path / "store.duckdb"
-    assert _rs("load", SMALL, "--store", db, cwd=tmp_path).returncode == 0
-    before = _snapshot(db)
-    big = tmp_path / "big"
-    generate(big, events=20_000, seed=2)
-    rows = {name: t.loaded for name, t in check_export(big).tables.items()}
+    db, before, big, rows = _loaded_and_next(tmp_path, events=20_000, seed=2)
     limit = db.stat().st_size + (256 << 10)
 
     def limit_file_size() -> None:
@@ -357,3 +364,129 @@ def test_read_only_store_folder_fails_clearly_and_leaves_the_store_intact(
     assert str(db) in error.replace("\n", ""), error
     assert "Permission denied" in error and "cannot be written" in error, error
     assert _snapshot(db) == before
+
+
+# --------------------------------------------------------------------------- any failure, any store
+
+
+def _contents(store: Any) -> tuple[object, ...]:
+    """Rows and graph of a store (embedded or Neo4j), its load log aside."""
+    return (
+        store.counts(),
+        store.graph_counts(),
+        tuple(store.table(name).to_json(date_format="iso") for name in TABLES),
+    )
+
+
+def _bomb_after_good_rows(path: Path) -> None:
+    """accounts.parquet: three good accounts, then rows of one dictionary entry of
+    1 MiB (decoded, 200 times the file's size before long): refused part-way."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 100_000
+    bomb = pa.table(
+        {
+            "account_id": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, dtype=np.int32)), pa.array(["x" * (1 << 20)])
+            ),
+            "roles": pa.array(["buyer"] * n),
+            "created_at": pa.array(["2024-01-01"] * n),
+        }
+    )
+    good = pa.table(
+        {
+            "account_id": pa.DictionaryArray.from_arrays(
+                pa.array([0, 1, 2], pa.int32()), pa.array(["n1", "n2", "n3"])
+            ),
+            "roles": ["buyer"] * 3,
+            "created_at": ["2024-01-01"] * 3,
+        }
+    )
+    with pq.ParquetWriter(path, bomb.schema, compression="zstd") as writer:
+        writer.write_table(good)
+        writer.write_table(bomb)
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_a_table_failing_after_batches_were_written_is_taken_back(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two failures that are not the store's, each after the table's first batches
+    are in the store: a file refused part-way (a dictionary bomb in its second row
+    group) and a rejects file that cannot be written (its folder is a file). Either
+    way the table is taken back whole, on the embedded store and on Neo4j (graph
+    included), and the tables loaded before stay."""
+    store: Any = (
+        EmbeddedStore(tmp_path / "store.duckdb")
+        if kind == "embedded"
+        else request.getfixturevalue("neo4j_store")
+    )
+    try:
+        load_export(store, SMALL, rejects_dir=tmp_path / "rejects")
+        before = _contents(store)
+
+        refused = tmp_path / "refused"
+        refused.mkdir()
+        _bomb_after_good_rows(refused / "accounts.parquet")
+        report = load_export(store, refused, rejects_dir=tmp_path / "r1", batch_rows=2)
+        error = report.tables["accounts"].error
+        assert error is not None and "refused as a likely decompression bomb" in error, error
+        assert report.tables["accounts"].loaded == 0
+        assert _contents(store) == before
+
+        unwritable = tmp_path / "unwritable"
+        unwritable.mkdir()
+        (unwritable / "accounts.csv").write_text(
+            "account_id,roles,created_at\nm1,buyer,2024-01-01\nm2,buyer,2024-01-01\n"
+            "m3,nobody,2024-01-01\nm4,buyer,2024-01-01\n"
+        )
+        (unwritable / "streams.csv").write_text(
+            "stream_id,creator_id,started_at\nmst1,m1,2026-11-01T19:00:00Z\n"
+        )
+        (tmp_path / "r2").write_text("a file where the rejects folder should be\n")
+        with pytest.raises(LoadError) as failed:
+            load_export(store, unwritable, rejects_dir=tmp_path / "r2", batch_rows=2)
+        message = str(failed.value)
+        assert message.startswith("loading accounts from"), message
+        assert "cannot write the rejects file" in message and "taken back" in message, message
+        assert _contents(store) == before
+    finally:
+        if kind == "embedded":
+            store.close()
+
+
+def test_an_interrupted_load_takes_back_the_table_it_was_loading(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) in the middle of ``ringscope load``: the command ends without a
+    traceback, every table holds all of its new rows or none, and the load is not
+    recorded; loaded again, the export completes."""
+    db, before, big, rows = _loaded_and_next(tmp_path, events=300_000, seed=3)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ringscope.cli", "load", str(big), "--store", str(db)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = Path(f"{db}.job.lock")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if lock.exists() and "loading" in lock.read_text(errors="replace"):
+            break
+        time.sleep(0.05)
+    time.sleep(2.0)  # into the tables, engagements most likely
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    after = _snapshot(db)
+    counts, old = after[0], before[0]
+    assert isinstance(counts, dict) and isinstance(old, dict)
+    assert all(counts[t] in (old[t], old[t] + rows[t]) for t in TABLES), (counts, rows)
+    assert counts != {t: old[t] + rows[t] for t in TABLES}  # it was interrupted
+    assert after[3] == before[3]  # no load recorded
+    assert _rs("load", big, "--store", db, cwd=tmp_path).returncode == 0
+    with EmbeddedStore(db) as store:
+        assert store.counts() == {t: old[t] + rows[t] for t in TABLES}

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ringscope.contract import LOAD_ORDER, REQUIRED_TABLES, SUFFIXES, TABLES, TableSpec
-from ringscope.errors import InputError, Problem, StoreError
+from ringscope.errors import InputError, LoadError, Problem, RingscopeError, StoreError
 from ringscope.graphs.store import GraphStore
 from ringscope.loaders.read import (
     DEFAULT_BATCH_ROWS,
@@ -131,8 +131,14 @@ class _RejectsFile:
         self.collect = collect
         self.handle: IO[str] | None = None
         self.mark = len(collect) if collect is not None else 0
-        if path is not None and path.exists():
-            path.unlink()
+        self._remove()
+
+    def _remove(self) -> None:
+        try:
+            if self.path is not None and self.path.exists():
+                self.path.unlink()
+        except OSError as exc:
+            raise LoadError(f"cannot remove the old rejects file {self.path}: {exc}") from exc
 
     def write(self, rejects: pd.DataFrame) -> None:
         if rejects.empty:
@@ -141,11 +147,14 @@ class _RejectsFile:
             self.collect.extend(rejects_to_problems(rejects))
         if self.path is None:
             return
-        if self.handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = self.path.open("w", encoding="utf-8", newline="")
-            rejects.iloc[:0].to_csv(self.handle, index=False, lineterminator=_CSV_EOL)
-        rejects.to_csv(self.handle, index=False, header=False, lineterminator=_CSV_EOL)
+        try:
+            if self.handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = self.path.open("w", encoding="utf-8", newline="")
+                rejects.iloc[:0].to_csv(self.handle, index=False, lineterminator=_CSV_EOL)
+            rejects.to_csv(self.handle, index=False, header=False, lineterminator=_CSV_EOL)
+        except OSError as exc:
+            raise LoadError(f"cannot write the rejects file {self.path}: {exc}") from exc
 
     @property
     def written(self) -> str | None:
@@ -154,15 +163,15 @@ class _RejectsFile:
     def reset(self) -> None:
         """Forget what was written (the table is read again)."""
         self.close()
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
+        self._remove()
         self.handle = None
         if self.collect is not None:
             del self.collect[self.mark :]
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.close()
+            with contextlib.suppress(OSError):  # a full disk: the write said so already
+                self.handle.close()
 
 
 # --------------------------------------------------------------------------- sinks
@@ -183,13 +192,35 @@ class _StoreSink:
         frame = checked.frame
         if frame.empty:
             return 0, 0, 0, _empty_rejects(TABLES[table])
-        result = self.store.write_batch(table, frame, self.load_id)
+        with _store_errors(f"write {table}"):
+            result = self.store.write_batch(table, frame, self.load_id)
         conflicts = np.asarray(result.conflicts, dtype=np.int64)
         rejects = _conflict_rejects(checked, conflicts)
         return result.inserted, result.updated, result.duplicates, rejects
 
     def rollback(self, table: str) -> None:
-        self.store.rollback_load(self.load_id, table)
+        with _store_errors(f"roll back {table}"):
+            self.store.rollback_load(self.load_id, table)
+
+
+@contextlib.contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    """Any failure inside a store call as a ``StoreError`` (the stores translate
+    their drivers' errors; this catches the rest: memory, a driver's own bug)."""
+    try:
+        yield
+    except RingscopeError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"{what}: {_why(exc)}") from exc
+
+
+def _why(exc: BaseException) -> str:
+    """An unexpected exception in a few words: its type and first line."""
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({type(exc).__name__}{': ' + text if text else ''})"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -316,13 +347,27 @@ def _load_table(
         except ExactReadNeeded:
             _undo(spec, sink, known, rejects, entity)
         except InputError as exc:
-            _undo(spec, sink, known, rejects, entity, keep_rejects=True)
+            # The file is refused whole: the rows rejected before are moot (and, for a
+            # decompression bomb, the bomb's own expansion).
+            _undo(spec, sink, known, rejects, entity)
             report.error = str(exc)
-            report.loaded = 0
+            report.loaded = report.updated = 0
             break
         except StoreError as exc:
             undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
             raise StoreError(_store_failed(spec.name, path, report.read, exc, undone)) from exc
+        except LoadError as exc:
+            undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise LoadError(_load_failed(spec.name, path, report.read, str(exc), undone)) from exc
+        except RingscopeError:
+            _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise
+        except Exception as exc:
+            undone = _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise LoadError(_load_failed(spec.name, path, report.read, _why(exc), undone)) from exc
+        except BaseException:  # interrupted: the table is taken back all the same
+            _undo(spec, sink, known, rejects, entity, keep_rejects=True, quiet=True)
+            raise
     rejects.close()
     report.rejects_file = rejects.written
     return report
@@ -377,6 +422,11 @@ def _undo(
     return True
 
 
+def _load_failed(table: str, path: Path, done: int, why: str, undone: bool) -> str:
+    kept = "what this load wrote of it was taken back" if undone else "the store failed too"
+    return f"loading {table} from {path} failed after {done:,} rows: {why}; {kept}"
+
+
 def _store_failed(table: str, path: Path, done: int, exc: StoreError, undone: bool) -> str:
     """What a store failure in the middle of a table means for the user."""
     kept = (
@@ -423,7 +473,21 @@ def _run(
             target = rejects_dir / f"{name}.rejects.csv" if rejects_dir is not None else None
             writer = _RejectsFile(target, spec, collect)
             report.tables[name] = _load_table(spec, path, sink, known, writer, opts)
-        report.fingerprint = fingerprint.result()
+        try:
+            report.fingerprint = fingerprint.result()
+        except Exception as exc:  # a file that went away or became unreadable meanwhile
+            for name in reversed(report.tables):
+                with contextlib.suppress(StoreError):
+                    sink.rollback(name)
+            raise InputError(
+                Problem(
+                    str(folder),
+                    None,
+                    None,
+                    f"a file of the export could not be read whole ({_why(exc)}); "
+                    "what this load wrote was taken back",
+                )
+            ) from exc
     return report
 
 
@@ -665,5 +729,14 @@ def _checked(
     earliest: datetime,
     latest: datetime | None,
 ) -> Iterator[CheckedChunk]:
-    for raw in iter_raw_chunks(path, spec, batch_rows=batch_rows, exact=exact):
-        yield check_chunk(raw, spec, known=known, earliest=earliest, latest=latest)
+    """Read and check ``path`` chunk by chunk. Whatever fails while doing so (a
+    memory error, an Arrow error no reader foresaw, a decoding error) is an
+    ``InputError`` naming the file: the file cannot be read, its table is left as
+    it was."""
+    try:
+        for raw in iter_raw_chunks(path, spec, batch_rows=batch_rows, exact=exact):
+            yield check_chunk(raw, spec, known=known, earliest=earliest, latest=latest)
+    except (RingscopeError, ExactReadNeeded):
+        raise
+    except Exception as exc:
+        raise InputError(Problem(str(path), None, None, f"cannot be read: {_why(exc)}")) from exc
