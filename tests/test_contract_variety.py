@@ -527,6 +527,37 @@ def test_a_redacted_case_file_hides_identifiers_of_every_kind(
     assert {"cookie", "device", "imei"} <= set(manifest["redaction"]["identifiers"])
 
 
+# --------------------------------------------------------------------------- on Spark
+
+
+def test_spark_maps_the_export_as_the_local_engine(
+    spark: Any, variety: Path, tmp_path: Path
+) -> None:
+    """The Spark engine reads the export as it is (codes in any case, padded) and maps
+    it with the policy: the same queue and the same unmapped values as a local run."""
+    from ringscope.engines.spark.detect import detect_export
+    from ringscope.jobs.detect import detect_tables
+    from ringscope.loaders.pipeline import read_export_tables
+
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    for name in ("accounts", "orders", "identifiers"):
+        frame = read_table(variety / f"{name}.csv").frame
+        if name == "orders":
+            frame["status"] = frame["status"].str.upper().str.pad(12)  # as some exports write
+        frame.to_parquet(parquet / f"{name}.parquet", index=False)
+    on_spark = detect_export(spark, str(parquet), default_policy())
+    tables = read_export_tables(variety).mapped(default_policy().mapping.value_map())
+    local, _ = detect_tables(tables, default_policy(), threads=1)
+    assert on_spark.unmapped == tables.unmapped
+    assert on_spark.unmapped["orders.status"] == {"disputed": DISPUTED}
+    assert {f.kind for f in local} >= {"commission_ring", "identity_cluster"}
+    canon = [json.dumps(f.to_dict(), sort_keys=True, default=str) for f in local]
+    assert [
+        json.dumps(f.to_dict(), sort_keys=True, default=str) for f in on_spark.findings
+    ] == canon
+
+
 def test_the_app_serves_and_redacts_identifiers_of_every_kind(
     default_run: tuple[Path, Any, Any],
 ) -> None:
