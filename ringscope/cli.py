@@ -26,6 +26,7 @@ from typing import Annotated, Any, NoReturn
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -181,6 +182,18 @@ def _print_load_report(report: Any) -> None:
     for tr in report.tables.values():  # one line per file refused, whatever the width
         if tr.error:
             err.print(f"[bold red]error:[/] {_shown(tr.error)}", highlight=False, soft_wrap=True)
+    for column, counts in report.unknown_values.items():
+        # values come from the data: escaped, so that none reads as markup
+        shown = escape(", ".join(f"{v!r} ({n:,})" for v, n in list(counts.items())[:20]))
+        more = f" and {len(counts) - 20:,} more" if len(counts) > 20 else ""
+        err.print(
+            f"[yellow]warning:[/] {escape(column)}: values the default policy does not map, "
+            f"loaded as they are: {shown}{more}. Map them in the policy's `mapping` block "
+            "(ringscope/default_policy.yaml) so that detectors count them.",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _load_exit_code(report: Any) -> int:

@@ -19,6 +19,15 @@ cancellation of a completed order, a refund time or a stream's end that was not
 known yet, an identifier seen earlier or later than stored. Such a row updates
 the stored one. The rules only move a row forward, so loading an older export
 again changes nothing.
+
+Order statuses and identifier kinds are kept as the export gives them (trimmed,
+lower-case): real exports say ``returned``, ``chargeback``, ``canceled``,
+``imei``, ``email``... :data:`ORDER_STATUS_ALIASES` and
+:data:`IDENTIFIER_KIND_ALIASES` list the values known to the default policy's
+mapping (``ringscope/default_policy.yaml``, ``mapping``), which detection applies
+to turn them into the canonical :data:`ORDER_STATUSES` and
+:data:`IDENTIFIER_KINDS` the detectors work on. A value no alias names is still
+loaded, and the load report lists it (:attr:`Column.known`).
 """
 
 from __future__ import annotations
@@ -33,9 +42,55 @@ UpdateRule = Literal["fill", "earliest", "latest", "advance"]
 
 ROLES = ("creator", "seller", "buyer")
 ENGAGEMENT_KINDS = ("view", "like", "comment", "share", "gift")
+#: The order statuses detectors know (a value of an export is mapped to one of them by the
+#: policy's ``mapping.order_statuses``, or kept as it is).
 ORDER_STATUSES = ("completed", "cancelled", "refunded")
+#: The identifier kinds detectors know and weigh (see ``mapping.identifier_kinds``).
 IDENTIFIER_KINDS = ("device", "ip", "payment", "phone", "address")
+
+#: The order statuses of real exports that the default policy maps to each canonical status
+#: (the canonical value first). ``pending``, ``disputed``, ``refund_requested`` and the like
+#: are left out on purpose: they say nothing yet about how the order ended.
+ORDER_STATUS_ALIASES: dict[str, tuple[str, ...]] = {
+    "completed": ("completed", "complete", "delivered", "shipped", "paid", "fulfilled", "settled"),
+    "cancelled": ("cancelled", "canceled", "cancel", "void", "voided"),
+    "refunded": ("refunded", "refund", "returned", "chargeback", "charged_back", "reversed"),
+}
+#: The identifier kinds of real exports that the default policy maps to each canonical kind
+#: (the canonical value first). An email address counts as a phone number does: a contact
+#: point one person registers and verifies. ``card_bin`` is left out on purpose: a card's
+#: first six digits name its bank, shared by millions.
+IDENTIFIER_KIND_ALIASES: dict[str, tuple[str, ...]] = {
+    "device": (
+        "device",
+        "device_id",
+        "imei",
+        "android_id",
+        "idfa",
+        "idfv",
+        "gaid",
+        "device_fingerprint",
+    ),
+    "ip": ("ip", "ip_address", "ipv4", "ipv6"),
+    "payment": (
+        "payment",
+        "payment_method",
+        "card",
+        "card_hash",
+        "card_fingerprint",
+        "wallet",
+        "bank_account",
+        "iban",
+    ),
+    "phone": ("phone", "phone_number", "mobile", "msisdn", "email", "email_hash"),
+    "address": ("address", "shipping_address", "billing_address", "postal_address"),
+}
 LABELS = ("abusive", "legit")
+
+
+def _values(aliases: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Every alias of an alias table, in order."""
+    return tuple(v for values in aliases.values() for v in values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +99,10 @@ class Column:
     type: ColumnType
     required: bool = True
     enum: tuple[str, ...] | None = None
+    #: A code kept as given, trimmed and lower-case, up to :data:`MAX_CODE_LENGTH`
+    #: characters; the values outside ``known`` (those no alias of the default
+    #: policy's mapping names) are loaded and listed in the load report.
+    known: tuple[str, ...] | None = None
     non_negative: bool = False
     max_value: float | None = None
     #: What a later export may do to a stored value of this column (``None``: nothing;
@@ -51,9 +110,12 @@ class Column:
     #: ``earliest`` / ``latest``: keep the earlier / later of the two times;
     #: ``advance``: move it to a later stage of :attr:`stages`.
     update: UpdateRule | None = None
-    #: For ``advance``: the stages in order, each a tuple of values (values of one
-    #: stage never replace each other).
-    stages: tuple[tuple[str, ...], ...] = ()
+    #: For ``advance``: the stages in order, each a tuple of groups of values. A value
+    #: moves to a value of a later stage, never back (an older export brings the earlier
+    #: stage: the stored value stays); another value of its own group is the same news
+    #: (the stored value stays); a value of another group of the same stage is a
+    #: conflict. Values no group names form one group of the first stage.
+    stages: tuple[tuple[tuple[str, ...], ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +223,14 @@ TABLES: dict[str, TableSpec] = {
                 Column(
                     "status",
                     S,
-                    enum=ORDER_STATUSES,
+                    known=_values(ORDER_STATUS_ALIASES),
                     update="advance",
-                    stages=(("completed",), ("cancelled", "refunded")),
+                    # unknown (pending, disputed...) -> completed -> cancelled or refunded
+                    stages=(
+                        (),
+                        (ORDER_STATUS_ALIASES["completed"],),
+                        (ORDER_STATUS_ALIASES["cancelled"], ORDER_STATUS_ALIASES["refunded"]),
+                    ),
                 ),
                 Column("ts", TS),
                 Column("creator_id", S, required=False),
@@ -183,7 +250,7 @@ TABLES: dict[str, TableSpec] = {
             "identifiers",
             (
                 Column("account_id", S),
-                Column("kind", S, enum=IDENTIFIER_KINDS),
+                Column("kind", S, known=_values(IDENTIFIER_KIND_ALIASES)),
                 Column("value", S),
                 Column("first_seen", TS, update="earliest"),
                 Column("last_seen", TS, required=False, update="latest"),
@@ -228,3 +295,5 @@ REQUIRED_TABLES: tuple[str, ...] = ("accounts",)
 MAX_ID_LENGTH = 256
 #: Longest free text (titles, notes) accepted (characters).
 MAX_TEXT_LENGTH = 4096
+#: Longest order status or identifier kind accepted (characters).
+MAX_CODE_LENGTH = 64

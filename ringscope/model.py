@@ -196,6 +196,18 @@ class TableReport:
     #: stored rows changed by rows their columns' update rules allow (a refund of a
     #: completed order, an identifier seen again): see :mod:`ringscope.contract`
     updated: int = 0
+    #: per column (order status, identifier kind), the values that the default policy's
+    #: mapping does not know, with the count of rows that passed holding each: loaded
+    #: all the same, and detectors see them as they are unless a policy maps them
+    unknown_values: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add_unknown(self, found: dict[str, dict[str, int]]) -> None:
+        """Add the counts of unknown values ``found`` in one more chunk."""
+        for column, counts in found.items():
+            mine = self.unknown_values.setdefault(column, {})
+            for value, n in counts.items():
+                mine[value] = mine.get(value, 0) + n
+            self.unknown_values[column] = dict(sorted(mine.items()))
 
     @property
     def ok(self) -> bool:
@@ -216,6 +228,16 @@ class LoadReport:
     @property
     def failed(self) -> bool:
         return any(not t.ok for t in self.tables.values())
+
+    @property
+    def unknown_values(self) -> dict[str, dict[str, int]]:
+        """``{"table.column": {value: rows}}``: the values the default policy's mapping
+        does not know, over every table (see :attr:`TableReport.unknown_values`)."""
+        return {
+            f"{name}.{column}": counts
+            for name, t in self.tables.items()
+            for column, counts in t.unknown_values.items()
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, ValueMap
+from ringscope.contract import (
+    IDENTIFIER_KIND_ALIASES,
+    IDENTIFIER_KINDS,
+    MAX_CODE_LENGTH,
+    ORDER_STATUS_ALIASES,
+    ORDER_STATUSES,
+)
 from ringscope.errors import ConfigError
 from ringscope.model import canonical_json
 
@@ -45,6 +53,66 @@ class QueuePolicy(BaseModel):
     dismissed_rescore: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+def _aliases(
+    value: dict[str, list[str]], canonical: tuple[str, ...], what: str
+) -> dict[str, list[str]]:
+    """Check and normalise one alias table: keys among ``canonical``, aliases trimmed and
+    lower-case (as loads store them), each value under one key only (a canonical value
+    is always its own)."""
+    owner: dict[str, str] = {c: c for c in canonical}
+    out: dict[str, list[str]] = {}
+    for key, aliases in value.items():
+        if key not in canonical:
+            raise ValueError(
+                f"{key!r} is not one of the {what} detectors know ({', '.join(canonical)})"
+            )
+        normal: list[str] = []
+        for alias in aliases:
+            v = str(alias).strip().lower()
+            if not v or len(v) > MAX_CODE_LENGTH:
+                raise ValueError(f"{key}: {alias!r} is empty or longer than {MAX_CODE_LENGTH}")
+            if owner.setdefault(v, key) != key:
+                raise ValueError(f"{v!r} is mapped to both {owner[v]!r} and {key!r}")
+            if v not in normal:
+                normal.append(v)
+        out[key] = normal
+    return out
+
+
+class MappingPolicy(BaseModel):
+    """How the order statuses and identifier kinds of the exports map to the ones the
+    detectors know (see ``mapping`` in ``default_policy.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: canonical status -> the export's values that mean it
+    order_statuses: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in ORDER_STATUS_ALIASES.items()}
+    )
+    #: canonical identifier kind -> the export's kinds that are one
+    identifier_kinds: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in IDENTIFIER_KIND_ALIASES.items()}
+    )
+    #: weight of an identifier of a kind no entry maps (device and payment weigh 1.0)
+    other_identifier_weight: float = Field(default=OTHER_IDENTIFIER_WEIGHT, ge=0.0, le=1.0)
+
+    @field_validator("order_statuses")
+    @classmethod
+    def _statuses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return _aliases(value, ORDER_STATUSES, "order statuses")
+
+    @field_validator("identifier_kinds")
+    @classmethod
+    def _kinds(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return _aliases(value, IDENTIFIER_KINDS, "identifier kinds")
+
+    def value_map(self) -> ValueMap:
+        """The mapping as detection applies it (:meth:`MarketTables.mapped`)."""
+        return ValueMap.from_aliases(
+            self.order_statuses, self.identifier_kinds, self.other_identifier_weight
+        )
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +123,7 @@ class Policy(BaseModel):
     window_days: float | None = Field(default=None, gt=0)
     detectors: dict[str, DetectorPolicy] = Field(default_factory=dict)
     queue: QueuePolicy = Field(default_factory=QueuePolicy)
+    mapping: MappingPolicy = Field(default_factory=MappingPolicy)
 
     def digest(self) -> str:
         """SHA-256 of the policy's canonical JSON: which policy a run used."""
@@ -114,7 +183,9 @@ def load_policy(path: str | Path | None) -> Policy:
     """Read a policy file; ``None`` gives the default policy.
 
     A file's detector sections are laid over the defaults: a detector or a
-    parameter not named in the file keeps its default.
+    parameter not named in the file keeps its default. So are its ``queue`` and
+    ``mapping``: a canonical status or kind the file's mapping does not name keeps
+    its default aliases.
     """
     base = default_policy()
     if path is None:
@@ -141,6 +212,14 @@ def load_policy(path: str | Path | None) -> Policy:
                         cur[k] = v
         elif key == "queue" and isinstance(value, dict):
             merged["queue"] = {**merged["queue"], **value}
+        elif key == "mapping" and isinstance(value, dict):
+            # a table names the canonical values it changes; the others keep theirs
+            cur = merged["mapping"]
+            for k, v in value.items():
+                if k in ("order_statuses", "identifier_kinds") and isinstance(v, dict):
+                    cur[k] = {**cur[k], **v}
+                else:
+                    cur[k] = v
         else:
             merged[key] = value
     return _from_mapping(merged, str(p))

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import yaml
 
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT
+from ringscope.algorithms.identifiers import KIND_WEIGHTS
 from ringscope.algorithms.registry import DETECTORS
+from ringscope.contract import IDENTIFIER_KIND_ALIASES, ORDER_STATUS_ALIASES
 
 DOCS = {
     "lockstep": "Lockstep engagement (CopyCatch / SynchroTrap): accounts acting on the same "
@@ -54,8 +57,40 @@ detectors:
 """
 
 
+MAPPING_DOC = """\
+# What the values of an export mean. Loads keep order statuses and identifier kinds as the
+# export gives them (trimmed, lower case); detection maps them here, once, to the statuses and
+# kinds detectors know. A value no list names is kept as it is: a `disputed` order is neither
+# completed, cancelled nor refunded, and an identifier of an unnamed kind (a `cookie`) weighs
+# `other_identifier_weight`. `ringscope load` warns about values these default lists do not name,
+# and every run's summary lists, under `unmapped`, the values its policy did not map.
+# A file may name only the entries it changes (each entry's list replaces the default one);
+# a value may appear under one entry only. Changing the mapping changes the policy's digest.
+"""
+MAPPING_NOTES = {"phone": "  # contact points one person verifies"}
+
+
+def render_mapping() -> str:
+    """The ``mapping`` block: the contract's aliases, the default weight of other kinds."""
+    out = [MAPPING_DOC.rstrip("\n"), "mapping:"]
+    for name, table in (
+        ("order_statuses", ORDER_STATUS_ALIASES),
+        ("identifier_kinds", IDENTIFIER_KIND_ALIASES),
+    ):
+        out.append(f"  {name}:")
+        out += [f"    {k}: [{', '.join(v)}]{MAPPING_NOTES.get(k, '')}" for k, v in table.items()]
+    weights = ", ".join(f"{k} {w}" for k, w in KIND_WEIGHTS.items())
+    out += [
+        "  # a shared identifier of a kind named nowhere above weighs this; the kinds above weigh",
+        f"  # {weights} (each discounted by the number of accounts using it)",
+        f"  other_identifier_weight: {OTHER_IDENTIFIER_WEIGHT}",
+    ]
+    return "\n".join(out) + "\n"
+
+
 def render() -> str:
-    out = [HEAD.rstrip("\n")]
+    head = HEAD.replace("\ndetectors:\n", "\n" + render_mapping() + "\ndetectors:\n")
+    out = [head.rstrip("\n")]
     for name, spec in DETECTORS.items():
         out.append(f"  # {DOCS[name]}")
         out += [f"  {name}:", "    enabled: true", "    params:"]

@@ -7,17 +7,91 @@ canonical :class:`~ringscope.model.Finding` lists. Nothing here touches a store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ringscope.contract import TABLES
+from ringscope.contract import IDENTIFIER_KIND_ALIASES, ORDER_STATUS_ALIASES, TABLES
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Seed = int | np.random.Generator | None
+
+#: How much one shared identifier of a kind the policy does not map (a cookie, a
+#: loyalty card number...) says about two accounts being one operator: as much as
+#: the weakest kind detectors know, an IP address (see
+#: :data:`ringscope.algorithms.identifiers.KIND_WEIGHTS`). The policy's
+#: ``mapping.other_identifier_weight``.
+OTHER_IDENTIFIER_WEIGHT = 0.4
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """How the order statuses and identifier kinds of an export map to the ones
+    detectors know (the policy's ``mapping``, see :mod:`ringscope.policy`).
+
+    ``order_statuses`` and ``identifier_kinds`` map a value (lower case) to a
+    canonical one of :data:`~ringscope.contract.ORDER_STATUSES` and
+    :data:`~ringscope.contract.IDENTIFIER_KINDS`; a value they do not name is kept
+    as it is (an identifier of such a kind weighs ``other_identifier_weight``).
+    """
+
+    order_statuses: Mapping[str, str]
+    identifier_kinds: Mapping[str, str]
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT
+
+    @staticmethod
+    def from_aliases(
+        order_statuses: Mapping[str, Any],
+        identifier_kinds: Mapping[str, Any],
+        other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
+    ) -> ValueMap:
+        """From canonical value -> its aliases (each canonical value maps to itself)."""
+
+        def invert(aliases: Mapping[str, Any]) -> dict[str, str]:
+            out = {canonical: canonical for canonical in aliases}
+            out.update({v: canonical for canonical, vs in aliases.items() for v in vs})
+            return out
+
+        return ValueMap(
+            invert(order_statuses), invert(identifier_kinds), float(other_identifier_weight)
+        )
+
+    @staticmethod
+    def default() -> ValueMap:
+        """The default policy's mapping (:data:`~ringscope.contract.ORDER_STATUS_ALIASES`,
+        :data:`~ringscope.contract.IDENTIFIER_KIND_ALIASES`)."""
+        return ValueMap.from_aliases(ORDER_STATUS_ALIASES, IDENTIFIER_KIND_ALIASES)
+
+
+def _map_column(
+    frame: pd.DataFrame, column: str, mapping: Mapping[str, str]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``frame`` with ``column`` mapped through ``mapping`` (other values kept), and the
+    values ``mapping`` does not name with their counts. Works on the distinct values."""
+    if frame.empty or column not in frame.columns:
+        return frame, {}
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+    if not len(uniques):
+        return frame, {}
+    values = [str(u) for u in uniques]
+    counts = np.bincount(codes[codes >= 0], minlength=len(values))
+    unmapped = {v: int(counts[i]) for i, v in enumerate(values) if v not in mapping}
+    if all(mapping.get(v, v) == v for v in values):
+        return frame, dict(sorted(unmapped.items()))
+    # the mapped distinct values in the column's own dtype (taking from them is several
+    # times faster than having pandas infer the dtype of a new column), one more for nulls
+    dtype: Any = frame[column].dtype
+    table = pd.array([*(mapping.get(v, v) for v in values), None], dtype=dtype)
+    out = pd.Series(
+        table.take(np.where(codes < 0, len(values), codes)), index=frame.index, name=column
+    )
+    return frame.assign(**{column: out}), dict(sorted(unmapped.items()))
 
 
 def check_random_state(seed: Seed) -> np.random.Generator:
@@ -63,6 +137,10 @@ class MarketTables:
     Any table may be empty. ``as_of`` is the reference time for ages
     ("accounts created in the last 9 days"); by default the latest timestamp
     seen in the events and orders.
+
+    ``other_identifier_weight`` is the weight of an identifier of a kind the
+    detectors do not know, and ``unmapped`` lists, per ``table.column``, the
+    values that :meth:`mapped` left as they are, with their counts.
     """
 
     accounts: pd.DataFrame = field(default_factory=lambda: _empty("accounts"))
@@ -74,6 +152,8 @@ class MarketTables:
     identifiers: pd.DataFrame = field(default_factory=lambda: _empty("identifiers"))
     labels: pd.DataFrame = field(default_factory=lambda: _empty("labels"))
     as_of: datetime | None = None
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def from_frames(cls, frames: Mapping[str, pd.DataFrame]) -> MarketTables:
@@ -131,17 +211,55 @@ class MarketTables:
             identifiers = identifiers[(last.isna() | (last >= cut)).to_numpy()].reset_index(
                 drop=True
             )
-        return MarketTables(
-            accounts=self.accounts,
+        return replace(
+            self,
             streams=streams,
             engagements=engagements,
             follows=since(self.follows, "ts"),
             orders=orders,
-            affiliations=self.affiliations,
             identifiers=identifiers,
-            labels=self.labels,
             as_of=ref.to_pydatetime(),
         )
+
+    def mapped(self, value_map: ValueMap | None = None) -> MarketTables:
+        """The tables as detectors see them: order statuses and identifier kinds mapped
+        through ``value_map`` (default :meth:`ValueMap.default`) to the canonical ones.
+
+        Values the mapping does not name are kept as they are (a detector that looks
+        for ``refunded`` does not count a ``disputed`` order; an identifier of an
+        unmapped kind weighs ``value_map.other_identifier_weight``) and listed in
+        :attr:`unmapped` as ``{"orders.status": {value: rows}, "identifiers.kind":
+        {...}}``. Mapping canonical tables again changes nothing.
+        """
+        return map_tables(self, value_map, _map_column)
+
+
+#: ``map_column(frame, column, mapping) -> (mapped frame, {unmapped value: rows})``.
+MapColumn = Callable[[Any, str, Mapping[str, str]], tuple[Any, dict[str, int]]]
+_Tables = TypeVar("_Tables", bound="DataclassInstance")
+
+
+def map_tables(tables: _Tables, value_map: ValueMap | None, map_column: MapColumn) -> _Tables:
+    """``tables`` (a dataclass with ``orders`` and ``identifiers`` frames of any engine,
+    ``other_identifier_weight`` and ``unmapped``) with order statuses and identifier kinds
+    mapped by ``map_column`` through ``value_map`` (default :meth:`ValueMap.default`):
+    see :meth:`MarketTables.mapped`."""
+    vm = value_map or ValueMap.default()
+    t: Any = tables
+    orders, statuses = map_column(t.orders, "status", vm.order_statuses)
+    identifiers, kinds = map_column(t.identifiers, "kind", vm.identifier_kinds)
+    unmapped = {
+        name: counts
+        for name, counts in (("orders.status", statuses), ("identifiers.kind", kinds))
+        if counts
+    }
+    return replace(
+        tables,
+        orders=orders,
+        identifiers=identifiers,
+        other_identifier_weight=vm.other_identifier_weight,
+        unmapped=unmapped,
+    )
 
 
 def iso(ts: object) -> str | None:

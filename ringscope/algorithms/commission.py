@@ -33,14 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ringscope.algorithms.base import iso
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, iso
 from ringscope.algorithms.identifiers import (
-    KIND_WEIGHTS,
     POOL_KINDS,
     account_created,
     as_float,
     count_noun,
     identifier_usage,
+    kind_weight,
     weighted_score,
 )
 from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, rank
@@ -137,6 +137,7 @@ def detect_commission_rings(
     default_bad_rate: float = 0.1,
     max_evidence: int = 50,
     as_of: datetime | None = None,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
     seed: int | np.random.Generator | None = None,
 ) -> list[Finding]:
     """Find buyer groups that farm a creator's commission for a seller.
@@ -196,6 +197,9 @@ def detect_commission_rings(
         At most this many rows per evidence list (totals under ``counts``).
     as_of : datetime, optional
         Recorded with the parameters; ages are taken at each buyer's first order.
+    other_identifier_weight : float
+        Weight of a shared identifier of a kind detectors do not know (the
+        policy's ``mapping.other_identifier_weight``).
     seed : int, numpy.random.Generator or None
         Accepted for the common detector signature; the method is deterministic.
 
@@ -247,6 +251,7 @@ def detect_commission_rings(
         "min_baseline_orders": min_baseline_orders,
         "default_bad_rate": default_bad_rate,
         "as_of": iso(as_of) if as_of is not None else None,
+        "other_identifier_weight": other_identifier_weight,
         "seed": seed if isinstance(seed, int) else None,
     }
     info = DetectorInfo(name=NAME, version=VERSION, params=params)
@@ -281,7 +286,11 @@ def detect_commission_rings(
     pb["bad_buyer"] = (pb["n_bad"] / pb["n"]) >= buyer_bad_rate
 
     # identifiers shared within each pair (buyers, creator, seller)
-    usage = identifier_usage(identifiers, max_accounts_per_identifier=max_accounts_per_identifier)
+    usage = identifier_usage(
+        identifiers,
+        max_accounts_per_identifier=max_accounts_per_identifier,
+        other_weight=other_identifier_weight,
+    )
     pb["shares"] = False
     pb["share_w"] = 0.0
     shared_links = pd.DataFrame(columns=["creator_id", "seller_id", "account_id", "ident", "kind"])
@@ -302,7 +311,8 @@ def detect_commission_rings(
             cnt = m.groupby(["creator_id", "seller_id", "ident"])["account_id"].transform("size")
             m = m[cnt >= 2]
             shared_links = m[["creator_id", "seller_id", "account_id", "ident", "kind"]]
-            m = m.assign(w=m["kind"].map(KIND_WEIGHTS).astype(float).fillna(0.0))
+            weights = {k: kind_weight(k, None, other_identifier_weight) for k in set(m["kind"])}
+            m = m.assign(w=m["kind"].map(weights).astype(float))
             sw = m.groupby(["creator_id", "seller_id", "account_id"])["w"].sum()
             key = pd.MultiIndex.from_frame(pb[["creator_id", "seller_id", "buyer_id"]])
             pb["share_w"] = sw.astype(float).reindex(key).fillna(0.0).to_numpy()

@@ -1,8 +1,9 @@
 """Shared identifiers: clusters of accounts behind the same devices, IPs and payments.
 
 Accounts are linked through the identifiers they use (``identifiers`` table:
-device, ip, payment, phone, address). An identifier used by many accounts says
-little (a carrier IP shared by thousands links nobody), so each identifier
+device, ip, payment, phone, address, and kinds the policy's mapping leaves as
+they are, which weigh ``other_identifier_weight``). An identifier used by many
+accounts says little (a carrier IP shared by thousands links nobody), so each identifier
 weighs ``kind_weight / log2(n)`` for ``n`` accounts and nothing above
 ``max_accounts_per_identifier``. Two accounts are linked when they share at
 least ``min_shared`` identifiers whose weights add up to ``min_link_weight``;
@@ -30,7 +31,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.algorithms.base import iso
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, iso
+from ringscope.contract import IDENTIFIER_KINDS
 from ringscope.model import DetectorInfo, Finding, Member, Signal, rank
 
 NAME = "shared_identifiers"
@@ -47,6 +49,18 @@ KIND_WEIGHTS: dict[str, float] = {
 }
 #: Kinds that can form a pool: one physical device, card or phone behind many accounts.
 POOL_KINDS: tuple[str, ...] = ("device", "payment", "phone")
+
+
+def kind_weight(kind: str, weights: dict[str, float] | None, other: float) -> float:
+    """The weight of one shared identifier of ``kind``: from ``weights`` (default
+    :data:`KIND_WEIGHTS`); a kind detectors do not know (one the policy's mapping
+    left as it is: a cookie, a loyalty card) weighs ``other``, while a known kind
+    that ``weights`` leaves out weighs nothing."""
+    w = KIND_WEIGHTS if weights is None else weights
+    if kind in w:
+        return float(w[kind])
+    return 0.0 if kind in IDENTIFIER_KINDS else float(other)
+
 
 #: Plural nouns for explanations.
 KIND_NOUNS: dict[str, tuple[str, str]] = {
@@ -171,6 +185,7 @@ def identifier_usage(
     max_accounts_per_identifier: int,
     kind_weights: dict[str, float] | None = None,
     max_accounts_per_instrument: int | None = None,
+    other_weight: float = OTHER_IDENTIFIER_WEIGHT,
 ) -> pd.DataFrame:
     """Account-identifier links of identifiers used by 2 to ``max_accounts_per_identifier``.
 
@@ -178,15 +193,15 @@ def identifier_usage(
     ``kind``, ``value``, ``ident`` (an integer code of the identifier: its
     rank among the distinct (kind, value) pairs of the table),
     ``n_accounts`` (accounts using it, over the whole table), ``weight``
-    (``kind_weight / log2(n_accounts)``) and ``first_seen`` (the earliest
-    over the account's rows), sorted by ``ident`` then ``account_id``.
+    (``kind_weight / log2(n_accounts)``, see :func:`kind_weight`: a kind
+    detectors do not know weighs ``other_weight``) and ``first_seen`` (the
+    earliest over the account's rows), sorted by ``ident`` then ``account_id``.
     Devices, payment methods and phones (one physical instrument each) may
     have their own, higher cap, ``max_accounts_per_instrument``.
     """
     cols = ["account_id", "kind", "value", "ident", "n_accounts", "weight", "first_seen"]
     if identifiers is None or not len(identifiers):
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-    kw = KIND_WEIGHTS if kind_weights is None else kind_weights
     df = identifiers[["account_id", "kind", "value", "first_seen"]].dropna(
         subset=["account_id", "kind", "value"]
     )
@@ -220,11 +235,9 @@ def identifier_usage(
     )
     cap = np.where(is_pool, instrument_cap, max_accounts_per_identifier)
     in_range = (n_accounts >= 2) & (n_accounts <= cap)
-    kind_w = pd.Series(kinds.to_numpy(dtype=object)).map(kw).fillna(0.0).astype(float)
+    kind_w = np.array([kind_weight(str(k), kind_weights, other_weight) for k in kinds], float)
     weight = np.zeros(len(rows), dtype=float)
-    weight[in_range] = kind_w.to_numpy()[row_kind[in_range]] / np.log2(
-        n_accounts[in_range].astype(float)
-    )
+    weight[in_range] = kind_w[row_kind[in_range]] / np.log2(n_accounts[in_range].astype(float))
     keep = np.flatnonzero(in_range & (weight > 0))
     rows, first, n_accounts, weight, row_kind = (
         rows[keep],
@@ -362,6 +375,7 @@ def detect_shared_identifiers(
     kind_weights: dict[str, float] | None = None,
     as_of: datetime | None = None,
     max_evidence: int = 50,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
     seed: int | np.random.Generator | None = None,
 ) -> list[Finding]:
     """Find clusters of accounts operated together, seen through shared identifiers.
@@ -405,6 +419,10 @@ def detect_shared_identifiers(
         Components scoring below this are not reported.
     kind_weights : dict, optional
         Weight of each identifier kind (default :data:`KIND_WEIGHTS`).
+    other_identifier_weight : float
+        Weight of a kind detectors do not know (neither one of
+        :data:`~ringscope.contract.IDENTIFIER_KINDS` nor mapped to one by the
+        policy's ``mapping``): the policy's ``mapping.other_identifier_weight``.
     as_of : datetime, optional
         Reference time for ages (default: the latest timestamp in the input).
     max_evidence : int
@@ -453,6 +471,7 @@ def detect_shared_identifiers(
         "small_order_quantile": small_order_quantile,
         "min_score": min_score,
         "kind_weights": dict(KIND_WEIGHTS if kind_weights is None else kind_weights),
+        "other_identifier_weight": other_identifier_weight,
         "as_of": iso(as_of) if as_of is not None else None,
         "seed": seed if isinstance(seed, int) else None,
     }
@@ -462,6 +481,7 @@ def detect_shared_identifiers(
         max_accounts_per_identifier=max_accounts_per_identifier,
         kind_weights=kind_weights,
         max_accounts_per_instrument=max_accounts_per_instrument,
+        other_weight=other_identifier_weight,
     )
     if not len(usage):
         return []

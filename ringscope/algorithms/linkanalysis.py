@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.algorithms.base import iso
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, iso
 from ringscope.algorithms.identifiers import (
     group_starts,
     identifier_pair_rows,
@@ -208,6 +208,7 @@ def account_graph(
     order_weight: float = 0.5,
     engagement_weight: float = 0.25,
     max_stream_engagers: int = 50,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
 ) -> tuple[pd.Index, pd.DataFrame]:
     """The undirected account graph used for label propagation.
 
@@ -215,7 +216,8 @@ def account_graph(
     a < b), ``weight`` and ``via`` (the relations behind the edge, joined by
     ``+``: ``identifier``, ``order``, ``co_engagement``), sorted by ``a`` then
     ``b``. Identifier links weigh ``identifier_weight * kind_weight / log2(n)``
-    per shared identifier used by ``n`` accounts; order links
+    per shared identifier used by ``n`` accounts (a kind detectors do not know
+    weighs ``other_identifier_weight``); order links
     ``order_weight * log1p(orders)``; co-engagement links
     ``engagement_weight / (n - 1)`` per stream with ``n`` engaged accounts,
     for streams with at most ``max_stream_engagers``.
@@ -226,7 +228,11 @@ def account_graph(
     co-engagement by the account's first engagement on the stream), so the
     same tables always give the same bits.
     """
-    usage = identifier_usage(identifiers, max_accounts_per_identifier=max_accounts_per_identifier)
+    usage = identifier_usage(
+        identifiers,
+        max_accounts_per_identifier=max_accounts_per_identifier,
+        other_weight=other_identifier_weight,
+    )
     # relations present in the input, even when they link nobody
     any_relation = bool(len(usage)) or (orders is not None and bool(len(orders)))
     o = orders.dropna(subset=["buyer_id", "seller_id"]) if orders is not None else None
@@ -385,6 +391,7 @@ def propagate_labels(
     order_weight: float = 0.5,
     engagement_weight: float = 0.25,
     max_stream_engagers: int = 50,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
 ) -> pd.DataFrame:
     """Trust, distrust and guilt of every account from investigator labels.
 
@@ -402,7 +409,7 @@ def propagate_labels(
         Trust and distrust are scaled to [0, 1] over this many decades below
         their highest value (``1 + log10(x / max) / decades``, clipped).
     max_accounts_per_identifier, identifier_weight, order_weight, \
-engagement_weight, max_stream_engagers
+engagement_weight, max_stream_engagers, other_identifier_weight
         See :func:`account_graph`.
 
     Returns
@@ -447,6 +454,7 @@ engagement_weight, max_stream_engagers
         order_weight=order_weight,
         engagement_weight=engagement_weight,
         max_stream_engagers=max_stream_engagers,
+        other_identifier_weight=other_identifier_weight,
     )
     return _scores(nodes, edges, seeds, damping=damping, decades=decades)
 
@@ -521,6 +529,7 @@ def detect_guilt_by_association(
     engagement_weight: float = 0.25,
     max_stream_engagers: int = 50,
     max_evidence: int = 50,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
     seed: int | np.random.Generator | None = None,
 ) -> list[Finding]:
     """Unlabelled accounts strongly linked to labelled abusers, as findings.
@@ -535,7 +544,7 @@ def detect_guilt_by_association(
     min_score : float
         Unlabelled accounts with guilt at least this are suspects.
     damping, decades, max_accounts_per_identifier, identifier_weight, \
-order_weight, engagement_weight, max_stream_engagers
+order_weight, engagement_weight, max_stream_engagers, other_identifier_weight
         See :func:`propagate_labels`.
     max_evidence : int
         At most this many rows per evidence list (totals under ``counts``).
@@ -578,6 +587,7 @@ order_weight, engagement_weight, max_stream_engagers
         "order_weight": order_weight,
         "engagement_weight": engagement_weight,
         "max_stream_engagers": max_stream_engagers,
+        "other_identifier_weight": other_identifier_weight,
         "seed": seed if isinstance(seed, int) else None,
     }
     info = DetectorInfo(name=NAME, version=VERSION, params=params)
@@ -590,6 +600,7 @@ order_weight, engagement_weight, max_stream_engagers
         "order_weight": order_weight,
         "engagement_weight": engagement_weight,
         "max_stream_engagers": max_stream_engagers,
+        "other_identifier_weight": other_identifier_weight,
     }
     _check_damping(damping)
     nodes, edges = account_graph(

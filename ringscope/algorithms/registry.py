@@ -1,8 +1,10 @@
 """Every detector the detection run knows, by the name the policy file uses.
 
 Each entry binds a detector function to the tables it reads from
-:class:`~ringscope.algorithms.base.MarketTables`. Its policy parameters are
-the function's keyword-only parameters other than tables, ``as_of`` and ``seed``.
+:class:`~ringscope.algorithms.base.MarketTables` (and the weight the tables
+give identifiers of kinds detectors do not know). Its policy parameters are
+the function's keyword-only parameters other than tables, the tables' other
+fields (``as_of``, ``other_identifier_weight``) and ``seed``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def _commission(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
         identifiers=t.identifiers,
         affiliations=t.affiliations,
         as_of=t.reference_time(),
+        other_identifier_weight=t.other_identifier_weight,
         seed=seed,
         **p,
     )
@@ -85,6 +88,7 @@ def _identifiers(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]
         accounts=t.accounts,
         orders=t.orders,
         as_of=t.reference_time(),
+        other_identifier_weight=t.other_identifier_weight,
         seed=seed,
         **p,
     )
@@ -96,6 +100,7 @@ def _guilt(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
         identifiers=t.identifiers,
         orders=t.orders,
         engagements=t.engagements,
+        other_identifier_weight=t.other_identifier_weight,
         seed=seed,
         **p,
     )

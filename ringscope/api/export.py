@@ -71,7 +71,6 @@ FILES = (
     "graph.png",
 )
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-IDENTIFIER_KINDS = ("device", "ip", "payment", "phone", "address")
 #: Evidence keys whose values are account ids.
 ACCOUNT_KEYS = (
     "account_id",
@@ -756,6 +755,19 @@ def _policy_digest(run: Run) -> str:
     return given if isinstance(given, str) and given else _policy_sha256(run)
 
 
+def _identifier_kinds(inp: CaseInputs) -> list[str]:
+    """The identifier kinds of a case: the stored ones (``imei``, ``cookie``, as the export
+    named them) and those the evidence gives (mapped by the run's policy)."""
+    kinds = {kind for kind, _ in inp.identifiers}
+    kinds |= {n.ref.id.partition(":")[0] for n in inp.subgraph.nodes if n.ref.label == "Identifier"}
+    kinds |= {
+        str(row["kind"])
+        for row in inp.finding.evidence.get("identifiers", [])
+        if isinstance(row, dict) and row.get("kind")
+    }
+    return sorted(kinds)
+
+
 def build_files(
     inp: CaseInputs, *, created_at: datetime, redactor: Redactor | None = None
 ) -> CaseFile:
@@ -888,7 +900,8 @@ def build_files(
         if redactor is None
         else {
             "method": "HMAC-SHA256, first 16 hex digits, key from RINGSCOPE_REDACTION_KEY",
-            "identifiers": list(IDENTIFIER_KINDS),
+            # every kind is redacted, those of the export as it named them included
+            "identifiers": _identifier_kinds(inp),
             "accounts": redactor.accounts,
         },
         "files": {name: sha256(files[name]) for name in sorted(files)},

@@ -4,7 +4,8 @@ A batch row whose key is stored is a duplicate (same values), an update (every
 difference is allowed by its column's ``update`` rule, see
 :mod:`ringscope.contract`, and applying the rules changes the stored row) or a
 conflict. A row whose differences the rules allow but which changes nothing (an
-older export loaded again: a refunded order seen as completed) is a duplicate.
+older export loaded again: a refunded order seen as completed; the same news in
+other words: a ``returned`` order seen as ``chargeback``) is a duplicate.
 
 An update keeps the stored row's ``_load_id`` and first copies the row as it was
 into ``_prior_<table>`` with the updating load's id, once per load, so that
@@ -29,11 +30,23 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _groups(col: Column) -> list[tuple[int, tuple[str, ...]]]:
+    """``(stage, values)`` of every group of the column's stages, in order."""
+    return [(i, values) for i, stage in enumerate(col.stages) for values in stage]
+
+
 def _stage(col: Column, ref: str) -> str:
+    """SQL: the stage of value ``ref`` (values no group names: the first stage)."""
+    whens = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, values in _groups(col) for v in values)
+    return f"(CASE {ref} {whens} ELSE 0 END)"
+
+
+def _group(col: Column, ref: str) -> str:
+    """SQL: the group of value ``ref`` (values no group names: one group, -1)."""
     whens = " ".join(
-        f"WHEN {_lit(v)} THEN {i}" for i, values in enumerate(col.stages) for v in values
+        f"WHEN {_lit(v)} THEN {g}" for g, (_, values) in enumerate(_groups(col)) for v in values
     )
-    return f"(CASE {ref} {whens} END)"
+    return f"(CASE {ref} {whens} ELSE -1 END)"
 
 
 def _allowed(col: Column, s: str, t: str) -> str:
@@ -43,7 +56,12 @@ def _allowed(col: Column, s: str, t: str) -> str:
     if col.update == "fill":
         return f"({s} IS NULL OR {t} IS NULL OR {s} = {t})"
     if col.update == "advance":
-        return f"({s} IS NOT DISTINCT FROM {t} OR {_stage(col, s)} <> {_stage(col, t)})"
+        # another stage (later: applied; earlier: older news, ignored) or the same news
+        # in other words; a value of another group of the same stage is a conflict
+        return (
+            f"({s} IS NOT DISTINCT FROM {t} OR {_stage(col, s)} <> {_stage(col, t)} "
+            f"OR {_group(col, s)} = {_group(col, t)})"
+        )
     raise ValueError(f"unknown update rule {col.update!r} of column {col.name!r}")
 
 

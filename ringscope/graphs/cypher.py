@@ -201,22 +201,33 @@ UNWIND $rows AS row
 CREATE (:Order {_map(ORDER_PROPS)})
 """
 
+#: The key of :data:`MERGE_IDENTIFIERS` and :data:`CREATE_IDENTIFIERS` for identifiers
+#: of kinds :data:`IDENTIFIER_LABELS` does not name: they get no label but ``Identifier``
+#: (a label is never made from data).
+OTHER_KIND = ""
+
+
+def identifier_statement_key(kind: str) -> str:
+    """The key of the statements that write identifiers of ``kind``."""
+    return kind if kind in IDENTIFIER_LABELS else OTHER_KIND
+
+
 MERGE_IDENTIFIERS: dict[str, str] = {
     kind: f"""
 UNWIND $rows AS row
 MERGE (i:Identifier {{id: row.id}})
 ON CREATE SET i._load_id = $load_id, i.kind = row.kind, i.value = row.value
-SET i:{label}
+{f"SET i:{label}" if label else ""}
 """
-    for kind, label in IDENTIFIER_LABELS.items()
+    for kind, label in {**IDENTIFIER_LABELS, OTHER_KIND: ""}.items()
 }
 
 CREATE_IDENTIFIERS: dict[str, str] = {
     kind: f"""
 UNWIND $rows AS row
-CREATE (:Identifier:{label} {_map(("kind", "value"))})
+CREATE (:Identifier{f":{label}" if label else ""} {_map(("kind", "value"))})
 """
-    for kind, label in IDENTIFIER_LABELS.items()
+    for kind, label in {**IDENTIFIER_LABELS, OTHER_KIND: ""}.items()
 }
 
 

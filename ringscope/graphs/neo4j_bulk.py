@@ -17,7 +17,8 @@ The graph is the one a transactional load of the same export gives:
    table is refused: nothing is imported, the rejects files say why;
 2. the import CSV files are written from the side file by DuckDB, one file per
    label (accounts and identifiers carry their role or kind labels in a ``:LABEL``
-   column) and per relationship type, with the properties, property types and
+   column; an identifier of a kind outside the whitelist is ``Identifier`` alone)
+   and per relationship type, with the properties, property types and
    ``_load_id`` marks the store's Cypher writes (timestamps as the same ISO 8601
    strings, numbers as ``long``/``double``, ``_t0``/``_t1`` in microseconds);
 3. ``neo4j-admin database import full`` builds the database from them;

@@ -2,7 +2,8 @@
 
 The graph model of DESIGN.md lives in Neo4j (through the official driver, Bolt):
 ``Account`` (+ ``Creator``/``Seller``/``Buyer``), ``Stream``, ``Product``,
-``Order``, ``Identifier`` (+ ``Device``/``IP``/``Payment``/``Phone``/``Address``),
+``Order``, ``Identifier`` (+ ``Device``/``IP``/``Payment``/``Phone``/``Address`` for those
+kinds; identifiers of other kinds, such as ``email`` or ``cookie``, are only ``Identifier``),
 runs as ``Run`` and ``Cluster`` nodes, decisions as ``Decision`` nodes. Every
 Cypher statement is in :mod:`ringscope.graphs.cypher`.
 
@@ -883,7 +884,7 @@ class Neo4jStore:
             for row, value in zip(rows, cols["value"], strict=True):
                 if row["id"] not in seen:
                     seen.add(row["id"])
-                    nodes.setdefault(row["kind"], []).append(
+                    nodes.setdefault(cypher.identifier_statement_key(row["kind"]), []).append(
                         {"id": row["id"], "kind": row["kind"], "value": value}
                     )
             node_statements = cypher.CREATE_IDENTIFIERS if create else cypher.MERGE_IDENTIFIERS

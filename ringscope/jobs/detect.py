@@ -71,6 +71,9 @@ def detect_tables(
 ) -> tuple[list[Finding], dict[str, float]]:
     """Run the policy's enabled detectors on ``tables`` and build the queue (pure).
 
+    ``tables`` are the detectors' input as they are: a run maps the export's statuses
+    and kinds through the policy first (:meth:`MarketTables.mapped`).
+
     With ``threads`` > 1 (default: :func:`detection_threads`) that many detectors run
     at once, started in registry order (lockstep, the longest, first). Much of the
     detectors' work is compiled or C code that releases the GIL, so the threads overlap
@@ -241,7 +244,9 @@ def run_detection(
         if progress:
             progress("read tables", 0, 1)
         t0 = time.perf_counter()
-        tables = read_tables(store, policy.window_days)
+        # the one place the export's statuses and kinds become the detectors' (the policy's
+        # mapping); every detector, the impact figures and the health see the mapped tables
+        tables = read_tables(store, policy.window_days).mapped(policy.mapping.value_map())
         decisions = store.decisions()
         learned = decision_labels(decisions, previous_findings)
         tables = dataclasses.replace(tables, labels=with_decision_labels(tables.labels, learned))
@@ -274,6 +279,8 @@ def run_detection(
             "raised_again": raised,
             "suppressed": {fid: b.to_dict() for fid, b in sorted(held_back.items())},
             "labels_from_decisions": int(learned["subject_id"].nunique()),
+            # values of the detected tables the policy's mapping left as they are
+            "unmapped": tables.unmapped,
             "health": _health(tables, findings, previous),
         }
         store.complete_run(run.id, findings, summary)

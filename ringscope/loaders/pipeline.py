@@ -391,6 +391,7 @@ def _load_chunk(
     report.updated += updated
     report.duplicates += checked.duplicates + duplicates
     report.rejected += len(bad)
+    report.add_unknown(checked.unknown)
     if entity is not None and not checked.frame.empty:
         known.add(entity, checked.frame[spec.key[0]].to_numpy(dtype=object))
     if opts.progress:

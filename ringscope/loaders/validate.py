@@ -10,8 +10,13 @@ or per *rejected* row (to word the reasons).
 Normalisation
 -------------
 - text: surrounding whitespace removed; an empty value is missing (null)
+- codes (order statuses, identifier kinds): text in lower case, kept as given;
+  values the default policy's mapping does not know are counted, not rejected
 - timestamps: ISO 8601 with or without zone (no zone means UTC), a date alone,
-  or Unix seconds (integer or decimal) -> ``datetime64[us, UTC]``
+  or Unix seconds (integer or decimal) -> ``datetime64[us, UTC]``. Each value is
+  read as it says: one column may mix offsets (``+08:00``, ``-05:00``, ``Z``),
+  values without a zone and Unix seconds. Stored (Parquet) timestamps are
+  instants whatever zone they carry; naive ones are UTC.
 - numbers -> ``float64``; NaN, infinity, text and negatives are rejected
 - roles: any order, separated by ``|`` -> sorted, distinct, ``|``-joined
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -31,7 +36,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ringscope.contract import MAX_ID_LENGTH, MAX_TEXT_LENGTH, ROLES, TABLES, TableSpec
+from ringscope.contract import (
+    MAX_CODE_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    ROLES,
+    TABLES,
+    Column,
+    TableSpec,
+)
 from ringscope.errors import InputError, Problem
 from ringscope.graphs.store import GraphStore
 from ringscope.loaders.read import RawChunk, arrow_type_problem
@@ -98,6 +111,9 @@ class CheckedChunk:
         Rows skipped because an identical row came earlier in the chunk.
     read
         Rows the chunk held, including those the reader already rejected.
+    unknown
+        Per order status or identifier kind column, the values of ``frame`` that the
+        default policy's mapping does not know, with their counts.
     """
 
     table: str
@@ -107,6 +123,9 @@ class CheckedChunk:
     rejects: pd.DataFrame
     duplicates: int
     read: int
+    #: Per code column, the values of ``frame`` the default policy's mapping does not
+    #: know (they load all the same), with their counts: see :func:`unknown_values`.
+    unknown: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def problems(self) -> list[Problem]:
         """The rejects as :class:`~ringscope.errors.Problem` objects."""
@@ -507,7 +526,9 @@ def check_chunk(
             if col.type == "roles":
                 text = _normalise_roles(text, name, rej)
             else:
-                limit = MAX_TEXT_LENGTH if (spec.name, name) in FREE_TEXT else MAX_ID_LENGTH
+                if col.known is not None:  # a code: kept as given, in lower case
+                    text = pc.utf8_lower(text)
+                limit = _text_limit(spec, col)
                 length = _byte_lengths(text)
                 if (length > limit).any():  # a character takes one byte or more
                     length = np.asarray(
@@ -549,7 +570,9 @@ def check_chunk(
 
     good = ~rej.bad & ~dup
     table = pa.table({name: arrays[name] for name in spec.names})
-    frame = table.filter(pa.array(good)).to_pandas() if n else table.to_pandas()
+    if n:
+        table = table.filter(pa.array(good))
+    frame = table.to_pandas()
     return CheckedChunk(
         table=spec.name,
         file=file,
@@ -558,7 +581,34 @@ def check_chunk(
         rejects=_rejects_frame(spec, chunk, rej),
         duplicates=int(dup.sum()),
         read=chunk.read,
+        unknown=unknown_values(spec, table),
     )
+
+
+def _text_limit(spec: TableSpec, col: Column) -> int:
+    """The longest value a text column takes (characters)."""
+    if col.known is not None:
+        return MAX_CODE_LENGTH
+    return MAX_TEXT_LENGTH if (spec.name, col.name) in FREE_TEXT else MAX_ID_LENGTH
+
+
+def unknown_values(spec: TableSpec, table: pa.Table) -> dict[str, dict[str, int]]:
+    """Per code column of ``spec`` (see :attr:`~ringscope.contract.Column.known`), the
+    values of ``table`` that the default policy's mapping does not know, with their
+    counts; columns without such values are left out."""
+    out: dict[str, dict[str, int]] = {}
+    for col in spec.columns:
+        if col.known is None or col.name not in table.column_names:
+            continue
+        values = table.column(col.name)
+        known = pc.is_in(values, value_set=pa.array(col.known, pa.string()))
+        other = pc.and_(pc.invert(known), pc.is_valid(values))
+        counts = pc.value_counts(values.filter(pc.fill_null(other, False))).to_pylist()
+        if counts:
+            out[col.name] = {
+                c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])
+            }
+    return out
 
 
 def _check_ts(

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from ringscope.graphs.neo4j_store import Neo4jStore
 from ringscope.graphs.store import GraphStore
 from ringscope.loaders.pipeline import load_export
 from ringscope.model import NodeRef
@@ -228,3 +229,119 @@ def test_nightly_exports_bring_refunds(store: GraphStore, tmp_path: Path, batch_
     assert day2.tables["accounts"].duplicates == 3
     assert store.loads()[-1].tables["orders"].updated == 1
     assert _order_table(store)["o1"][0] == "refunded"
+
+
+# --------------------------------------------------------------------------- real exports' words
+
+
+def test_statuses_advance_by_the_default_mappings_stages(store: GraphStore) -> None:
+    """Stages: statuses the default mapping does not know (pending, disputed) ->
+    completed and its aliases -> cancelled, refunded and their aliases."""
+    _setup(store)
+    rows: list[tuple[str, str, float, datetime | None]] = [
+        ("o1", "delivered", 20.0, None),
+        ("o2", "pending", 20.0, None),
+        ("o3", "disputed", 20.0, None),
+        ("o4", "chargeback", 20.0, REFUND_AT),
+        ("o5", "returned", 20.0, REFUND_AT),
+    ]
+    first = store.write_batch("orders", _orders(*rows), "L1")
+    assert first.inserted == 5
+    later = store.write_batch(
+        "orders",
+        _orders(
+            ("o1", "returned", 20.0, REFUND_AT),  # delivered, then returned: an update
+            ("o2", "shipped", 20.0, None),  # pending, then shipped: an update
+            ("o3", "chargeback", 20.0, REFUND_AT),  # disputed, then charged back: an update
+            ("o4", "delivered", 20.0, REFUND_AT),  # a chargeback never goes back
+            ("o5", "chargeback", 20.0, REFUND_AT),  # a return is a refund already
+        ),
+        "L2",
+    )
+    assert (later.inserted, later.updated, later.duplicates, later.conflicts) == (0, 3, 2, ())
+    expected = {
+        "o1": ("returned", pd.Timestamp(REFUND_AT)),
+        "o2": ("shipped", None),
+        "o3": ("chargeback", pd.Timestamp(REFUND_AT)),
+        "o4": ("chargeback", pd.Timestamp(REFUND_AT)),
+        "o5": ("returned", pd.Timestamp(REFUND_AT)),
+    }
+    assert _order_table(store) == expected
+    nodes = _order_nodes(store)
+    assert {k: v["status"] for k, v in nodes.items()} == {k: v[0] for k, v in expected.items()}
+
+    # the first export again (statuses of earlier stages): nothing changes
+    stale = store.write_batch("orders", _orders(*rows), "L3")
+    assert (stale.updated, stale.duplicates, stale.conflicts) == (0, 5, ())
+    # a refund seen as a cancellation is news the rules cannot order: a conflict
+    odd = store.write_batch("orders", _orders(("o1", "void", 20.0, REFUND_AT)), "L4")
+    assert odd.conflicts == (0,)
+    assert _order_table(store) == expected
+
+
+def _variety_export(folder: Path, status: str, refunded_at: str) -> Path:
+    """An export in a marketplace's words: an ``imei``, a ``cookie`` and the status given."""
+    _export(folder, status, refunded_at)
+    (folder / "identifiers.csv").write_text(
+        "account_id,kind,value,first_seen\n"
+        "b1,IMEI,356938035643809,2026-11-01T09:00:00+08:00\n"
+        "b1,cookie,ck-1,2026-11-01T01:00:00Z\n"
+        "b1,device,dev-1,1793494800\n"
+    )
+    return folder
+
+
+def test_a_later_export_returns_a_delivered_order_and_an_older_one_changes_nothing(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    day1 = load_export(
+        store, _variety_export(tmp_path / "day1", "Delivered", ""), rejects_dir=tmp_path / "r1"
+    )
+    assert day1.rejected == 0
+    assert day1.tables["identifiers"].unknown_values == {"kind": {"cookie": 1}}
+    day2 = load_export(
+        store,
+        _variety_export(tmp_path / "day2", "returned", "2026-11-03T08:00:00-05:00"),
+        rejects_dir=tmp_path / "r2",
+    )
+    assert (day2.tables["orders"].updated, day2.rejected) == (1, 0)
+    returned = ("returned", pd.Timestamp("2026-11-03T13:00:00Z"))
+    assert _order_table(store)["o1"] == returned
+    assert _order_nodes(store)["o1"]["status"] == "returned"
+    again = load_export(
+        store, _variety_export(tmp_path / "day1b", "delivered", ""), rejects_dir=tmp_path / "r3"
+    )
+    assert (again.tables["orders"].updated, again.tables["orders"].duplicates) == (0, 1)
+    assert again.rejected == 0
+    assert _order_table(store)["o1"] == returned
+
+
+def test_identifiers_of_every_kind_are_nodes_of_the_graph(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    load_export(store, _variety_export(tmp_path / "e", "delivered", ""), rejects_dir=tmp_path / "r")
+    ids = store.table("identifiers").sort_values("kind")
+    assert ids["kind"].tolist() == ["cookie", "device", "imei"]
+    assert ids["first_seen"].tolist() == [pd.Timestamp("2026-11-01T01:00:00Z")] * 3
+    sub = store.neighbourhood([NodeRef("Account", "b1")], rel_types=["USES"])
+    nodes = {n.ref.id: n.props for n in sub.nodes if n.ref.label == "Identifier"}
+    assert set(nodes) == {"imei:356938035643809", "cookie:ck-1", "device:dev-1"}
+    assert nodes["cookie:ck-1"]["kind"] == "cookie" and nodes["cookie:ck-1"]["value"] == "ck-1"
+    # an identifier of any kind is an entity of its own: its neighbourhood is its accounts
+    around = store.neighbourhood([NodeRef("Identifier", "cookie:ck-1")])
+    assert NodeRef("Account", "b1") in {n.ref for n in around.nodes}
+    path = store.shortest_path(
+        NodeRef("Identifier", "imei:356938035643809"), NodeRef("Identifier", "cookie:ck-1")
+    )
+    assert path is not None and path.length == 2
+    if isinstance(store, Neo4jStore):
+        # the labels of the model's whitelist, and never one made from data
+        labels = {
+            r["id"]: sorted(r["labels"])
+            for r in store._query("MATCH (i:Identifier) RETURN i.id AS id, labels(i) AS labels")
+        }
+        assert labels == {
+            "imei:356938035643809": ["Identifier"],
+            "cookie:ck-1": ["Identifier"],
+            "device:dev-1": ["Device", "Identifier"],
+        }

@@ -28,12 +28,13 @@ from ringscope.algorithms.identifiers import (
     weighted_score,
 )
 from ringscope.engines.spark._params import keyword_defaults, with_defaults
+from ringscope.engines.spark.identifiers import kind_weight_column
 from ringscope.engines.spark.identifiers import usage as identifier_usage
 from ringscope.engines.spark.tables import to_pandas
 from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, rank
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
     from ringscope.engines.spark.tables import SparkTables
 
@@ -42,15 +43,6 @@ DEFAULTS: dict[str, Any] = keyword_defaults(
     local.detect_commission_rings,
     inputs=("accounts", "identifiers", "affiliations", "as_of", "seed"),
 )
-
-
-def _kind_weight(col: Column) -> Column:
-    from pyspark.sql import functions as F
-
-    w = F.lit(0.0)
-    for kind, value in sorted(KIND_WEIGHTS.items()):
-        w = F.when(col == kind, F.lit(float(value))).otherwise(w)
-    return w
 
 
 def _prepare(orders: DataFrame, affiliations: DataFrame) -> DataFrame:
@@ -148,7 +140,9 @@ def detect_commission_rings(
     )
     # identifiers shared within each pair (buyers, creator, seller)
     use = identifier_usage(
-        tables.identifiers, max_accounts_per_identifier=p["max_accounts_per_identifier"]
+        tables.identifiers,
+        max_accounts_per_identifier=p["max_accounts_per_identifier"],
+        other_weight=p["other_identifier_weight"],
     )
     pairs = pb.select("creator_id", "seller_id").distinct()
     accs = (
@@ -165,7 +159,9 @@ def detect_commission_rings(
     ).where(F.col("cnt") >= 2)
     shared_links = m.select("creator_id", "seller_id", "account_id", "kind", "value").cache()
     sw = shared_links.groupBy("creator_id", "seller_id", "account_id").agg(
-        F.sum(_kind_weight(F.col("kind"))).alias("share_w")
+        F.sum(kind_weight_column(F.col("kind"), KIND_WEIGHTS, p["other_identifier_weight"])).alias(
+            "share_w"
+        )
     )
     pb = pb.join(
         sw.withColumnRenamed("account_id", "buyer_id"),

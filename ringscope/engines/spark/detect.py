@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from inspect import signature
 from typing import TYPE_CHECKING, Any
 
 from ringscope import __version__
@@ -59,6 +60,8 @@ class SparkDetection:
     by_detector: dict[str, list[Finding]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
+    #: values of the export the policy's mapping left as they are (``MarketTables.unmapped``)
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def impact_tables(tables: SparkTables, findings: list[Finding]) -> MarketTables:
@@ -111,7 +114,8 @@ def detect_spark_tables(
     from ringscope.algorithms.registry import DETECTORS
 
     policy = policy or default_policy()
-    tables = tables.window(policy.window_days)
+    # the export's statuses and kinds as the detectors know them (the policy's mapping)
+    tables = tables.window(policy.window_days).mapped(policy.mapping.value_map())
     ref = tables.reference_time()
     enabled = enabled_detectors(policy)
     collected: dict[str, Any] = {}
@@ -121,7 +125,11 @@ def detect_spark_tables(
             if name not in collected:
                 collected[name] = to_pandas(tables.table(name))
         # as_of fixed to the whole export's reference time, whatever tables are collected
-        return MarketTables(**collected, as_of=ref.to_pydatetime())
+        return MarketTables(
+            **collected,
+            as_of=ref.to_pydatetime(),
+            other_identifier_weight=tables.other_identifier_weight,
+        )
 
     by_detector: dict[str, list[Finding]] = {}
     timings: dict[str, float] = {}
@@ -132,6 +140,8 @@ def detect_spark_tables(
         params = policy.detectors[name].params if name in policy.detectors else {}
         t0 = time.perf_counter()
         if name in SPARK_DETECTORS:
+            if "other_identifier_weight" in signature(DETECTORS[name].function).parameters:
+                params = {**params, "other_identifier_weight": tables.other_identifier_weight}
             found = SPARK_DETECTORS[name](tables, as_of=ref, seed=policy.seed, **params)
             engines[name] = "spark"
         else:
@@ -146,7 +156,7 @@ def detect_spark_tables(
     queue = ranked_queue([f for fs in by_detector.values() for f in fs], policy)
     queue = add_impact(queue, impact_tables(tables, queue))
     timings["queue and impact"] = time.perf_counter() - t0
-    return SparkDetection(queue, by_detector, timings, engines)
+    return SparkDetection(queue, by_detector, timings, engines, tables.unmapped)
 
 
 def export_fingerprint(spark: SparkSession, export: str) -> str:
@@ -225,6 +235,7 @@ def run_spark_detection(
             "previous_run": previous.id if previous else None,
             "changes": summarise(changes),
             "dissolved": [c.previous_id for c in changes if c.status == "dissolved"],
+            "unmapped": result.unmapped,
         }
         store.complete_run(run.id, findings, summary)
     except BaseException as e:
@@ -234,5 +245,5 @@ def run_spark_detection(
             e.add_note(f"marking run {run.id} as failed also failed: {status_error}")
         raise
     return store.get_run(run.id), SparkDetection(
-        findings, result.by_detector, result.timings, result.engines
+        findings, result.by_detector, result.timings, result.engines, result.unmapped
     )

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ringscope.algorithms import identifiers as local
-from ringscope.algorithms.base import iso
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, iso
+from ringscope.contract import IDENTIFIER_KINDS
 from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.model import DetectorInfo, Finding, Member, rank
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
     from ringscope.engines.spark.tables import SparkTables
 
@@ -42,6 +43,7 @@ def usage(
     max_accounts_per_identifier: int,
     kind_weights: dict[str, float] | None = None,
     max_accounts_per_instrument: int | None = None,
+    other_weight: float = OTHER_IDENTIFIER_WEIGHT,
 ) -> DataFrame:
     """:func:`ringscope.algorithms.identifiers.identifier_usage` on Spark.
 
@@ -67,13 +69,22 @@ def usage(
         F.lit(max_accounts_per_identifier)
     )
     df = df.where((F.col("n_accounts") >= 2) & (F.col("n_accounts") <= cap))
-    weight = F.lit(0.0)
-    for kind, w in sorted(kw.items()):
-        weight = F.when(F.col("kind") == kind, F.lit(float(w))).otherwise(weight)
+    weight = kind_weight_column(F.col("kind"), kw, other_weight)
     df = df.withColumn("weight", weight / F.log2(F.col("n_accounts").cast("double")))
     return df.where(F.col("weight") > 0).select(
         "account_id", "kind", "value", "n_accounts", "weight", "first_seen"
     )
+
+
+def kind_weight_column(kind: Column, weights: dict[str, float], other: float) -> Column:
+    """:func:`ringscope.algorithms.identifiers.kind_weight` of column ``kind``: the weight
+    ``weights`` gives, else 0 for kinds detectors know, else ``other``."""
+    from pyspark.sql import functions as F
+
+    weight = F.when(kind.isin(*IDENTIFIER_KINDS), F.lit(0.0)).otherwise(F.lit(float(other)))
+    for name, w in sorted(weights.items()):
+        weight = F.when(kind == name, F.lit(float(w))).otherwise(weight)
+    return weight
 
 
 def identifier_links(
@@ -125,6 +136,7 @@ def detect_shared_identifiers(
         max_accounts_per_identifier=p["max_accounts_per_identifier"],
         kind_weights=p["kind_weights"],
         max_accounts_per_instrument=p["max_accounts_per_instrument"],
+        other_weight=p["other_identifier_weight"],
     ).cache()
     if use.isEmpty():
         use.unpersist()

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.algorithms import linkanalysis as local
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT
 from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.engines.spark.identifiers import usage
 from ringscope.engines.spark.tables import to_pandas
@@ -55,6 +56,7 @@ _GRAPH_PARAMS = (
     "order_weight",
     "engagement_weight",
     "max_stream_engagers",
+    "other_identifier_weight",
 )
 
 
@@ -72,6 +74,7 @@ def account_links(
     order_weight: float = 0.5,
     engagement_weight: float = 0.25,
     max_stream_engagers: int = 50,
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT,
 ) -> DataFrame:
     """The account graph's edges on Spark: ``a`` < ``b`` (account ids), ``weight``, ``flag``.
 
@@ -81,7 +84,11 @@ def account_links(
     from pyspark.sql import functions as F
 
     flags = local._VIA_FLAG
-    use = usage(tables.identifiers, max_accounts_per_identifier=max_accounts_per_identifier)
+    use = usage(
+        tables.identifiers,
+        max_accounts_per_identifier=max_accounts_per_identifier,
+        other_weight=other_identifier_weight,
+    )
     u = use.select("kind", "value", "account_id", "weight")
     ident = (
         u.alias("x")

@@ -11,10 +11,12 @@ first (quarantine, duplicates, references), as the loader does for the local eng
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ringscope.algorithms.base import OTHER_IDENTIFIER_WEIGHT, ValueMap, map_tables
 from ringscope.contract import LOAD_ORDER, REQUIRED_TABLES, TABLES
 from ringscope.errors import InputError
 
@@ -58,9 +60,33 @@ def normalise(frame: DataFrame, name: str) -> DataFrame:
     cols = []
     for c in spec.columns:
         t = _spark_type(c.type)
-        col = F.col(f"`{c.name}`") if c.name in have else F.lit(None)
-        cols.append(col.cast(t).alias(c.name))
+        col = (F.col(f"`{c.name}`") if c.name in have else F.lit(None)).cast(t)
+        if c.known is not None:  # a code (order status, identifier kind): as the loader keeps it
+            col = F.lower(F.trim(col))
+        cols.append(col.alias(c.name))
     return frame.select(*cols)
+
+
+def _map_codes(
+    frame: DataFrame, column: str, mapping: Mapping[str, str]
+) -> tuple[DataFrame, dict[str, int]]:
+    """``frame`` with ``column`` mapped through ``mapping`` (other values kept), and the
+    values ``mapping`` does not name with their counts, as
+    :meth:`~ringscope.algorithms.base.MarketTables.mapped` does."""
+    from pyspark.sql import functions as F
+
+    col = F.col(column)
+    rows = (
+        frame.where(col.isNotNull() & ~col.isin(*mapping)).groupBy(column).count().collect()
+        if mapping
+        else frame.where(col.isNotNull()).groupBy(column).count().collect()
+    )
+    unmapped = {str(r[0]): int(r[1]) for r in sorted(rows, key=lambda r: str(r[0]))}
+    changes = {k: v for k, v in mapping.items() if k != v}
+    if not changes:
+        return frame, unmapped
+    table = F.create_map(*[F.lit(x) for kv in sorted(changes.items()) for x in kv])
+    return frame.withColumn(column, F.coalesce(F.try_element_at(table, col), col)), unmapped
 
 
 @dataclass(frozen=True)
@@ -69,7 +95,8 @@ class SparkTables:
 
     ``as_of`` is the reference time for ages, as in
     :class:`~ringscope.algorithms.base.MarketTables`: by default the latest
-    engagement or order time.
+    engagement or order time; ``other_identifier_weight`` and ``unmapped`` as
+    there too (see :meth:`mapped`).
     """
 
     accounts: DataFrame
@@ -81,6 +108,8 @@ class SparkTables:
     identifiers: DataFrame
     labels: DataFrame
     as_of: datetime | None = None
+    other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def table(self, name: str) -> DataFrame:
         frame: DataFrame = getattr(self, name)
@@ -124,17 +153,20 @@ class SparkTables:
         idents = self.identifiers.where(
             F.col("last_seen").isNull() | (F.col("last_seen") >= F.lit(cut))
         )
-        return SparkTables(
-            accounts=self.accounts,
+        return replace(
+            self,
             streams=streams,
             engagements=eng,
             follows=self.follows.where(F.col("ts") >= F.lit(cut)),
             orders=orders,
-            affiliations=self.affiliations,
             identifiers=idents,
-            labels=self.labels,
             as_of=ref.to_pydatetime(),
         )
+
+    def mapped(self, value_map: ValueMap | None = None) -> SparkTables:
+        """Order statuses and identifier kinds mapped to the canonical ones, as
+        :meth:`MarketTables.mapped <ringscope.algorithms.base.MarketTables.mapped>`."""
+        return map_tables(self, value_map, _map_codes)
 
 
 def latest_micros(*columns: tuple[DataFrame, str]) -> int | None:
