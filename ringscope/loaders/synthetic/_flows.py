@@ -405,6 +405,7 @@ def typology_market(
     events: int = 50_000,
     per_typology: Mapping[str, int] | int = 10,
     params: FlowParams | None = None,
+    order_events: int | None = None,
     fmt: str = "csv",
 ) -> TypologyMarket:
     """Write an export of ordinary trade mixed with planted money-flow typologies.
@@ -414,7 +415,9 @@ def typology_market(
     streams, which move no money);
     :func:`plant_money_flows` adds ``per_typology`` instances of each typology (an int
     means that many of every one). ``truth.csv`` lists the typologies' accounts (kind
-    ``money_flow``) and the generator's hard negatives.
+    ``money_flow``) and the generator's hard negatives. ``order_events`` sizes the ordinary
+    orders as in a marketplace of that many events (default ``events``): big order tables
+    without as many engagement events, for timing.
 
     Examples
     --------
@@ -441,7 +444,9 @@ def typology_market(
     _legit.catalogue(w)
     _legit.flash_sales(w)  # a seller paid by very many buyers within a minute
     _legit.sessions(w)
+    w.events = order_events or events
     _legit.orders(w)
+    w.events = events
     plant_money_flows(w, w.rng("money_flows"), per_typology=counts, params=params)
     in_household = _legit.shared_networks(w)
     _legit.baseline_identifiers(w, in_household)
