@@ -306,6 +306,9 @@ class Ledger:
     cnt_in: np.ndarray = field(init=False)
     cnt_out: np.ndarray = field(init=False)
     last_in: np.ndarray = field(init=False)
+    #: per entry: how many payments out the account made in the search window after it
+    #: (the choices a search from there had; set by :func:`candidate_pass_throughs`)
+    choices: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         a_in = np.where(self.inflow, self.amount, 0.0)
@@ -316,6 +319,7 @@ class Ledger:
         self.cnt_out = np.cumsum(~self.inflow)
         pos = np.where(self.inflow, np.arange(len(self.acc)), -1)
         self.last_in = np.maximum.accumulate(pos) if len(pos) else pos
+        self.choices = np.ones(len(self.acc))
 
 
 def ledger(
@@ -366,6 +370,10 @@ def candidate_pass_throughs(
     lo = np.searchsorted(key, key[outs] - max_hop, "left")
     lo = np.maximum(lo, outs - max_gather)
     cnt = outs - lo
+    # a search from each entry chooses among the payments out that follow it: that many
+    # chances to find a match (multiple testing within the account)
+    hi = np.minimum(np.searchsorted(key, key + max_hop, "right") - 1, np.arange(n) + max_gather)
+    lg.choices = np.maximum(1, lg.cnt_out[np.minimum(hi, n - 1)] - lg.cnt_out).astype(float)
     parts: list[pd.DataFrame] = []
     bounds = np.searchsorted(np.cumsum(cnt), np.arange(_CHUNK, int(cnt.sum()) + _CHUNK, _CHUNK))
     start = 0
@@ -417,7 +425,7 @@ def _stretches(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee:
     logp = log_node_chance(
         mk, lg.acc[i], n_in, n_out, lg.t[lg.last_in[j]] - t_i, lg.t[j] - t_i, s_in, s_out
     )
-    return pd.DataFrame({"i": i, "j": j, "whole": True, "logp": logp})
+    return pd.DataFrame({"i": i, "j": j, "whole": True, "logp": logp + np.log(lg.choices[i])})
 
 
 def _direct(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee: float) -> Any:
@@ -428,7 +436,7 @@ def _direct(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee: fl
     logp = log_node_chance(
         mk, lg.acc[i], one, one, np.zeros(len(i)), lg.t[j] - lg.t[i], lg.amount[i], lg.amount[j]
     )
-    return pd.DataFrame({"i": i, "j": j, "whole": False, "logp": logp})
+    return pd.DataFrame({"i": i, "j": j, "whole": False, "logp": logp + np.log(lg.choices[i])})
 
 
 @dataclass
@@ -526,6 +534,7 @@ def pass_throughs(
     logp = log_node_chance(
         mk, acc, n_in, n_out, gather, duration, m_in, m_out, rate_in=rate_in, rate_out=rate_out
     )
+    logp += np.log(lg.choices[[min(x) for x in ins]])
     return [
         Node(int(acc[k]), lg.tr[ins[k]].tolist(), lg.tr[outs[k]].tolist(), m_in[k], m_out[k], lp)
         for k, lp in enumerate(logp.tolist())
@@ -778,7 +787,9 @@ def detect_money_flows(
     patterns = [
         p
         for p in patterns
-        if p.significance >= min_significance and len(p.roles) <= max_pattern_accounts
+        if p.significance >= min_significance
+        and len(p.roles) <= max_pattern_accounts
+        and (len(p.nodes) > 1 or len(p.nodes[0].ins) > 1 or len(p.nodes[0].outs) > 1)
     ]
     if not patterns:
         return []

@@ -134,7 +134,10 @@ class _Planter:
     # ---------------------------------------------------------------- pieces
 
     def accounts(self, counts: IntArray, payee: bool) -> IntArray:
-        """New accounts for instances needing ``counts`` each; old or new per instance."""
+        """New accounts for instances needing ``counts`` each; old or new per instance.
+
+        Payees get a product of their own (they are paid through orders of it).
+        """
         rng, n_inst = self.rng, len(counts)
         new = rng.random(n_inst) < self.p.new_accounts
         per = np.repeat(new, counts)
@@ -142,9 +145,12 @@ class _Planter:
         created = np.where(
             per, START - (rng.random(n) * 60 * DAY).astype(np.int64), _old_created(rng, n)
         ).astype(np.int64)
-        return self.w.add_accounts(
+        accs = self.w.add_accounts(
             created, BUYER | SELLER if payee else BUYER, baseline=True, abuse=True
         )
+        if payee:
+            self.give_products(accs)
+        return accs
 
     def amounts(self, n: int) -> FloatArray:
         lo, hi = self.p.amount
@@ -248,7 +254,6 @@ class _Planter:
         span = np.zeros(n, dtype=np.int64)
         np.maximum.at(span, inst, t)
         self.pay(payer, payee, amount, self.starts(span)[inst] + t)
-        self.give_products(accs)
         is_mule = (a_pos > 0) & ((a_pos < k[a_inst] - 1) | (typology == "cycle"))
         self.camouflage(accs[is_mule], a_inst[is_mule], n)
         for i in range(n):
@@ -290,7 +295,6 @@ class _Planter:
         t0 = self.starts(span)
         self.pay(sources, mule[i_inst], total[i_inst] * part, t0[i_inst] + t_in)
         self.pay(mule[o_inst], sinks, kept[o_inst] * out_part, t0[o_inst] + t_out)
-        self.give_products(np.concatenate([mule, sinks]))
         self.camouflage(mule, np.arange(n), n)
         _, _, o_off = _ragged(n_out)
         for i in range(n):
@@ -322,7 +326,6 @@ class _Planter:
         passed = part * (1.0 - self.fees(n, inst))
         self.pay(source[inst], mules, part, t0[inst] + t_in)
         self.pay(mules, sink[inst], passed, t0[inst] + t_out)
-        self.give_products(np.concatenate([mules, sink]))
         self.camouflage(mules, inst, n)
         for i in range(n):
             self.truth(
