@@ -113,7 +113,7 @@ def transfer_arrays(
     if "creator_id" in orders.columns and "commission" in orders.columns:
         paid = (orders["creator_id"].notna() & (orders["commission"].astype(float) > 0)).to_numpy()
         cols.append(orders["creator_id"])
-    codes, accounts = _sorted_codes(pd.concat([c.astype(object) for c in cols], ignore_index=True))
+    codes, accounts = _sorted_codes(pd.concat(cols, ignore_index=True))
     buyer, seller = codes[:n_all], codes[n_all : 2 * n_all]
     ok = orders["status"].astype(str).isin(statuses).to_numpy() & (buyer >= 0) & (seller >= 0)
     t_all = pd.to_datetime(orders["ts"], utc=True).dt.as_unit("us").astype("int64").to_numpy()
@@ -146,7 +146,7 @@ def transfer_arrays(
     tied[by_t[:-1][same]] = True
     rank = np.zeros(len(t), dtype=np.int64)
     if tied.any():
-        rank[tied] = _sorted_codes(orders["order_id"].iloc[rows[tied]].astype(object))[0]
+        rank[tied] = _sorted_codes(orders["order_id"].iloc[rows[tied]])[0]
     order = np.lexsort((is_order, rank, t))
     return Transfers(
         accounts=accounts,

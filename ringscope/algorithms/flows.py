@@ -339,7 +339,7 @@ def ledger(
     tt = np.concatenate([t_us, t_us])[keep]
     # by account and time; at one instant a payment out sorts before a payment in, so
     # that "in, then out" always means strictly later
-    order = np.lexsort((tr, inflow, tt, acc))
+    order = np.lexsort((inflow, tt, acc))  # stable: ties keep the transfers' order
     return Ledger(
         acc=acc[order],
         t=tt[order] / 1e6,
@@ -799,6 +799,7 @@ def detect_money_flows(
     if len(created):
         age = (now - created.reindex(pd.Index(names, dtype=object))).dt.total_seconds()
         new = (age / 86400.0 <= new_account_days).fillna(False).to_numpy(dtype=bool)
+    shown = sorted({t for p in patterns for t in p.transfers[:max_evidence]})
     ctx = _Context(
         names=names,
         src=src,
@@ -806,6 +807,7 @@ def detect_money_flows(
         t_us=t_us,
         amount=amount,
         tr=tr,
+        order_id=dict(zip(shown, tr.order_ids(shown).tolist(), strict=True)),
         mk=mk,
         new=new,
         info=info,
@@ -827,6 +829,7 @@ class _Context:
     t_us: np.ndarray
     amount: np.ndarray
     tr: Transfers
+    order_id: dict[int, str]
     mk: Market
     new: np.ndarray | None
     info: DetectorInfo
@@ -895,7 +898,7 @@ def _finding(p: Pattern, c: _Context) -> Finding | None:
             "amount": as_float(c.amount[t]),
             "ts": _iso_us(int(t_us[t])),
         }
-        for t, oid in zip(shown, c.tr.order_ids(shown), strict=True)
+        for t, oid in zip(shown, (c.order_id[t] for t in shown), strict=True)
     ]
     node_rows = sorted(
         (
