@@ -17,7 +17,8 @@ How it works
    in and one payment out of matching amounts with anything between. Payments to the
    accounts that paid in (refunds, paying a friend back) do not count as passing on;
    payments to and from marketplace hubs (see below) are ordinary shopping, and so are
-   payments out beyond what came in and payments in beyond what went out, left out
+   payments out beyond what came in, payments in beyond what went out, and payments too
+   small to matter (within the tolerance and under a quarter of the side's median), left out
    (smallest first) while the rest still balances. Stretches are searched over at most
    ``max_gather`` transfers each, so a hub's many payments cost a bounded search.
 2. **Chance.** Each pass-through gets the probability that ordinary trade at that account
@@ -40,9 +41,10 @@ How it works
    the next (chains and cycles, the time-respecting walks of 2SCENT), and one-in one-out
    pass-throughs from the same payer to the same payee are grouped (scatter-gather). Each
    linked group is a pattern, named by its shape: ``cycle`` (money came back to an
-   account that paid it out), ``gather_scatter`` (an account gathering from several and
-   paying several), ``scatter_gather``, ``fan_out`` (one account splitting money among
-   several), ``fan_in`` (gathering from several and passing the total on), else ``chain``.
+   account that paid it out, or went round three or more accounts), ``gather_scatter`` (an
+   account gathering from several and paying several), ``scatter_gather``, ``fan_out``
+   (one account splitting money among several), ``fan_in`` (gathering from several and
+   passing the total on), else ``chain``.
    A lone one-in one-out pass-through is not a pattern (a shop passing a purchase on at
    cost, a friend paying on someone's behalf).
 4. **Significance.** The expected number of such patterns by chance is the product of the
@@ -76,6 +78,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -421,14 +424,7 @@ def _stretches(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee:
     # time-respecting: never more paid out than received since i (within the tolerance)
     bal = lg.cum_in - lg.cum_out
     before = bal[i] - lg.amount[i]
-    idx = np.empty(2 * len(i), dtype=np.int64)
-    idx[0::2], idx[1::2] = i, np.minimum(j + 1, len(bal) - 1)
-    low = np.minimum.reduceat(bal, idx)[0::2]
-    # reduceat stops short of the last entry when j is the last position
-    at_end = j + 1 >= len(bal)
-    if at_end.any():
-        low[at_end] = [bal[a : b + 1].min() for a, b in zip(i[at_end], j[at_end], strict=True)]
-    ok = low - before >= -max_fee * s_in
+    ok = _range_min(bal, i, j) - before >= -max_fee * s_in
     i, j, s_in, s_out = i[ok], j[ok], s_in[ok], s_out[ok]
     n_in = lg.cnt_in[j] - lg.cnt_in[i] + 1
     n_out = lg.cnt_out[j] - lg.cnt_out[i]
@@ -440,6 +436,16 @@ def _stretches(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee:
         mk, lg.acc[i], n_in, n_out, lg.t[lg.last_in[j]] - t_i, lg.t[j] - t_i, s_in, s_out
     )
     return pd.DataFrame({"i": i, "j": j, "whole": True, "logp": logp + np.log(lg.choices[i])})
+
+
+def _range_min(values: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """``values[i[k] : j[k] + 1].min()`` for every ``k`` (``i <= j``)."""
+    if not len(i):
+        return np.zeros(0)
+    ext = np.append(values, np.inf)  # so that j + 1 is always a valid end
+    idx = np.empty(2 * len(i), dtype=np.int64)
+    idx[0::2], idx[1::2] = i, j + 1
+    return np.asarray(np.minimum.reduceat(ext, idx)[0::2], dtype=float)
 
 
 def _direct(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee: float) -> Any:
@@ -513,6 +519,20 @@ def _core(
         if amt[rest].sum() < amt[outs].sum() or not balanced(rest, outs):
             break
         ins = rest
+    # and payments too small to matter (within the tolerance, and under half the side's
+    # median payment: not a part of a split) are the account's own small trade
+    flow = min(float(amt[ins].sum()), float(amt[outs].sum()))
+    for side in ("outs", "ins"):
+        cur = outs if side == "outs" else ins
+        small = cur[(amt[cur] < max_fee * flow) & (amt[cur] < np.median(amt[cur]) / 4)]
+        for k in small[np.argsort(amt[small], kind="stable")]:
+            rest = cur[cur != k]
+            if len(rest) and balanced(*((ins, rest) if side == "outs" else (rest, outs))):
+                cur = rest
+        if side == "outs":
+            outs = cur
+        else:
+            ins = cur
     return ins.tolist(), outs.tolist()
 
 
@@ -632,7 +652,7 @@ def describe(
         else:
             roles[a] = "sink"
     back = sorted(a for a in (pays & gets) - hosts)
-    if back:
+    if back or _loops(transfers, src, dst):
         typology = "cycle"
     elif any(len(nd.ins) > 1 and len(nd.outs) > 1 for nd in nodes):
         typology = "gather_scatter"
@@ -653,6 +673,13 @@ def describe(
     for a in back:
         log_e += math.log(max(1, int(mk.n_in[a])) / n_total)
     return Pattern(nodes, typology, transfers, roles, -log_e / math.log(10))
+
+
+def _loops(transfers: list[int], src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether the transfers' accounts form a loop of three or more (money went round)."""
+    g = nx.DiGraph()
+    g.add_edges_from((int(src[t]), int(dst[t])) for t in transfers)
+    return any(len(c) >= 3 for c in nx.strongly_connected_components(g))
 
 
 def _parallel(nodes: list[Node], src: np.ndarray, dst: np.ndarray) -> bool:
@@ -689,7 +716,7 @@ def detect_money_flows(
     max_pattern_accounts: int = 300,
     statuses: tuple[str, ...] = ("completed",),
     new_account_days: float = 30.0,
-    min_score: float = 0.3,
+    min_score: float = 0.4,
     max_evidence: int = 50,
     as_of: datetime | None = None,
     seed: int | np.random.Generator | None = None,
@@ -967,7 +994,7 @@ def _finding(p: Pattern, c: _Context) -> Finding | None:
     }
     what = _WHAT[p.typology].format(n=len(ids))
     text = (
-        f"{p.typology.replace('_', '-')}: {what}: {len(p.nodes)} account(s) passed on "
+        f"{p.typology.replace('_', '-')}: {what}: {len(p.nodes)} pass-through(s) moved "
         f"{moved:,.2f} within {span_h:.1f} hours in {len(p.transfers)} transfers, each passing on "
         f"what it had received {'less at most' if ratio < 1 else 'within'} "
         f"{abs(1 - ratio):.1%} (median {float(np.median(hops)):.1f} hours from money in to "
