@@ -1,44 +1,77 @@
 """A synthetic live-shopping marketplace with planted abuse and hard negatives.
 
-:func:`generate` writes an export in the data contract (all eight tables) and ``truth.csv``
-(``ring_id, kind, account_id, role``) that says which accounts were planted in which ring.
+:func:`generate` writes an export in the data contract (all eight tables), ``truth.csv``
+(``ring_id, kind, account_id, role``) that says which accounts were planted in which ring,
+and ``world.json``, the :class:`WorldParams` the marketplace was made from.
+
+One marketplace shape makes a kind benchmark. :meth:`WorldParams.default` is the sample
+marketplace (one month of a UTC+8 market, sized by ``events``); :meth:`WorldParams.random`
+draws every parameter from a seed: market size (2,000-500,000 buyers) and activity, span
+(7-120 days), time zone and local-time offsets in the files, abuse prevalence (0.2%-25%) and
+mix, ring sizes, identifier sharing, burst timing, camouflage, account ages, rings over
+several creators and sellers, hard negatives scaled to the market and the labels. Ranges
+are documented on each field of :class:`WorldParams`; the tables below give the default
+world's values and, after "random:", what a drawn world may hold.
 
 The ordinary marketplace has heavy-tailed creator popularity, buyer activity, stream length
-and order values, a daily and weekly rhythm over :data:`SPAN_DAYS` days before the fixed
-:data:`REFERENCE_NOW`, accounts created over years, about 5% refunds and 6% cancellations,
-affiliations with commission rates, and followers. Legit patterns that look suspicious are
-written to ``truth.csv`` as hard negatives (ring ids ``hn-<kind>-NNNN``):
+and order values, a daily and weekly rhythm in the market's local time over the span before
+the fixed :data:`REFERENCE_NOW`, accounts created over years, about 5% refunds and 6%
+cancellations, affiliations with commission rates, and followers. Legit patterns that look
+suspicious are written to ``truth.csv`` as hard negatives (ring ids ``hn-<kind>-NNNN``;
+an account in a planted ring is never listed as a hard negative):
 
 ==========================  ==========================================================
 kind                        what
 ==========================  ==========================================================
-``household``               2-5 accounts sharing a device, a home IP, often an address
-                            and sometimes a payment method
+``household``               2-5 accounts (random: up to 8) sharing a device, a home IP,
+                            often an address and sometimes a payment method
 ``carrier_ip``              a mobile-carrier IP shared by very many unrelated accounts
+                            (300-50,000; random: from 100 up, about one per 10,000
+                            accounts)
 ``carrier_ip_campus``       a campus IP shared by many accounts
-``carrier_ip_public_wifi``  a public Wi-Fi IP shared by tens of accounts
+``carrier_ip_public_wifi``  a public Wi-Fi IP shared by tens of accounts (random: up to
+                            about 230)
 ``viral_stream``            accounts arriving at a stream within minutes when it goes viral
-``flash_sale``              buyers ordering one product in the same minute
+                            (random: hundreds to tens of thousands)
+``flash_sale``              buyers ordering one product in the same minute (30-3,000,
+                            random: from 30 to 5,000, in small markets too)
 ``fan_club``                fans who watch every stream of one creator from its start
 ==========================  ==========================================================
 
-Planted abuse (ring ids ``ef-``, ``cr-``, ``if-``, ``mc-`` followed by a number):
+Planted abuse (ring ids ``ef-``, ``cr-``, ``if-``, ``mc-`` followed by a number). The default
+world plants a few rings of each kind for its size (about 3.7% of accounts); a drawn world
+plants at least one of each and adds rings until its prevalence is reached:
 
 ===================  =============================  =======================================
 kind                 roles                          what
 ===================  =============================  =======================================
-``engagement_farm``  ``bot``, ``creator``           10-500 bots hitting the streams of a few
-                                                    target creators within the same short
-                                                    windows, with camouflage and partial
-                                                    participation
-``commission_ring``  ``creator``, ``seller``,       5-60 sock-puppet buyers ordering through
-                     ``buyer``                      the creator's affiliate link, then
-                                                    refunding or cancelling; shared cards
-                                                    and devices
+``engagement_farm``  ``bot``, ``creator``           10-500 bots (random: 3-1,000, at most
+                                                    half the market) hitting the streams of
+                                                    1-3 (random: up to 6) target creators
+                                                    within the same short windows (10-120 s;
+                                                    random: 1 s to 20 minutes, mid-stream or
+                                                    at the start), with camouflage and
+                                                    partial participation; below-median
+                                                    creators (random: popular ones too);
+                                                    devices in small pools (random: one for
+                                                    all, or each its own), proxy IPs
+                                                    (random: shared by up to thousands)
+``commission_ring``  ``creator``, ``seller``,       5-60 sock-puppet buyers (random: 3-1,000)
+                     ``buyer``                      ordering through a creator's affiliate
+                                                    link (random: 1-5 creators, 1-3
+                                                    sellers), then refunding or cancelling;
+                                                    shared cards and devices
 ``incentive_farm``   ``buyer``                      new accounts on a few devices and cards,
                                                     one small first order each
-``money_cycle``      ``member``                     accounts buying from each other in a loop
+``money_cycle``      ``member``                     3-8 accounts (random: 2-12) buying from
+                                                    each other in a loop, 3-10 rounds
+                                                    (random: 1-10), hops 1-12 hours apart
+                                                    (random: minutes to days)
 ===================  =============================  =======================================
+
+``labels`` is a noisy sample of past decisions, never a copy of the truth: a share of all
+planted abusers (never a whole ring) labelled ``abusive``, a share of ordinary accounts
+labelled ``legit``, and mistakes both ways (random: ``labels="none"`` in some worlds).
 """
 
 from __future__ import annotations
@@ -237,6 +270,7 @@ def generate(
     _legit.orders(w)
     in_household = _legit.shared_networks(w)
     _legit.baseline_identifiers(w, in_household)
+    _abuse.keep_truth_apart(w)
     _abuse.labels(w)
 
     tables = build_tables(w)

@@ -145,7 +145,7 @@ class WorldParams:
     # ------------------------------------------------------------------ engagement farms
     farm_size_min: float = _b(2.0)
     """Smallest farm (bots); each farm's size is log-uniform between min and max, at most
-    half the market. Random: log-uniform 3-30."""
+    half the market. Random: log-uniform 3-30, rounded."""
     farm_size_max: float = _b(2.0)
     """Largest farm (bots). Random: log-uniform from the min (at least 20) to 1,000."""
     farm_targets_min: int = _b(1)
@@ -557,7 +557,7 @@ class WorldParams:
 
         mix = r.dirichlet(np.ones(4))
         modes = r.dirichlet(np.ones(3))
-        farm_min = lu(3, 30)
+        farm_min = float(round(lu(3, 30)))
         window_min = lu(1, 60)
         part_min = un(0.1, 0.8)
         camo_min = un(0.0, 5.0)

@@ -324,23 +324,29 @@ class World:
         taken[inside] = mask[creators[inside]]
         return creators[~taken]
 
-    def streams_of(self, creators: int | IntArray) -> IntArray:
-        """The streams of one or several creators, in stream order."""
+    def stream_index(self) -> tuple[IntArray, IntArray]:
+        """Streams grouped by creator: creator ``c``'s streams (in stream order) are
+        ``order[offsets[c]:offsets[c + 1]]``."""
         if len(self._stream_offsets) != self.n_accounts + 1:
             order = np.argsort(self.stream_creator, kind="stable").astype(np.int64)
             self._streams_by_creator = order
             self._stream_offsets = np.searchsorted(
                 self.stream_creator[order], np.arange(self.n_accounts + 1), side="left"
             )
-        c = np.atleast_1d(np.asarray(creators, dtype=np.int64))
-        lo, hi = self._stream_offsets[c], self._stream_offsets[c + 1]
-        if len(c) == 1:
-            return self._streams_by_creator[lo[0] : hi[0]]
-        parts = [self._streams_by_creator[a:b] for a, b in zip(lo, hi, strict=True)]
-        return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        return self._streams_by_creator, self._stream_offsets
+
+    def streams_of(self, creator: int) -> IntArray:
+        """The streams of one creator, in stream order."""
+        order, offsets = self.stream_index()
+        return order[offsets[creator] : offsets[creator + 1]]
 
     def times(
-        self, rng: np.random.Generator, n: int, *, lo: int | None = None, hi: int = END - HOUR
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        lo: int | IntArray | None = None,
+        hi: int | IntArray = END - HOUR,
     ) -> IntArray:
         """``n`` times in ``[lo, hi]`` (``lo`` defaults to the span's start) that follow the
         market's daily and weekly rhythm in its local time."""
@@ -379,24 +385,25 @@ def sample_times(
     rng: np.random.Generator,
     n: int,
     *,
-    lo: int = START,
-    hi: int = END - HOUR,
+    lo: int | IntArray = START,
+    hi: int | IntArray = END - HOUR,
     start: int = START,
     span_days: int = SPAN_DAYS,
     offset_hours: float = _LOCAL_OFFSET_HOURS,
 ) -> IntArray:
     """``n`` times in ``[lo, hi]`` that follow the daily and weekly rhythm of a market whose
     span starts at ``start`` and whose local time is UTC + ``offset_hours``
-    (:meth:`World.times` passes a world's own)."""
+    (:meth:`World.times` passes a world's own). ``lo`` and ``hi`` may be arrays of ``n``."""
     days = rng.choice(span_days, size=n, p=_day_weights(start, span_days))
     hours = rng.choice(24, size=n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     utc_second = (hours * HOUR - round(offset_hours * HOUR)) % DAY
     t = start + days * DAY + utc_second + rng.integers(0, HOUR, size=n)
-    span = hi - lo
     # fold times outside [lo, hi] back in, keeping the hour of day where possible
     out = (t < lo) | (t > hi)
     if out.any():
-        t[out] = lo + (t[out] - start) % max(span, 1)
+        low = np.broadcast_to(lo, t.shape)[out]
+        span = np.maximum(np.broadcast_to(hi, t.shape)[out] - low, 1)
+        t[out] = low + (t[out] - start) % span
     return t.astype(np.int64)
 
 
@@ -427,3 +434,26 @@ def chunk_sizes(rng: np.random.Generator, total: int, lo: int, hi: int) -> IntAr
     sizes = rng.integers(lo, hi + 1, size=max(1, total // lo + 1))
     cum = np.cumsum(sizes)
     return sizes[cum <= total].astype(np.int64)
+
+
+def ragged(starts: IntArray, counts: IntArray) -> IntArray:
+    """The ranges ``starts[i] .. starts[i] + counts[i] - 1``, one after the other.
+
+    Examples
+    --------
+    >>> ragged(np.array([10, 20]), np.array([2, 3])).tolist()
+    [10, 11, 20, 21, 22]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    before = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - before, counts) + np.arange(
+        int(counts.sum()), dtype=np.int64
+    )
+
+
+def segments(sizes: IntArray) -> tuple[IntArray, IntArray]:
+    """For consecutive groups of ``sizes``: the group of each item and the groups' offsets
+    (group ``g`` holds items ``offsets[g]:offsets[g + 1]``)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes), offsets

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ringscope.contract import ENGAGEMENT_KINDS, IDENTIFIER_KINDS, LABELS, ORDER_STATUSES, SUFFIXES
 
-from ._ids import decimal_ids, hex_ids, ipv4, unique_codes
+from ._ids import decimal_ids, hex_ids, ipv4, iso_times, unique_codes
 from ._legit import N_TITLES
 from ._world import (
     ADDRESS,
@@ -436,21 +436,24 @@ def _offset_suffix(offset_hours: float) -> str:
 
 
 def _csv_ready(table: pa.Table, local: LocalTimes | None = None, name: str = "") -> pa.Table:
+    """Timestamps as ISO 8601 text: UTC with ``Z``, or a share of them in local time."""
     rng = None
     if local is not None and local.share > 0:
         rng = np.random.default_rng([local.seed, zlib.crc32(f"local-times-{name}".encode())])
     cols = []
     for field, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(field.type):
-            seconds = col.cast(pa.timestamp("s", tz="UTC"))
-            utc = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            micros = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy()
+            seconds = np.floor_divide(micros, 1_000_000)
+            text = iso_times(seconds)
             if rng is not None and local is not None:
-                shift = pa.scalar(round(local.offset_hours * HOUR), pa.duration("s"))
-                wall = pc.strftime(pc.add(seconds, shift), format="%Y-%m-%dT%H:%M:%S")
-                zoned = pc.binary_join_element_wise(wall, _offset_suffix(local.offset_hours), "")
-                pick = pa.array(rng.random(len(col)) < local.share)
-                utc = pc.if_else(pick, zoned, utc)
-            col = utc
+                shift = round(local.offset_hours * HOUR)
+                zoned = iso_times(seconds + shift, _offset_suffix(local.offset_hours))
+                text = pc.if_else(pa.array(rng.random(len(arr)) < local.share), zoned, text)
+            if arr.null_count:
+                text = pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), text)
+            col = text
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
