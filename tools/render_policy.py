@@ -21,6 +21,9 @@ DOCS = {
     "links for one seller, then refunding or cancelling.",
     "money_cycles": "Money cycles: accounts paying each other round a loop (A sells to B sells "
     "to C sells to A), repeatedly and quickly.",
+    "money_flows": "Money flows (laundering typologies): money passed on through accounts once, "
+    "hop after hop, amounts conserved: cycles, chains, fan-in/out, scatter-gather, "
+    "gather-scatter. Parameters: see the docstring of ringscope.algorithms.flows.",
     "shared_identifiers": "Shared identifiers: accounts tied by devices, payment methods, phones, "
     "addresses and IPs used by few accounts.",
     "label_propagation": "Guilt by association: personalised PageRank from investigator labels "

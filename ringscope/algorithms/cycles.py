@@ -19,12 +19,15 @@ marketplace's typical order, and new accounts.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
@@ -55,6 +58,108 @@ def _check(min_length: int, max_length: int, min_rounds: int, min_score: float) 
         raise ValueError("min_score must be in [0, 1]")
 
 
+@dataclass(frozen=True)
+class Transfers:
+    """The money graph as arrays, sorted by time, then order id, then ``via``.
+
+    ``src`` and ``dst`` are codes into ``accounts`` (the sorted distinct account ids);
+    ``t_us`` is microseconds since the epoch (UTC); ``via`` is ``order`` (buyer -> seller)
+    or ``commission`` (seller -> creator); ``row`` is the position of the transfer's order
+    in the ``orders`` table given, whose ids :meth:`order_ids` returns.
+    """
+
+    accounts: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    amount: np.ndarray
+    t_us: np.ndarray
+    via: np.ndarray
+    row: np.ndarray
+    orders: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def order_ids(self, k: np.ndarray | list[int] | None = None) -> np.ndarray:
+        """The order ids of transfers ``k`` (all by default), as strings."""
+        if k is None:
+            return np.asarray(self.orders.to_numpy(dtype=object)[self.row], dtype=object)
+        rows = self.row[np.asarray(k, dtype=np.int64)]
+        return np.asarray(self.orders.take(rows).to_numpy(dtype=object), dtype=object)
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` (-1 for missing) in the sorted order of their distinct values."""
+    codes, uniques = pd.factorize(values)
+    order = np.asarray(pc.array_sort_indices(pa.array(np.asarray(uniques, dtype=object))))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    out = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+    return out, np.asarray(uniques, dtype=object)[order]
+
+
+def transfer_arrays(
+    orders: pd.DataFrame | None, *, statuses: tuple[str, ...] = ("completed",)
+) -> Transfers:
+    """:func:`money_transfers` as :class:`Transfers` arrays (no per-row objects)."""
+    empty_i = np.zeros(0, np.int64)
+    if orders is None or not len(orders):
+        none = pd.Series([], dtype=object)
+        return Transfers(np.zeros(0, object), empty_i, empty_i, np.zeros(0), empty_i,
+                         np.zeros(0, object), empty_i, none)  # fmt: skip
+    n_all = len(orders)
+    cols = [orders["buyer_id"], orders["seller_id"]]
+    paid = np.zeros(n_all, dtype=bool)
+    if "creator_id" in orders.columns and "commission" in orders.columns:
+        paid = (orders["creator_id"].notna() & (orders["commission"].astype(float) > 0)).to_numpy()
+        cols.append(orders["creator_id"])
+    codes, accounts = _sorted_codes(pd.concat(cols, ignore_index=True))
+    buyer, seller = codes[:n_all], codes[n_all : 2 * n_all]
+    ok = orders["status"].astype(str).isin(statuses).to_numpy() & (buyer >= 0) & (seller >= 0)
+    t_all = pd.to_datetime(orders["ts"], utc=True).dt.as_unit("us").astype("int64").to_numpy()
+    sale = np.flatnonzero(ok)
+    fee = np.flatnonzero(ok & paid)
+    rows = np.concatenate([sale, fee])
+    src = np.concatenate([buyer[sale], seller[fee]])
+    dst = np.concatenate([seller[sale], codes[2 * n_all :][fee] if len(fee) else fee])
+    amount = np.concatenate(
+        [
+            orders["amount"].astype(float).fillna(0.0).to_numpy()[sale],
+            orders["commission"].astype(float).to_numpy()[fee] if len(fee) else np.zeros(0),
+        ]
+    )
+    is_order = np.repeat([True, False], [len(sale), len(fee)])
+    keep = src != dst
+    rows, src, dst, amount, is_order = (
+        rows[keep],
+        src[keep],
+        dst[keep],
+        amount[keep],
+        is_order[keep],
+    )
+    t = t_all[rows]
+    # order ids break ties of time: rank them only where two transfers share an instant
+    by_t = np.argsort(t, kind="stable")
+    same = t[by_t][1:] == t[by_t][:-1]
+    tied = np.zeros(len(t), dtype=bool)
+    tied[by_t[1:][same]] = True
+    tied[by_t[:-1][same]] = True
+    rank = np.zeros(len(t), dtype=np.int64)
+    if tied.any():
+        rank[tied] = _sorted_codes(orders["order_id"].iloc[rows[tied]])[0]
+    order = np.lexsort((is_order, rank, t))
+    return Transfers(
+        accounts=accounts,
+        src=src[order],
+        dst=dst[order],
+        amount=amount[order],
+        t_us=t[order],
+        via=np.where(is_order[order], "order", "commission").astype(object),
+        row=rows[order],
+        orders=orders["order_id"].astype(str),
+    )
+
+
 def money_transfers(
     orders: pd.DataFrame, *, statuses: tuple[str, ...] = ("completed",)
 ) -> pd.DataFrame:
@@ -67,38 +172,17 @@ def money_transfers(
     cols = ["src", "dst", "amount", "ts", "order_id", "via"]
     if orders is None or not len(orders):
         return pd.DataFrame({c: [] for c in cols})
-    o = orders[orders["status"].astype(str).isin(statuses)].dropna(subset=["buyer_id", "seller_id"])
-    ts = pd.to_datetime(o["ts"], utc=True)
-    parts = [
-        pd.DataFrame(
-            {
-                "src": o["buyer_id"].astype(str).to_numpy(),
-                "dst": o["seller_id"].astype(str).to_numpy(),
-                "amount": o["amount"].astype(float).fillna(0.0).to_numpy(),
-                "ts": ts.to_numpy(),
-                "order_id": o["order_id"].astype(str).to_numpy(),
-                "via": "order",
-            }
-        )
-    ]
-    if "creator_id" in o.columns and "commission" in o.columns:
-        c = o[o["creator_id"].notna() & (o["commission"].astype(float) > 0)]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "src": c["seller_id"].astype(str).to_numpy(),
-                    "dst": c["creator_id"].astype(str).to_numpy(),
-                    "amount": c["commission"].astype(float).to_numpy(),
-                    "ts": pd.to_datetime(c["ts"], utc=True).to_numpy(),
-                    "order_id": c["order_id"].astype(str).to_numpy(),
-                    "via": "commission",
-                }
-            )
-        )
-    t = pd.concat(parts, ignore_index=True)
-    t["ts"] = pd.to_datetime(t["ts"], utc=True)
-    t = t[t["src"] != t["dst"]]
-    return t.sort_values(["ts", "order_id", "via"], kind="stable").reset_index(drop=True)
+    tr = transfer_arrays(orders, statuses=statuses)
+    return pd.DataFrame(
+        {
+            "src": tr.accounts[tr.src],
+            "dst": tr.accounts[tr.dst],
+            "amount": tr.amount,
+            "ts": pd.to_datetime(tr.t_us, unit="us", utc=True),
+            "order_id": tr.order_ids(),
+            "via": tr.via,
+        }
+    )
 
 
 def _key(k: Any) -> tuple[int, int]:

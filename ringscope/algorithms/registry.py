@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ringscope.algorithms import commission, cycles, dense, identifiers, linkanalysis, lockstep
+from ringscope.algorithms import (
+    commission,
+    cycles,
+    dense,
+    flows,
+    identifiers,
+    linkanalysis,
+    lockstep,
+)
 from ringscope.algorithms.base import MarketTables
 from ringscope.model import Finding
 
@@ -79,6 +87,12 @@ def _cycles(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
     )
 
 
+def _flows(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
+    return flows.detect_money_flows(
+        t.orders, accounts=t.accounts, as_of=t.reference_time(), seed=seed, **p
+    )
+
+
 def _identifiers(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
     return identifiers.detect_shared_identifiers(
         t.identifiers,
@@ -110,6 +124,7 @@ DETECTORS: dict[str, DetectorSpec] = {
             commission.NAME, commission.VERSION, commission.detect_commission_rings, _commission
         ),
         DetectorSpec(cycles.NAME, cycles.VERSION, cycles.detect_money_cycles, _cycles),
+        DetectorSpec(flows.NAME, flows.VERSION, flows.detect_money_flows, _flows),
         DetectorSpec(
             identifiers.NAME,
             identifiers.VERSION,
