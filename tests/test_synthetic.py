@@ -20,6 +20,7 @@ from ringscope.cli import app
 from ringscope.errors import InputError
 from ringscope.loaders.pipeline import check_export, export_problems
 from ringscope.loaders.synthetic import (
+    FLOW_TYPOLOGIES,
     REFERENCE_NOW,
     TABLE_NAMES,
     GenerateReport,
@@ -449,9 +450,10 @@ def test_drawn_world_passes_the_loader_and_keeps_its_promises(seed: int, drawn: 
     assert report.world == small_world(seed).to_dict()
     truth = _read(folder, "truth")
     # every planted kind, every ring non-empty, planted accounts never hard negatives
-    for kind in ABUSE_KINDS:
+    for kind in (*ABUSE_KINDS, "money_flow"):
         assert report.rings[kind] >= 1, kind
         assert truth.loc[truth["kind"] == kind, "ring_id"].nunique() == report.rings[kind]
+    assert report.rings["money_flow"] >= len(FLOW_TYPOLOGIES)
     assert truth.groupby("ring_id").size().min() >= 1
     abuse = _abuse_truth(truth)
     lookalike = truth[truth["ring_id"].str.startswith("hn-")]
@@ -495,7 +497,9 @@ def test_drawn_worlds_cover_the_ranges(drawn: Drawn) -> None:
         truth, accounts = _read(folder, "truth"), _read(folder, "accounts")
         abuse = _abuse_truth(truth)
         planted = abuse[~((abuse["kind"] == "engagement_farm") & (abuse["role"] == "creator"))]
-        prevalence.append(planted["account_id"].nunique() / len(accounts))
+        # abuser_share is the rings' prevalence; money flows come on top
+        rings = planted[planted["kind"] != "money_flow"]
+        prevalence.append(rings["account_id"].nunique() / len(accounts))
         sizes = planted.groupby("ring_id")["account_id"].nunique()
         smallest.append(sizes.min())
         largest.append(sizes.max())
@@ -704,3 +708,29 @@ def test_cli_generates_drawn_and_given_worlds(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", str(tmp_path / "y"), "--world", str(path)])
     assert result.exit_code == 1
     assert "unknown world parameter 'speed'" in result.output
+
+
+def test_money_flows_are_planted_from_the_world(tmp_path: Path) -> None:
+    counts = {f"flow_{t}": 2 for t in FLOW_TYPOLOGIES}
+    world = dataclasses.replace(
+        small_world(10).resized(1_500),
+        **counts,
+        span_days=10,
+        flow_amount_min=1_000.0,
+        flow_amount_max=2_000.0,
+    )
+    report = generate(tmp_path, seed=7, world=world)
+    assert report.rings["money_flow"] == 2 * len(FLOW_TYPOLOGIES)
+    assert check_export(tmp_path).rejected == 0
+    truth, orders = _read(tmp_path, "truth"), _read(tmp_path, "orders")
+    flows = truth[truth["kind"] == "money_flow"]
+    typology = flows["ring_id"].str.extract(r"^mf-([a-z_]+)-\d{4}$")[0]
+    assert set(typology) == set(FLOW_TYPOLOGIES)
+    assert set(flows["role"]) == {"source", "mule", "sink"}
+    start = pd.Timestamp(REFERENCE_NOW) - pd.Timedelta(days=10)
+    for _, ring in flows.groupby("ring_id"):
+        members = set(ring["account_id"])
+        moved = orders[orders["buyer_id"].isin(members) & orders["seller_id"].isin(members)]
+        assert len(moved) >= 2
+        assert (_ts(moved["ts"]) >= start).all()
+        assert (moved["amount"].astype(float) <= 2_000.0).all()

@@ -38,9 +38,11 @@ kind                        what
 ``fan_club``                fans who watch every stream of one creator from its start
 ==========================  ==========================================================
 
-Planted abuse (ring ids ``ef-``, ``cr-``, ``if-``, ``mc-`` followed by a number). The default
-world plants a few rings of each kind for its size (about 3.7% of accounts); a drawn world
-plants at least one of each and adds rings until its prevalence is reached:
+Planted abuse (ring ids ``ef-``, ``cr-``, ``if-``, ``mc-`` followed by a number, and
+``mf-<typology>-`` for money flows). The default world plants a few rings of each of the
+first four kinds for its size (about 3.7% of accounts) and no money flows; a drawn world
+plants at least one of each and adds rings until its prevalence is reached, money flows on
+top:
 
 ===================  =============================  =======================================
 kind                 roles                          what
@@ -67,6 +69,11 @@ kind                 roles                          what
                                                     each other in a loop, 3-10 rounds
                                                     (random: 1-10), hops 1-12 hours apart
                                                     (random: minutes to days)
+``money_flow``       ``source``, ``mule``,          money passed on once, hop after hop:
+                     ``sink``                       fan-in, fan-out, scatter-gather,
+                                                    gather-scatter, chains and single-round
+                                                    cycles (``_flows``; counts, amounts and
+                                                    hop delays from ``WorldParams.flow_*``)
 ===================  =============================  =======================================
 
 ``labels`` is a noisy sample of past decisions, never a copy of the truth: a share of all
@@ -84,8 +91,8 @@ from typing import Any, Literal
 
 from ringscope.errors import InputError
 
-from . import _abuse, _legit
-from ._params import FLOW_TYPOLOGIES, REFERENCE_NOW, SPAN_DAYS, WorldParams
+from . import _abuse, _flows, _legit
+from ._params import FLOW_TYPOLOGIES, HOUR, REFERENCE_NOW, SPAN_DAYS, WorldParams
 from ._world import World
 from ._write import LocalTimes, build_tables, write_table
 
@@ -109,7 +116,7 @@ MIN_EVENTS = 1_000
 #: Default size of :func:`generate` without a world.
 DEFAULT_EVENTS = 100_000
 #: Whether this version plants money-flow typologies (``WorldParams.flow_*``).
-FLOWS_AVAILABLE = False
+FLOWS_AVAILABLE = True
 TABLE_NAMES = (
     "accounts",
     "streams",
@@ -166,9 +173,20 @@ def _the_world(events: int | None, world: WorldParams | None) -> WorldParams:
         raise InputError(
             f"events ({events}) differs from the world's ({world.events}): give one of them"
         )
-    if not FLOWS_AVAILABLE and any(world.flows.values()):
-        raise InputError("this version plants no money-flow typologies: set 'flow_*' to 0")
     return world
+
+
+def _plant_flows(w: World) -> None:
+    """The single-round money-flow typologies of the world's ``flow_*`` parameters (truth
+    kind ``money_flow``, ring ids ``mf-<typology>-NNNN``)."""
+    p = w.p
+    if not any(p.flows.values()):
+        return
+    ranges = _flows.FlowParams(
+        amount=(p.flow_amount_min, p.flow_amount_max),
+        hop_hours=(p.flow_hop_min / HOUR, p.flow_hop_max / HOUR),
+    )
+    _flows.plant_money_flows(w, w.rng("money_flows"), per_typology=p.flows, params=ranges)
 
 
 def world_from(spec: str | Path, *, events: int | None = None, seed: int = 0) -> WorldParams:
@@ -264,8 +282,7 @@ def generate(
     _legit.viral_streams(w)
     _legit.flash_sales(w)
     _abuse.activity(w, plan)
-    # ---- money-flow typologies (truth kind ``money_flow``) are planted here, from the
-    # ``flow_*`` parameters, by ``_flows``; FLOWS_AVAILABLE says whether this version has it.
+    _plant_flows(w)
     _legit.sessions(w)
     _legit.orders(w)
     in_household = _legit.shared_networks(w)

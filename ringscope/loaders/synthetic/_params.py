@@ -267,29 +267,37 @@ class WorldParams:
     """Highest amount sent round a cycle. Random: the min times uniform 1.5-10."""
 
     # ------------------------------------------------------------------ money flows
+    # single-round laundering typologies (truth kind ``money_flow``), planted by ``_flows``
     flow_fan_in: int = _b(0)
-    """Fan-in instances (many senders to one account) planted by the money-flow module.
-    Random: 0 (see ``FLOWS_AVAILABLE``)."""
+    """Fan-in instances (many sources pay one mule, who passes the total on). Random: about
+    a tenth of the drawn abusers times uniform 0-0.3, shared by the six typologies in
+    instances of about ten accounts (times log-uniform 0.5-2 each), at least 1; these
+    accounts come on top of ``abuser_share``."""
     flow_fan_out: int = _b(0)
-    """Fan-out instances (one account to many). Random: as ``flow_fan_in``."""
+    """Fan-out instances (one mule splits a source's money among many). Random: as
+    ``flow_fan_in``."""
     flow_scatter_gather: int = _b(0)
-    """Scatter-gather instances. Random: as ``flow_fan_in``."""
+    """Scatter-gather instances (a source pays several mules, each passes it on to one
+    sink). Random: as ``flow_fan_in``."""
     flow_gather_scatter: int = _b(0)
-    """Gather-scatter instances. Random: as ``flow_fan_in``."""
+    """Gather-scatter instances (many sources pay one mule, who splits it among many
+    sinks). Random: as ``flow_fan_in``."""
     flow_chain: int = _b(0)
-    """Chains (money passed along a line of accounts). Random: as ``flow_fan_in``."""
+    """Chains (money passed along a line of mules to a sink). Random: as ``flow_fan_in``."""
     flow_cycle: int = _b(0)
-    """Single-round laundering cycles. Random: as ``flow_fan_in``."""
+    """Single-round laundering cycles (back to the source). Random: as ``flow_fan_in``."""
     flow_amount_min: float = _b(1.0)
-    """Lowest amount moved by a money-flow instance. Random: log-uniform 100-5,000."""
+    """Lowest amount a money-flow instance moves (log-uniform per instance between min and
+    max). Random: log-uniform 100-5,000."""
     flow_amount_max: float = _b(1.0)
-    """Highest amount moved by a money-flow instance. Random: the min times uniform 2-20."""
+    """Highest amount a money-flow instance moves. Random: the min times uniform 2-20."""
     flow_hop_min: float = _b(1.0)
-    """Shortest delay between two hops of a money flow (seconds). Random: log-uniform 1
-    minute to 6 hours."""
+    """Shortest typical delay between two hops of a money flow (seconds; log-uniform per
+    instance, each hop varying around it, kept within 10 minutes to 4 days). Random:
+    log-uniform 1 minute to 6 hours."""
     flow_hop_max: float = _b(1.0)
-    """Longest delay between two hops of a money flow (seconds). Random: the min times
-    log-uniform 2-50, at most 4 days."""
+    """Longest typical delay between two hops of a money flow (seconds). Random: the min
+    times log-uniform 2-50, at most 4 days."""
 
     # ------------------------------------------------------------------ hard negatives
     household_share: float = _b(0.0, 0.9)
@@ -484,10 +492,10 @@ class WorldParams:
             flow_gather_scatter=0,
             flow_chain=0,
             flow_cycle=0,
-            flow_amount_min=500.0,
+            flow_amount_min=60.0,
             flow_amount_max=20_000.0,
-            flow_hop_min=600.0,
-            flow_hop_max=float(2 * DAY),
+            flow_hop_min=float(HOUR // 2),
+            flow_hop_max=float(36 * HOUR),
             household_share=0.09,
             household_size_min=2,
             household_size_max=5,
@@ -575,7 +583,7 @@ class WorldParams:
         flow_amount = lu(100, 5_000)
         flow_hop = lu(60, 6 * HOUR)
         wifi_min = ui(5, 30)
-        return cls(
+        world = cls(
             buyers=buyers,
             creators=creators,
             sellers=sellers,
@@ -683,11 +691,19 @@ class WorldParams:
             label_legit_errors=un(0.01, 0.3),
             label_lookalike_share=un(0.0, 1.0),
         )
+        # drawn last, so that adding them left every other parameter of a seed as it was
+        abusers = world.abuser_share / (1 - world.abuser_share) * accounts
+        flows = abusers * un(0.0, 0.3) / len(FLOW_TYPOLOGIES) / 10
+        counts: dict[str, Any] = {
+            f"flow_{t}": max(1, round(flows * lu(0.5, 2))) for t in FLOW_TYPOLOGIES
+        }
+        return replace(world, **counts)
 
     def resized(self, buyers: int) -> WorldParams:
         """The same world with ``buyers`` ordinary buyers: creators, sellers and the counts
-        of hard negatives scale with the market, ring sizes stay (bounded by the market
-        when generated). For tests and benchmarks that need a given size."""
+        of hard negatives and money-flow instances scale with the market, ring sizes stay
+        (bounded by the market when generated). For tests and benchmarks that need a given
+        size."""
         if isinstance(buyers, bool) or not isinstance(buyers, int) or buyers < 100:
             raise InputError(f"buyers must be an integer >= 100, got {buyers!r}")
         f = buyers / self.buyers
@@ -695,6 +711,9 @@ class WorldParams:
         def scale(n: int, lo: int) -> int:
             return max(lo, round(n * f))
 
+        counts: dict[str, Any] = {
+            name: scale(getattr(self, name), min(1, getattr(self, name))) for name in _MARKET_COUNTS
+        }
         creators = scale(self.creators, 3)
         sellers = scale(self.sellers, 2)
         return replace(
@@ -703,12 +722,7 @@ class WorldParams:
             creators=creators,
             sellers=sellers,
             creator_sellers=min(scale(self.creator_sellers, 0), creators, sellers),
-            carrier_ips=scale(self.carrier_ips, min(1, self.carrier_ips)),
-            campus_ips=scale(self.campus_ips, min(1, self.campus_ips)),
-            public_wifi_ips=scale(self.public_wifi_ips, min(1, self.public_wifi_ips)),
-            viral_streams=scale(self.viral_streams, min(1, self.viral_streams)),
-            flash_sales=scale(self.flash_sales, min(1, self.flash_sales)),
-            fan_clubs=scale(self.fan_clubs, min(1, self.fan_clubs)),
+            **counts,
         )
 
     # ------------------------------------------------------------------ JSON
@@ -737,6 +751,17 @@ class WorldParams:
             raise InputError(f"world parameter {missing[0]!r} is missing")
         return cls(**data)
 
+
+#: Counts that grow with the market (:meth:`WorldParams.resized` scales them).
+_MARKET_COUNTS = (
+    "carrier_ips",
+    "campus_ips",
+    "public_wifi_ips",
+    "viral_streams",
+    "flash_sales",
+    "fan_clubs",
+    *(f"flow_{t}" for t in FLOW_TYPOLOGIES),
+)
 
 #: Pairs of fields where the first must not exceed the second.
 _ORDERED = tuple(
