@@ -170,11 +170,11 @@ def plan(w: World) -> Plan:
     bound = max(3.0, 0.5 * w.n_legit)  # no ring bigger than half the market
 
     # engagement farms: fresh accounts made in a batch for the job, or aged ones bought
-    lo, hi = p.farm_size_min, min(p.farm_size_max, max(p.farm_size_min, bound))
+    f_lo, f_hi = p.farm_size_min, min(p.farm_size_max, max(p.farm_size_min, bound))
 
     def farm(first: int, n: int) -> Draws:
         return {
-            "size": np.maximum(math.ceil(lo), _log_uniform(rng, lo, hi, n)),
+            "size": np.maximum(math.ceil(f_lo), _log_uniform(rng, f_lo, f_hi, n)),
             "others": np.zeros(n, np.int64),
             "fresh": rng.random(n) < p.farm_fresh_share,
             "batch": w.start
@@ -187,7 +187,7 @@ def plan(w: World) -> Plan:
             "popular": rng.random(n) < p.farm_popular_share,
         }
 
-    d = _draw_rings(p.farm_rings, budget["farm"], farm, math.ceil(lo))
+    d = _draw_rings(p.farm_rings, budget["farm"], farm, math.ceil(f_lo))
     ring_of, _ = segments(d["size"])
     created = np.where(
         d["fresh"][ring_of],
@@ -199,20 +199,21 @@ def plan(w: World) -> Plan:
 
     # commission rings: the first is small and the second mid-sized, so that every world
     # has both; the rest are log-uniform. Each orders through 1+ creators for 1+ sellers.
-    lo, hi = p.commission_size_min, min(p.commission_size_max, max(p.commission_size_min, bound))
-    small = round(lo)
+    c_lo = p.commission_size_min
+    c_hi = min(p.commission_size_max, max(c_lo, bound))
+    small = round(c_lo)
 
     def commission(first: int, n: int) -> Draws:
         number = first + np.arange(n)
         size = np.select(
             [number == 0, number == 1],
             [rng.integers(small, 2 * small + 1, n), rng.integers(3 * small, 8 * small + 1, n)],
-            _log_uniform(rng, lo, hi, n),
+            _log_uniform(rng, c_lo, c_hi, n),
         )
         k_c = 1 + rng.integers(0, p.commission_creators_max, n)
         k_s = 1 + rng.integers(0, p.commission_sellers_max, n)
         return {
-            "size": np.minimum(size, math.ceil(hi)),
+            "size": np.minimum(size, math.ceil(c_hi)),
             "others": k_c + k_s,
             "creators": k_c,
             "sellers": k_s,
@@ -247,17 +248,17 @@ def plan(w: World) -> Plan:
     ring_sellers = Rings("cr", sellers, s_off, d)
 
     # incentive (coupon) farms: accounts made within days of their first order
-    lo, hi = p.incentive_size_min, min(p.incentive_size_max, max(p.incentive_size_min, bound))
+    i_lo, i_hi = p.incentive_size_min, min(p.incentive_size_max, max(p.incentive_size_min, bound))
 
     def incentive(first: int, n: int) -> Draws:
         return {
-            "size": np.maximum(math.ceil(lo), _log_uniform(rng, lo, hi, n)),
+            "size": np.maximum(math.ceil(i_lo), _log_uniform(rng, i_lo, i_hi, n)),
             "others": np.zeros(n, np.int64),
             "t0": w.times(rng, n, hi=END - 3 * DAY),
             "mode": _modes(w, rng, n),
         }
 
-    d = _draw_rings(p.incentive_rings, budget["incentive"], incentive, math.ceil(lo))
+    d = _draw_rings(p.incentive_rings, budget["incentive"], incentive, math.ceil(i_lo))
     ring_of, _ = segments(d["size"])
     created = d["t0"][ring_of] - rng.integers(0, 3 * DAY, len(ring_of))
     accs = w.add_accounts(created, BUYER, baseline=False, abuse=True)
