@@ -97,7 +97,6 @@ from ._world import World
 from ._write import LocalTimes, build_tables, write_table
 
 __all__ = [
-    "FLOWS_AVAILABLE",
     "FLOW_TYPOLOGIES",
     "PARQUET_FROM_EVENTS",
     "REFERENCE_NOW",
@@ -115,8 +114,6 @@ PARQUET_FROM_EVENTS = 1_000_000
 MIN_EVENTS = 1_000
 #: Default size of :func:`generate` without a world.
 DEFAULT_EVENTS = 100_000
-#: Whether this version plants money-flow typologies (``WorldParams.flow_*``).
-FLOWS_AVAILABLE = True
 TABLE_NAMES = (
     "accounts",
     "streams",
