@@ -395,3 +395,16 @@ def test_planting_refuses_bad_requests() -> None:
         plant_money_flows(w, np.random.default_rng(0), per_typology={"cycle": -1})
     with pytest.raises(InputError, match="catalogue"):
         plant_money_flows(World(seed=1, events=1000), np.random.default_rng(0), per_typology={})
+
+
+def test_repeated_cycles_are_named_cycles_too() -> None:
+    # the money-cycle detector's case: the same loop, round after round
+    rounds = [
+        hop
+        for r in range(4)
+        for hop in _path(
+            ["rA", "rB", "rC", "rA"], [900.0, 880.0, 870.0], [72 * r + 1, 72 * r + 6, 72 * r + 12]
+        )
+    ]
+    found = detect_money_flows(_orders(ordinary_trade() + rounds), seed=0)
+    assert [(f.member_ids, _typology(f)) for f in found] == [(("rA", "rB", "rC"), "cycle")]

@@ -15,28 +15,38 @@ How it works
    at most ``max_hop_days`` later, that pays out what came in (within ``max_fee`` of it)
    and never pays out more than it has received so far (time-respecting); or one payment
    in and one payment out of matching amounts with anything between. Payments to the
-   accounts that paid in (refunds, paying a friend back) do not count as passing on, and
-   payments to marketplace hubs (see below) are ordinary shopping, left out while the rest
-   still balances. Stretches are searched over at most ``max_gather`` transfers each, so a
-   hub's many payments cost a bounded search.
+   accounts that paid in (refunds, paying a friend back) do not count as passing on;
+   payments to and from marketplace hubs (see below) are ordinary shopping, and so are
+   payments out beyond what came in, payments in beyond what went out, and payments too
+   small to matter (within the tolerance and under a quarter of the side's median), left out
+   (smallest first) while the rest still balances. Stretches are searched over at most
+   ``max_gather`` transfers each, so a hub's many payments cost a bounded search.
 2. **Chance.** Each pass-through gets the probability that ordinary trade at that account
-   makes one like it: its payments out arrive at the account's own rate (payments out over
-   the data's time span), its payments in likewise, and amounts are drawn from the whole
-   market's amounts. The chance is the Poisson probability of as many payments out within
-   the pass-through's duration (and of as many payments in within its gathering time)
-   times the probability that that many market amounts sum to within the observed gap
-   between money in and out (the market's amount distribution for one payment; a seeded
-   Monte-Carlo of sums for several). A quick pass-through of an unusual amount by an
-   account that seldom pays is unlikely; a seller paying a supplier after thousands of
+   makes one like it: its payments out arrive at the account's own rate, its payments in
+   likewise, and amounts are drawn from the whole market's amounts. The chance is the
+   Poisson probability of as many payments out within the pass-through's duration (and of
+   as many payments in within its gathering time), times the probability that as many
+   market amounts as it paid out, or as it received (the likelier), sum to within the
+   observed gap between money in and out (the market's amount distribution for one
+   payment; a seeded Monte-Carlo of sums for several), times the number of payments in it
+   could have started from and of payments out the search could end with. An account's
+   rate is the higher of its average over the data's time span and its busiest other day
+   (the payments after the day's first, per day): marketplace trade comes in bursts (a
+   live stream, a flash sale), and a burst like the ones an account has had before is
+   ordinary for it. A quick pass-through of an unusual amount by
+   an account that seldom pays is unlikely; a seller paying a supplier after a day of
    orders is not. Pass-throughs whose chance exceeds ``max_node_chance`` are dropped;
    overlapping ones at one account are resolved least likely first.
 3. **Patterns.** Pass-throughs are linked when the payment out of one is the payment in of
    the next (chains and cycles, the time-respecting walks of 2SCENT), and one-in one-out
    pass-throughs from the same payer to the same payee are grouped (scatter-gather). Each
    linked group is a pattern, named by its shape: ``cycle`` (money came back to an
-   account that paid it out), ``gather_scatter`` (an account gathering from several and
-   paying several), ``scatter_gather``, ``fan_out`` (one account splitting money among
-   several), ``fan_in`` (gathering from several and passing the total on), else ``chain``.
+   account that paid it out, or went round three or more accounts), ``gather_scatter`` (an
+   account gathering from several and paying several), ``scatter_gather``, ``fan_out``
+   (one account splitting money among several), ``fan_in`` (gathering from several and
+   passing the total on), else ``chain``.
+   A lone one-in one-out pass-through is not a pattern (a shop passing a purchase on at
+   cost, a friend paying on someone's behalf).
 4. **Significance.** The expected number of such patterns by chance is the product of the
    pass-throughs' chances, times the number of payments in that could have started each
    independent branch, times the number of accounts that both pay and receive (the places
@@ -46,7 +56,7 @@ How it works
    markets of this size and activity would show such a pattern by chance).
 5. **Hubs and score.** An account's hub discount is ``1 / (1 + log2(d / h))`` for ``d``
    counterparties outside the pattern above ``h``, the market's ``hub_quantile``
-   quantile of counterparties per account (1 at or below it). The score is the mean
+   quantile of counterparties per account (1 at or below it). The score is the lowest
    discount of the pattern's pass-through accounts times
    ``1 - exp(-significance / (2 * min_significance))``; members score the finding's score
    times their own discount. Payers and payees of a pattern that are hubs are not members.
@@ -68,6 +78,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -146,7 +157,7 @@ class Market:
     def busiest_rate(
         self, acc: np.ndarray, first_day: np.ndarray, last_day: np.ndarray, inflow: bool
     ) -> np.ndarray:
-        """Payments per second on each account's busiest day outside ``[first_day, last_day]``.
+        """Each account's payment rate on its busiest day outside ``[first_day, last_day]``.
 
         Marketplace trade comes in bursts (a live stream, a flash sale): a burst of an
         account that has had such days before is ordinary for it.
@@ -156,7 +167,9 @@ class Market:
             return np.zeros(len(acc))
         count, day = busy[0][acc], busy[1][acc]
         outside = (day < first_day[:, None]) | (day > last_day[:, None])
-        best = np.where(outside, count, 0).max(axis=1)
+        # given a first payment that day, the others came at this rate (a day of one
+        # payment says nothing about bursts)
+        best = np.maximum(np.where(outside, count, 0).max(axis=1) - 1, 0)
         return np.asarray(best / 86_400.0, dtype=float)
 
     def _sorted_sums(self, m: int) -> np.ndarray:
@@ -271,7 +284,8 @@ def log_node_chance(
     Given one payment in: ``n_in - 1`` more payments in within ``gather_s`` seconds and
     ``n_out`` payments out within ``duration_s`` (Poisson at the account's rates: its
     average, or ``rate_in``/``rate_out`` when given), and ``n_out`` market amounts summing
-    to between ``money_in`` and ``money_out``.
+    to between ``money_in`` and ``money_out`` or ``n_in`` of them doing so (the likelier),
+    times ``n_in`` (the payments in the stretch could have started from).
     """
     r_in = mk.rate_in[acc] if rate_in is None else rate_in
     r_out = mk.rate_out[acc] if rate_out is None else rate_out
@@ -280,7 +294,10 @@ def log_node_chance(
     p_out = stats.poisson.logsf(n_out - 1, r_out * np.maximum(duration_s, 1.0))
     lo = np.minimum(money_in, money_out) - 0.005
     hi = np.maximum(money_in, money_out) + 0.005
-    return np.asarray(p_in + p_out + mk.log_amount_chance(n_out, lo, hi), dtype=float)
+    # the stretch was chosen to balance, from either side: the payments out summing to what
+    # came in, or the payments in (any of ``n_in`` starts) summing to what went out
+    amount = np.maximum(mk.log_amount_chance(n_out, lo, hi), mk.log_amount_chance(n_in, lo, hi))
+    return np.asarray(p_in + p_out + amount + np.log(n_in), dtype=float)
 
 
 # --------------------------------------------------------------------------- pass-throughs
@@ -407,14 +424,7 @@ def _stretches(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee:
     # time-respecting: never more paid out than received since i (within the tolerance)
     bal = lg.cum_in - lg.cum_out
     before = bal[i] - lg.amount[i]
-    idx = np.empty(2 * len(i), dtype=np.int64)
-    idx[0::2], idx[1::2] = i, np.minimum(j + 1, len(bal) - 1)
-    low = np.minimum.reduceat(bal, idx)[0::2]
-    # reduceat stops short of the last entry when j is the last position
-    at_end = j + 1 >= len(bal)
-    if at_end.any():
-        low[at_end] = [bal[a : b + 1].min() for a, b in zip(i[at_end], j[at_end], strict=True)]
-    ok = low - before >= -max_fee * s_in
+    ok = _range_min(bal, i, j) - before >= -max_fee * s_in
     i, j, s_in, s_out = i[ok], j[ok], s_in[ok], s_out[ok]
     n_in = lg.cnt_in[j] - lg.cnt_in[i] + 1
     n_out = lg.cnt_out[j] - lg.cnt_out[i]
@@ -426,6 +436,16 @@ def _stretches(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee:
         mk, lg.acc[i], n_in, n_out, lg.t[lg.last_in[j]] - t_i, lg.t[j] - t_i, s_in, s_out
     )
     return pd.DataFrame({"i": i, "j": j, "whole": True, "logp": logp + np.log(lg.choices[i])})
+
+
+def _range_min(values: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """``values[i[k] : j[k] + 1].min()`` for every ``k`` (``i <= j``)."""
+    if not len(i):
+        return np.zeros(0)
+    ext = np.append(values, np.inf)  # so that j + 1 is always a valid end
+    idx = np.empty(2 * len(i), dtype=np.int64)
+    idx[0::2], idx[1::2] = i, j + 1
+    return np.asarray(np.minimum.reduceat(ext, idx)[0::2], dtype=float)
 
 
 def _direct(lg: Ledger, mk: Market, i: np.ndarray, j: np.ndarray, *, max_fee: float) -> Any:
@@ -480,6 +500,34 @@ def _core(
             rest = cur[cur != h]
             trial = (ins, rest) if side == "outs" else (rest, outs)
             if len(rest) and balanced(*trial):
+                cur = rest
+        if side == "outs":
+            outs = cur
+        else:
+            ins = cur
+    # money passed on is what came in or a little less: payments out beyond what came in,
+    # and payments in beyond what went out, are the account's own trade while what is left
+    # still balances (smallest first)
+    amt = lg.amount
+    while len(outs) > 1 and amt[outs].sum() > amt[ins].sum():
+        rest = outs[outs != outs[np.argmin(amt[outs])]]
+        if not balanced(ins, rest):
+            break
+        outs = rest
+    while len(ins) > 1:
+        rest = ins[ins != ins[np.argmin(amt[ins])]]
+        if amt[rest].sum() < amt[outs].sum() or not balanced(rest, outs):
+            break
+        ins = rest
+    # and payments too small to matter (within the tolerance, and under half the side's
+    # median payment: not a part of a split) are the account's own small trade
+    flow = min(float(amt[ins].sum()), float(amt[outs].sum()))
+    for side in ("outs", "ins"):
+        cur = outs if side == "outs" else ins
+        small = cur[(amt[cur] < max_fee * flow) & (amt[cur] < np.median(amt[cur]) / 4)]
+        for k in small[np.argsort(amt[small], kind="stable")]:
+            rest = cur[cur != k]
+            if len(rest) and balanced(*((ins, rest) if side == "outs" else (rest, outs))):
                 cur = rest
         if side == "outs":
             outs = cur
@@ -604,7 +652,7 @@ def describe(
         else:
             roles[a] = "sink"
     back = sorted(a for a in (pays & gets) - hosts)
-    if back:
+    if back or _loops(transfers, src, dst):
         typology = "cycle"
     elif any(len(nd.ins) > 1 and len(nd.outs) > 1 for nd in nodes):
         typology = "gather_scatter"
@@ -625,6 +673,13 @@ def describe(
     for a in back:
         log_e += math.log(max(1, int(mk.n_in[a])) / n_total)
     return Pattern(nodes, typology, transfers, roles, -log_e / math.log(10))
+
+
+def _loops(transfers: list[int], src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether the transfers' accounts form a loop of three or more (money went round)."""
+    g = nx.DiGraph()
+    g.add_edges_from((int(src[t]), int(dst[t])) for t in transfers)
+    return any(len(c) >= 3 for c in nx.strongly_connected_components(g))
 
 
 def _parallel(nodes: list[Node], src: np.ndarray, dst: np.ndarray) -> bool:
@@ -661,7 +716,7 @@ def detect_money_flows(
     max_pattern_accounts: int = 300,
     statuses: tuple[str, ...] = ("completed",),
     new_account_days: float = 30.0,
-    min_score: float = 0.3,
+    min_score: float = 0.4,
     max_evidence: int = 50,
     as_of: datetime | None = None,
     seed: int | np.random.Generator | None = None,
@@ -939,7 +994,7 @@ def _finding(p: Pattern, c: _Context) -> Finding | None:
     }
     what = _WHAT[p.typology].format(n=len(ids))
     text = (
-        f"{p.typology.replace('_', '-')}: {what}: {len(p.nodes)} account(s) passed on "
+        f"{p.typology.replace('_', '-')}: {what}: {len(p.nodes)} pass-through(s) moved "
         f"{moved:,.2f} within {span_h:.1f} hours in {len(p.transfers)} transfers, each passing on "
         f"what it had received {'less at most' if ratio < 1 else 'within'} "
         f"{abs(1 - ratio):.1%} (median {float(np.median(hops)):.1f} hours from money in to "
