@@ -349,15 +349,36 @@ def _generate(out_dir: Path, events: int, seed: int) -> Any:
 def generate(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the export and truth.csv into.")],
     events: Annotated[
-        int, typer.Option(help="Engagement events to generate (10k to 10M).")
-    ] = 100_000,
+        int | None,
+        typer.Option(
+            help="Engagement events of the default world (10k to 10M; default 100,000). "
+            "Other worlds' size follows from their market."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 0,
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            help="default (the sample marketplace), random (every parameter drawn from "
+            "--seed) or PATH.json (parameters, e.g. an edited world.json).",
+        ),
+    ] = "default",
 ) -> None:
-    """Write a synthetic marketplace with planted abuse and its truth.csv."""
+    """Write a synthetic marketplace with planted abuse, its truth.csv and world.json."""
+    from ringscope.loaders.synthetic import generate as gen
+    from ringscope.loaders.synthetic import world_from
+
     with _errors():
-        if events < 1:
+        if events is not None and events < 1:
             _fail("--events must be at least 1", EXIT_USAGE)
-        _generate(out_dir, events, seed)
+        if world != "default" and events is not None:
+            _fail("--events sizes the default world only; leave it out with --world", EXIT_USAGE)
+        params = world_from(world, events=events, seed=seed)
+        with _progress() as bar:
+            task = bar.add_task(f"generate {params.events:,} events (seed {seed})", total=None)
+            gen(out_dir, seed=seed, world=params)
+            bar.update(task, total=1, completed=1)
         err.print(f"wrote {out_dir}")
 
 

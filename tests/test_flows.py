@@ -360,7 +360,7 @@ def test_planting_writes_orders_and_truth_of_every_typology() -> None:
     buyer = np.concatenate([o["buyer"] for o in w.orders])
     seller = np.concatenate([o["seller"] for o in w.orders])
     ts = np.concatenate([o["ts"] for o in w.orders])
-    assert (ts < _flows.END).all() and (ts >= _flows.START).all()
+    assert (ts < _flows.END).all() and (ts >= w.start).all()
     # every planted payee sells its own product
     product = np.concatenate([o["product"] for o in w.orders])
     assert (w.product_seller[product] == seller).all()

@@ -54,7 +54,6 @@ from ._world import (
     END,
     HOUR,
     SELLER,
-    START,
     FloatArray,
     IntArray,
     World,
@@ -143,7 +142,9 @@ class _Planter:
         per = np.repeat(new, counts)
         n = int(counts.sum())
         created = np.where(
-            per, START - (rng.random(n) * 60 * DAY).astype(np.int64), _old_created(rng, n)
+            per,
+            self.w.start - (rng.random(n) * 60 * DAY).astype(np.int64),
+            _old_created(self.w, rng, n),
         ).astype(np.int64)
         accs = self.w.add_accounts(
             created, BUYER | SELLER if payee else BUYER, baseline=True, abuse=True
@@ -172,8 +173,9 @@ class _Planter:
 
     def starts(self, span: IntArray) -> IntArray:
         """A start per instance such that the whole instance ends before the export's end."""
-        room = np.maximum(0, END - 2 * HOUR - START - span)
-        return (START + self.rng.random(len(span)) * room).astype(np.int64)
+        start = self.w.start
+        room = np.maximum(0, END - 2 * HOUR - start - span)
+        return (start + self.rng.random(len(span)) * room).astype(np.int64)
 
     def pay(self, payer: IntArray, payee: IntArray, amount: FloatArray, ts: IntArray) -> None:
         """Orders payer -> payee (buyer -> seller) of the payee's own product."""
@@ -199,7 +201,8 @@ class _Planter:
         seller = self.sellers[pick_weighted(rng, self.seller_pop, len(buyer))]
         product = w.products_of(rng, seller)
         qty = 1 + (rng.random(len(buyer)) < 0.2)
-        ts = START + (rng.random(len(buyer)) * (END - HOUR - START)).astype(np.int64)
+        start = w.start
+        ts = start + (rng.random(len(buyer)) * (END - HOUR - start)).astype(np.int64)
         w.add_orders(
             buyer, seller, product, w.product_price[product] * qty,
             np.full(len(buyer), COMPLETED, dtype=np.int64), ts,
@@ -209,7 +212,7 @@ class _Planter:
         if len(seller) and len(self.buyers):
             buyer = self.buyers[pick_weighted(rng, self.buyer_w, len(seller))]
             product = w.products_of(rng, seller)
-            ts = START + (rng.random(len(seller)) * (END - HOUR - START)).astype(np.int64)
+            ts = start + (rng.random(len(seller)) * (END - HOUR - start)).astype(np.int64)
             w.add_orders(
                 buyer, seller, product, w.product_price[product],
                 np.full(len(seller), COMPLETED, dtype=np.int64), ts,

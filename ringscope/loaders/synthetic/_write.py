@@ -6,6 +6,8 @@ identifiers by account id (random hex), and everything else by time or id.
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ringscope.contract import ENGAGEMENT_KINDS, IDENTIFIER_KINDS, LABELS, ORDER_STATUSES, SUFFIXES
 
-from ._ids import decimal_ids, hex_ids, ipv4, unique_codes
+from ._ids import decimal_ids, hex_ids, ipv4, iso_times, unique_codes
 from ._legit import N_TITLES
 from ._world import (
     ADDRESS,
@@ -32,7 +34,6 @@ from ._world import (
     PAYMENT,
     PHONE,
     SELLER,
-    START,
     IntArray,
     World,
 )
@@ -119,7 +120,7 @@ def _engagements(w: World, rng: np.random.Generator) -> dict[str, Any]:
     st = _cat(w.engagements, "stream", np.int64)
     kind = _cat(w.engagements, "kind", np.int64)
     ts = _cat(w.engagements, "ts", np.int64)
-    rel = ts - (START - DAY)
+    rel = ts - (w.start - DAY)
     bits_a = max(1, int(w.n_accounts).bit_length())
     bits_s = max(1, len(w.stream_start).bit_length())
     bits_t = max(1, int(rel.max(initial=0)).bit_length())
@@ -419,18 +420,50 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     return tables
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
+@dataclass(frozen=True, slots=True)
+class LocalTimes:
+    """Write a ``share`` of CSV timestamps in local time with an explicit UTC offset."""
+
+    share: float
+    offset_hours: float
+    seed: int
+
+
+def _offset_suffix(offset_hours: float) -> str:
+    minutes = round(offset_hours * 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _csv_ready(table: pa.Table, local: LocalTimes | None = None, name: str = "") -> pa.Table:
+    """Timestamps as ISO 8601 text: UTC with ``Z``, or a share of them in local time."""
+    rng = None
+    if local is not None and local.share > 0:
+        rng = np.random.default_rng([local.seed, zlib.crc32(f"local-times-{name}".encode())])
     cols = []
     for field, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(field.type):
-            col = pc.strftime(col.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            micros = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy()
+            seconds = np.floor_divide(micros, 1_000_000)
+            text = iso_times(seconds)
+            if rng is not None and local is not None:
+                shift = round(local.offset_hours * HOUR)
+                zoned = iso_times(seconds + shift, _offset_suffix(local.offset_hours))
+                text = pc.if_else(pa.array(rng.random(len(arr)) < local.share), zoned, text)
+            if arr.null_count:
+                text = pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), text)
+            col = text
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
 
-def write_table(table: pa.Table, out_dir: Path, name: str, fmt: str) -> Path:
+def write_table(
+    table: pa.Table, out_dir: Path, name: str, fmt: str, *, local: LocalTimes | None = None
+) -> Path:
     """Write one table as ``NAME.csv`` or ``NAME.parquet``; remove the same table in other
-    formats so that the folder holds one file per table."""
+    formats so that the folder holds one file per table. ``local`` writes a share of a CSV's
+    timestamps in local time (Parquet timestamps are typed instants)."""
     suffix = ".parquet" if fmt == "parquet" else ".csv"
     for other in SUFFIXES:
         stale = out_dir / f"{name}{other}"
@@ -447,5 +480,5 @@ def write_table(table: pa.Table, out_dir: Path, name: str, fmt: str) -> Path:
         )
     else:
         options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-        pacsv.write_csv(_csv_ready(table), path, write_options=options)
+        pacsv.write_csv(_csv_ready(table, local, name), path, write_options=options)
     return path
