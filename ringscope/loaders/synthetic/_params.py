@@ -247,9 +247,9 @@ class WorldParams:
     1,000."""
 
     # ------------------------------------------------------------------ money cycles
-    cycle_length_min: int = _b(2)
-    """Fewest accounts in a money cycle. Random: uniform 2-4."""
-    cycle_length_max: int = _b(2)
+    cycle_length_min: int = _b(3)
+    """Fewest accounts in a money cycle (a ring has three or more). Random: uniform 3-5."""
+    cycle_length_max: int = _b(3)
     """Most accounts in a money cycle. Random: uniform from the min to 12."""
     cycle_rounds_min: int = _b(1)
     """Fewest times the money goes round. Random: uniform 1-3."""
@@ -573,7 +573,7 @@ class WorldParams:
         proxy_min = lu(2, 50)
         com_min = float(ui(3, 10))
         inc_min = float(ui(3, 10))
-        len_min = ui(2, 4)
+        len_min = ui(3, 5)
         len_max = ui(len_min, 12)
         rounds_min = ui(1, 3)
         # every round of a cycle fits in a quarter of the span
