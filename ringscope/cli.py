@@ -5,7 +5,6 @@ Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with rejected input rows.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ringscope import __version__
+from ringscope import __version__, csvsafe
 from ringscope.errors import RingscopeError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
@@ -550,7 +549,7 @@ def findings(
             _write(json.dumps(findings_document(run_id, fs), indent=1, sort_keys=True) + "\n", out)
         else:
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            w = csvsafe.writer(buf)
             w.writerow(
                 [
                     "run_id",
@@ -593,7 +592,7 @@ def scores(
     with _errors():
         _, fs = _findings_of(store, run)
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf)
         w.writerow(["account_id", "score", "finding_id"])
         for a, s, fid in scores_rows(fs):
             w.writerow([a, f"{s:.6f}", fid])

@@ -23,7 +23,6 @@ shows tokens where the values were.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
@@ -46,7 +45,7 @@ import pyvis
 from markupsafe import Markup
 from markupsafe import escape as mescape
 
-from ringscope import __version__
+from ringscope import __version__, csvsafe
 from ringscope.api.queries import find_finding
 from ringscope.api.redact import Redaction, Tokens, identifiers_of, known_in, words_in
 from ringscope.api.viz import GraphView, cluster_graph, member_refs, vis_data, with_layout
@@ -258,12 +257,9 @@ def _cell(v: Any) -> str:
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([x if type(x) is str else _cell(x) for x in r])
-    return buf.getvalue().encode()
+    """A CSV file whose cells a spreadsheet will not evaluate (``ringscope.csvsafe``)."""
+    cells = ([x if type(x) is str else _cell(x) for x in r] for r in rows)
+    return csvsafe.rows_text(header, cells).encode()
 
 
 def _evidence_rows(f: Finding) -> list[dict[str, Any]]:
