@@ -715,16 +715,17 @@ def _export(
     redact: bool,
     redact_accounts: bool,
 ) -> Any:
-    import getpass
     import os
+    import pwd
 
     from ringscope.api.export import export_case
     from ringscope.settings import get_settings
 
+    # the audit names the OS account the process runs as, not $USER, which anyone can set
     try:
-        who = os.environ.get("USER") or getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
+        who = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without an account (a container's arbitrary uid)
+        who = f"uid {os.geteuid()}"
     key = get_settings().redaction_key.get_secret_value()
     store = _open(store_uri)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -451,7 +452,10 @@ def test_cli_export(store_file: Path, tmp_path: Path) -> None:
     assert p.returncode == 2
     with EmbeddedStore(db) as s:
         log = s.audit_log(action="export")
-    assert [e["who"] for e in log] == ["cli-user", "cli-user"]
+    # the OS account the command ran as, not $USER (anyone can set it)
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    assert account != "cli-user"
+    assert [e["who"] for e in log] == [account, account]
     assert [detail(e)["redacted"] for e in log] == [True, False]
 
 
