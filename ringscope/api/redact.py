@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import numbers
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +48,8 @@ T = TypeVar("T")
 
 #: Hex digits of HMAC-SHA256 kept in a token.
 TOKEN_DIGITS = 16
+#: Findings kept redacted per redaction (then forgotten, and kept again).
+FINDINGS_KEPT = 10_000
 #: The prefix of an account's token.
 ACCOUNT_PREFIX = "acct"
 #: Fields (of rows, properties and domain objects) whose values are account ids.
@@ -68,6 +70,8 @@ ACCOUNT_KEYS = frozenset(
 _IDENTIFIER_REF = re.compile(r"(?:Identifier:)?([a-z_]+):(\S.*)", re.S)
 #: A word of free text: what could be an id in a sentence.
 _WORD = re.compile(r"[^\s,;()\[\]{}<>\"'|`]+")
+#: Types of values that hold no text, left as they are.
+_AS_IS = frozenset({int, float, bool, type(None), datetime, date})
 #: Characters that continue an id: a value is replaced only where none is next to it.
 _ID_CHARS = re.compile(r"[\w-]")
 #: Where a value may start: where no such character comes before.
@@ -136,6 +140,11 @@ class Redaction:
         self._lengths = sorted(by_length, reverse=True)
         self._by_length = by_length
         self._shortest = self._lengths[-1] if self._lengths else 0
+        # the first characters of every value: where none starts, no value does
+        self._head = min(self._shortest, 4)
+        self._heads = {v[: self._head] for v in mapping}
+        # findings (a run's, kept by the app) redacted once
+        self._findings: dict[int, tuple[Finding, Finding]] = {}
 
     @staticmethod
     def none() -> Redaction:
@@ -165,9 +174,10 @@ class Redaction:
         out: list[str] = []
         last = 0
         n = len(s)
+        heads, head = self._heads, self._head
         for start in _STARTS.finditer(s):
             i = start.start()
-            if i < last:
+            if i < last or s[i : i + head] not in heads:
                 continue
             for length in self._lengths:
                 j = i + length
@@ -184,28 +194,63 @@ class Redaction:
         return "".join(out)
 
     def __call__(self, obj: T) -> T:
-        """``obj`` with every known value replaced, in every string of every field."""
+        """``obj`` with every known value replaced, in every string of every field. A
+        finding is redacted once per redaction (the app keeps a redaction per run)."""
         if not self._mapping:
             return obj
-        out: T = self._walk(obj)
-        return out
+        if not isinstance(obj, Finding):
+            out: T = _Walk(self.text).walk(obj)
+            return out
+        done = self._findings.get(id(obj))
+        if done is None or done[0] is not obj:
+            if len(self._findings) >= FINDINGS_KEPT:
+                self._findings.clear()
+            # holds ``obj``: its id is not given to another object meanwhile
+            done = self._findings[id(obj)] = (obj, _Walk(self.text).walk(obj))
+        shown: T = done[1]  # type: ignore[assignment]
+        return shown
 
-    def _walk(self, x: Any) -> Any:
+
+class _Walk:
+    """One walk of :meth:`Redaction.__call__`: rebuilds what it is given with every string
+    through ``text``, each distinct string once (keys, kinds and statuses repeat in every
+    row)."""
+
+    __slots__ = ("_seen", "_text")
+
+    def __init__(self, text: Callable[[str], str]) -> None:
+        self._text = text
+        self._seen: dict[str, str] = {}
+
+    def text(self, s: str) -> str:
+        hit = self._seen.get(s)
+        if hit is None:
+            hit = self._seen[s] = self._text(s)
+        return hit
+
+    def leaf(self, x: Any) -> Any:
+        """:meth:`walk`, with the most common values (text, numbers) handled in place."""
+        kind = type(x)
+        if kind is str:
+            return self.text(x)
+        return x if kind in _AS_IS else self.walk(x)
+
+    def walk(self, x: Any) -> Any:
         if isinstance(x, str):
             return self.text(x)
         if x is None or isinstance(x, (bool, numbers.Number, datetime, date, time, timedelta)):
             return x
         if isinstance(x, dict):
-            return {self._walk(k): self._walk(v) for k, v in x.items()}
+            return {self.leaf(k): self.leaf(v) for k, v in x.items()}
         if isinstance(x, list):
-            return [self._walk(v) for v in x]
+            return [self.leaf(v) for v in x]
         if isinstance(x, tuple):
-            return tuple(self._walk(v) for v in x)
+            return tuple(self.leaf(v) for v in x)
         if isinstance(x, (set, frozenset)):
-            return type(x)(self._walk(v) for v in x)
+            return type(x)(self.leaf(v) for v in x)
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
             fields = [f for f in dataclasses.fields(x) if f.init]
-            changes = {f.name: self._walk(getattr(x, f.name)) for f in fields}
+            changes = {f.name: self.leaf(getattr(x, f.name)) for f in fields}
             return dataclasses.replace(x, **changes)
         raise TypeError(f"cannot redact a {type(x).__name__}: say how in ringscope.api.redact")
 
@@ -213,22 +258,28 @@ class Redaction:
 # ----------------------------------------------------------------------------- known values
 
 
-def _parts(x: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+def _parts(x: Any) -> Iterator[tuple[str | None, Any]]:
     """Every string, node reference and dict in ``x`` (domain objects, rows, lists), with
     the name of the field or key it is under (a dict's keys come as strings under none)."""
-    if isinstance(x, (str, NodeRef)):
-        yield key, x
-    elif isinstance(x, dict):
-        yield key, x
-        for k, v in x.items():
-            yield from _parts(k)
-            yield from _parts(v, k if isinstance(k, str) else None)
-    elif isinstance(x, (list, tuple, set, frozenset)):
-        for v in x:
-            yield from _parts(v, key)
-    elif dataclasses.is_dataclass(x) and not isinstance(x, type):
-        for f in dataclasses.fields(x):
-            yield from _parts(getattr(x, f.name), f.name)
+    stack: list[tuple[str | None, Any]] = [(None, x)]
+    while stack:
+        key, item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is NodeRef:
+            yield key, item
+        elif kind in _AS_IS:
+            continue
+        elif isinstance(item, dict):
+            yield key, item
+            for k, v in item.items():
+                stack.append((None, k))
+                stack.append((k if isinstance(k, str) else None, v))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((key, v) for v in item)
+        elif isinstance(item, (str, NodeRef)):
+            yield key, item
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend((f.name, getattr(item, f.name)) for f in dataclasses.fields(item))
 
 
 def known_in(*shown: Any, kinds: Iterable[str] = IDENTIFIER_KINDS) -> Known:
