@@ -38,7 +38,7 @@ Before the sweep an answer is read as its data reads: an HTML page's tags left o
 their attributes' values (data in a page is escaped), JSON's ``\\uXXXX`` escapes, HTML's
 character references and URL percent-escapes decoded; keyed-hash tokens (``ip-3fa4…``,
 whole or shortened by a label), ids made of a lower-case prefix and 16 hex digits (finding
-ids) and 64-digit hex digests are blanked (they are random hex, which matches pieces of hex
+ids), run ids and 64-digit hex digests are blanked (they are random hex, which matches pieces of hex
 ids by chance); and the script and
 style sheet of vis-network, which a case file's ``graph.html`` inlines (a library, not
 data), are left out.
@@ -77,11 +77,13 @@ pytestmark = pytest.mark.timeout(900)
 PIECE = 6
 LONG_PIECE = 12
 _COMMON = re.compile(r"[0-9a-f]*|[0-9]*\.?[0-9]*|[A-Za-z]*")
-#: Keyed-hash tokens, whole or shortened by a label (``ip:ip-3fa4b2c1d…``), and other ids of
-#: a lower-case prefix and 16 hex digits (finding and case ids).
+#: Keyed-hash tokens, whole or shortened by a label (``ip:ip-3fa4b2c1d…``), other ids of a
+#: lower-case prefix and 16 hex digits (finding and case ids), and run ids (a time and 6
+#: random hex digits).
 _PREFIXES = "|".join((*IDENTIFIER_KINDS, "acct"))
 _TOKEN = re.compile(
-    rf"(?<![0-9A-Za-z])(?:[a-z]{{2,16}}-[0-9a-f]{{16}}|(?:{_PREFIXES})-[0-9a-f]{{1,15}})(?![0-9a-f])"
+    rf"(?<![0-9A-Za-z])(?:[a-z]{{2,16}}-[0-9a-f]{{16}}|(?:{_PREFIXES})-[0-9a-f]{{1,15}}"
+    r"|run-\d{8}T\d{6}Z-[0-9a-f]{6})(?![0-9a-f])"
 )
 _DIGEST = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 _LIBRARY = re.compile(
