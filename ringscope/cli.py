@@ -10,7 +10,6 @@ environment the traceback is printed too, before that line.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -30,7 +29,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ringscope import __version__
+from ringscope import __version__, csvsafe
 from ringscope.errors import RingscopeError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
@@ -639,7 +638,7 @@ def findings(
             _write(json.dumps(findings_document(run_id, fs), indent=1, sort_keys=True) + "\n", out)
         else:
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            w = csvsafe.writer(buf)
             w.writerow(
                 [
                     "run_id",
@@ -682,7 +681,7 @@ def scores(
     with _errors():
         _, fs = _findings_of(store, run)
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf)
         w.writerow(["account_id", "score", "finding_id"])
         for a, s, fid in scores_rows(fs):
             w.writerow([a, f"{s:.6f}", fid])
@@ -805,16 +804,17 @@ def _export(
     redact: bool,
     redact_accounts: bool,
 ) -> Any:
-    import getpass
     import os
+    import pwd
 
     from ringscope.api.export import export_case
     from ringscope.settings import get_settings
 
+    # the audit names the OS account the process runs as, not $USER, which anyone can set
     try:
-        who = os.environ.get("USER") or getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
+        who = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without an account (a container's arbitrary uid)
+        who = f"uid {os.geteuid()}"
     key = get_settings().redaction_key.get_secret_value()
     store = _open(store_uri)
     try:

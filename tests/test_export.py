@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -356,6 +357,46 @@ def test_redaction_removes_identifiers_and_accounts_consistently(store: Embedded
     assert detail(log[0])["redacted"] is True and detail(log[0])["redacted_accounts"] is True
 
 
+def _graph_data(page: bytes) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page.decode())
+    assert m
+    data: dict[str, Any] = json.loads(m.group(1))
+    return data
+
+
+def test_redacted_graph_labels_and_tooltips_are_made_of_tokens(store: EmbeddedStore) -> None:
+    """Labels are shortened after redaction (a shortened label is the start of a token,
+    never of a value), and every account id in a tooltip is replaced: the orders' buyers
+    and sellers, the streams' creators, not only the case's members."""
+    f = golden_finding()
+    files = export(store, f, redact=True, redact_accounts=True, key=KEY)
+    nodes = _graph_data(files["graph.html"])["nodes"]
+    accounts = set(store.table("accounts")["account_id"].astype(str))
+    idf = store.table("identifiers")
+    raw = accounts | set(idf["value"].astype(str))
+    raw |= {f"{k}:{v}" for k, v in zip(idf["kind"], idf["value"], strict=True)}
+    shortened = [n["label"][:-1] for n in nodes if n["label"].endswith("…")]
+    assert shortened, "no label was shortened"
+    for start in shortened:
+        assert not any(v.startswith(start) for v in raw), start
+    text = json.dumps(nodes, ensure_ascii=False)
+    for a in accounts:
+        assert re.search(rf"(?<![\w-]){re.escape(a)}(?![\w-])", text) is None, a
+    lines = [(n["id"].split(":")[0], line) for n in nodes for line in n["title"].split("\n")]
+    named = [(label, line) for label, line in lines if re.match(r"\w+_id: ", line)]
+    account_lines = [
+        (label, line)
+        for label, line in named
+        if line.split(":")[0] in ("buyer_id", "seller_id", "creator_id", "account_id")
+    ]
+    assert {("Order", "buyer_id"), ("Stream", "creator_id")} <= {
+        (label, line.split(":")[0]) for label, line in account_lines
+    }
+    for label, line in account_lines:
+        assert re.fullmatch(r"\w+_id: acct-[0-9a-f]{16}", line), (label, line)
+    assert any(n["id"].startswith("Identifier:payment:payment-") for n in nodes)
+
+
 def test_redaction_without_a_key_is_a_clear_error(store: EmbeddedStore) -> None:
     from ringscope.errors import ConfigError
 
@@ -411,7 +452,10 @@ def test_cli_export(store_file: Path, tmp_path: Path) -> None:
     assert p.returncode == 2
     with EmbeddedStore(db) as s:
         log = s.audit_log(action="export")
-    assert [e["who"] for e in log] == ["cli-user", "cli-user"]
+    # the OS account the command ran as, not $USER (anyone can set it)
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    assert account != "cli-user"
+    assert [e["who"] for e in log] == [account, account]
     assert [detail(e)["redacted"] for e in log] == [True, False]
 
 

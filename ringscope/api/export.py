@@ -16,15 +16,15 @@ Layout (fixed order, fixed entry timestamps, sorted JSON keys)::
 
 Reading the store happens in :func:`gather`; :func:`build_files` is pure. The
 same finding on the same data gives the same bytes except the creation time,
-which only the manifest holds.
+which only the manifest holds. A redacted case file is made from the case's data
+redacted once, before any file is made (``ringscope.api.redact``): every file
+shows tokens where the values were.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -33,8 +33,8 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,10 @@ import pyvis
 from markupsafe import Markup
 from markupsafe import escape as mescape
 
-from ringscope import __version__
+from ringscope import __version__, csvsafe
 from ringscope.api.queries import find_finding
+from ringscope.api.redact import Redaction, Tokens, identifiers_of, known_in, words_in
 from ringscope.api.viz import GraphView, cluster_graph, member_refs, vis_data, with_layout
-from ringscope.errors import ConfigError
 from ringscope.graphs.store import GraphStore
 from ringscope.model import Decision, Finding, Run, Subgraph
 
@@ -71,17 +71,6 @@ FILES = (
     "graph.png",
 )
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-#: Evidence keys whose values are account ids.
-ACCOUNT_KEYS = (
-    "account_id",
-    "accounts",
-    "buyer_id",
-    "seller_id",
-    "creator_id",
-    "follower_id",
-    "subject_id",
-    "members",
-)
 #: Evidence sources that describe the evidence rather than being evidence.
 META_SOURCES = ("counts",)
 _TIME_KEYS = (
@@ -101,54 +90,28 @@ _TIME_KEYS = (
 
 @dataclass(frozen=True)
 class Redactor:
-    """Replaces personal identifiers by keyed hashes (HMAC-SHA256): the same value
-    gives the same token in every export made with the same key."""
+    """How a case file is redacted: identifier values, and with ``accounts`` account ids
+    too, replaced by keyed hashes (``ringscope.api.redact``): the same value gives the
+    same token in every case file made with the same key."""
 
-    key: bytes
+    tokens: Tokens
     accounts: bool = False
-    mapping: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def from_key(key: str, *, accounts: bool = False) -> Redactor:
-        if not key:
-            raise ConfigError(
-                "redaction needs a key: set RINGSCOPE_REDACTION_KEY (kept secret; the same key "
-                "gives the same tokens across exports)"
-            )
-        return Redactor(key.encode(), accounts)
+        return Redactor(Tokens.from_key(key), accounts)
 
-    def token(self, prefix: str, value: str) -> str:
-        digest = hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[:16]
-        return f"{prefix}-{digest}"
 
-    def add(self, prefix: str, value: str) -> None:
-        if value and value not in self.mapping:
-            self.mapping[value] = self.token(prefix, value)
-
-    def compile(self) -> Callable[[Any], Any]:
-        """A function that redacts every string in a JSON-like value."""
-        if not self.mapping:
-            return lambda x: x
-        values = sorted(self.mapping, key=lambda v: (-len(v), v))
-        pattern = re.compile(
-            r"(?<![\w-])(?:" + "|".join(re.escape(v) for v in values) + r")(?![\w-])"
-        )
-        mapping = self.mapping
-
-        def text(s: str) -> str:
-            hit = mapping.get(s)
-            return hit if hit is not None else pattern.sub(lambda m: mapping[m.group(0)], s)
-
-        def walk(x: Any) -> Any:
-            if isinstance(x, str):
-                return text(x)
-            if isinstance(x, dict):
-                return {walk(k): walk(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [walk(v) for v in x]
-            return x
-
-        return walk
+def _redaction(inp: CaseInputs, redactor: Redactor | None) -> Redaction:
+    """The redaction of a case file: every identifier value of its data and of its
+    accounts (and, with accounts, every account its data names)."""
+    if redactor is None:
+        return Redaction.none()
+    known = known_in(inp.finding, inp.subgraph, inp.decisions)
+    for kind, value in inp.identifiers:
+        known.identifiers.setdefault(value, kind)
+    known.accounts |= inp.account_ids
+    return Redaction(redactor.tokens, known, accounts=redactor.accounts)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -166,6 +129,8 @@ class CaseInputs:
     loads: list[dict[str, Any]]
     accounts: dict[str, dict[str, Any]]  # account_id -> created_at, roles, first/last activity
     identifiers: list[tuple[str, str]]  # (kind, value) of the case's accounts
+    #: every string of the case's data (whole or word by word) that is a stored account id
+    account_ids: frozenset[str] = frozenset()
 
 
 def _iso(t: Any) -> str:
@@ -254,18 +219,18 @@ def gather(
         }
     for a, (first, last) in _activity(store, ids).items():
         accounts.setdefault(a, {}).update(first_activity=first, last_activity=last)
-    idf = store.table("identifiers", columns=["account_id", "kind", "value"])
-    idf = idf[idf["account_id"].astype(str).isin(ids)]
-    identifiers = sorted({(str(k), str(v)) for k, v in zip(idf["kind"], idf["value"], strict=True)})
+    identifiers = sorted((k, v) for v, k in identifiers_of(store, ids).items())
+    decisions = store.decisions(f.case_id or f.id)
     return CaseInputs(
         finding=f,
         run=run,
-        decisions=store.decisions(f.case_id or f.id),
+        decisions=decisions,
         subgraph=sub,
         graph_query=query,
         loads=[r.to_dict() for r in store.loads()],
         accounts=accounts,
         identifiers=identifiers,
+        account_ids=frozenset(store.known_ids("account", words_in(f, sub, decisions))),
     )
 
 
@@ -291,12 +256,9 @@ def _cell(v: Any) -> str:
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([x if type(x) is str else _cell(x) for x in r])
-    return buf.getvalue().encode()
+    """A CSV file whose cells a spreadsheet will not evaluate (``ringscope.csvsafe``)."""
+    cells = ([x if type(x) is str else _cell(x) for x in r] for r in rows)
+    return csvsafe.rows_text(header, cells).encode()
 
 
 def _evidence_rows(f: Finding) -> list[dict[str, Any]]:
@@ -772,84 +734,26 @@ def build_files(
     inp: CaseInputs, *, created_at: datetime, redactor: Redactor | None = None
 ) -> CaseFile:
     """The case file's contents (pure): only ``manifest.json`` depends on ``created_at``."""
-    f, run = inp.finding, inp.run
-    red: Callable[[Any], Any] = lambda x: x  # noqa: E731
-    if redactor is not None:
-        for kind, value in inp.identifiers:
-            redactor.add(kind, value)
-        for row in f.evidence.get("identifiers", []):
-            if isinstance(row, dict) and row.get("value") is not None:
-                redactor.add(str(row.get("kind") or "id"), str(row["value"]))
-        for n in inp.subgraph.nodes:
-            if n.ref.label == "Identifier":
-                kind, _, value = n.ref.id.partition(":")
-                redactor.add(kind, value)
-                if isinstance(n.props.get("value"), str):
-                    redactor.add(kind, n.props["value"])
-        if redactor.accounts:
-            accounts = set(f.member_ids) | {b.account_id for b in f.beneficiaries}
-            accounts |= {n.ref.id for n in inp.subgraph.nodes if n.ref.label == "Account"}
-            for rows in f.evidence.values():
-                for row in rows:
-                    if not isinstance(row, dict):
-                        continue
-                    for k in ACCOUNT_KEYS:
-                        v = row.get(k)
-                        for a in v if isinstance(v, list) else [v]:
-                            if isinstance(a, str):
-                                accounts.add(a)
-            for a in sorted(accounts):
-                redactor.add("acct", a)
-        red = redactor.compile()
-
-    # one redaction pass over the structured data, before anything is rendered (without
-    # redaction the finding is used as it is: ``to_dict`` deep-copies all the evidence)
-    if redactor is not None:
-        f = Finding.from_dict(red(f.to_dict()))
-    elif not f.detectors:
+    # the case's data, redacted once (when asked): every file below is made from it
+    shown = _redaction(inp, redactor)(inp)
+    f, run = shown.finding, shown.run
+    if not f.detectors:
         f = dataclasses.replace(f, detectors=(f.detector,))
-    decisions = [
-        Decision(d.finding_id, d.decision, red(d.decided_by), d.decided_at, red(d.note))
-        for d in inp.decisions
-    ]
-    accounts_info = {red(a): red(v) for a, v in inp.accounts.items()}
-    red_inp = CaseInputs(
-        finding=f,
-        run=run,
-        decisions=decisions,
-        subgraph=inp.subgraph,
-        graph_query=inp.graph_query,
-        loads=inp.loads,
-        accounts=accounts_info,
-        identifiers=[],
-    )
-    view = _layout(cluster_graph(inp.finding, inp.subgraph))
-    data = red(vis_data(view))
-    view = GraphView(
-        tuple(
-            type(v)(
-                red(v.id), red(v.label), red(v.title), v.kind, v.color, v.size, v.shape, v.x, v.y
-            )
-            for v in view.nodes
-        ),
-        tuple(
-            type(e)(red(e.source), red(e.target), e.type, e.color, red(e.title)) for e in view.edges
-        ),
-        view.collapsed,
-        view.truncated,
-    )
+        shown = dataclasses.replace(shown, finding=f)
+    view = _layout(cluster_graph(f, shown.subgraph))
+    data = vis_data(view)
 
     ev = _evidence_rows(f)
     metrics = _metrics(f, ev, view)
     digest = _policy_digest(run)
     title = f"Case file: {f.kind} {f.id}"
-    sections = _summary(red_inp, ev, metrics, digest)
+    sections = _summary(shown, ev, metrics, digest)
     columns = ["source", *sorted({k for r in ev for k in r} - {"source"})]
     files: dict[str, bytes] = {
         "summary.md": _summary_md(title, sections),
         "summary.html": _summary_html(title, sections),
         "members.csv": _csv(
-            MEMBER_COLUMNS, ([r[c] for c in MEMBER_COLUMNS] for r in _members(red_inp))
+            MEMBER_COLUMNS, ([r[c] for c in MEMBER_COLUMNS] for r in _members(shown))
         ),
         "evidence.csv": _csv(columns, ([r.get(c) for c in columns] for r in ev)),
         "signals.json": _json(
@@ -882,14 +786,14 @@ def build_files(
         "policy_digest": digest,
         "policy_sha256": _policy_sha256(run),
         "data_fingerprint": run.data_fingerprint,
-        "loads": red(inp.loads),
+        "loads": shown.loads,
         "queries": [
             {
                 "what": "the finding as saved by its run",
                 "call": f"store.findings({run.id!r})",
-                "evidence_sources": sorted(inp.finding.evidence),
+                "evidence_sources": sorted(f.evidence),
             },
-            {**inp.graph_query, "call": "store.neighbourhood"},
+            {**shown.graph_query, "call": "store.neighbourhood"},
             {"what": "decisions of the case", "call": f"store.decisions({(f.case_id or f.id)!r})"},
             {
                 "what": "account ages and activity",

@@ -7,6 +7,9 @@ on the server with igraph, and only then handed to a pyvis ``Network``
 not escape): the page template embeds ``vis_data()`` as JSON through Jinja's
 ``tojson`` and loads vis-network from the files pyvis bundles, served by the app.
 vis-network draws labels on a canvas and shows string tooltips as text.
+
+It draws what it is given: for a viewer or a redacted case file, data already redacted
+(``ringscope.api.redact``), so that shortening a label cannot show a piece of a value.
 """
 
 from __future__ import annotations
@@ -215,11 +218,22 @@ def grouped_graph(finding: Finding) -> GraphView:
     return GraphView(tuple(nodes), tuple(edges), collapsed=True)
 
 
+#: Positions of a view's nodes, in the view's order.
+Positions = tuple[tuple[float, float], ...]
+
+
 def with_layout(view: GraphView) -> GraphView:
     """Positions from igraph (Fruchterman-Reingold, deterministic start), in pixels."""
+    return placed(view, layout(view))
+
+
+def layout(view: GraphView) -> Positions:
+    """The positions :func:`with_layout` gives: they depend only on the number of nodes and
+    on which nodes the edges join, so a view of the same graph with other labels (a
+    redacted one) gets the same picture from the same positions."""
     n = len(view.nodes)
     if n == 0:
-        return view
+        return ()
     index = {v.id: i for i, v in enumerate(view.nodes)}
     pairs = np.array(
         [(index[e.source], index[e.target]) for e in view.edges if e.source != e.target],
@@ -234,10 +248,14 @@ def with_layout(view: GraphView) -> GraphView:
     coords -= coords.mean(axis=0)
     spread = float(np.abs(coords).max()) or 1.0
     coords *= (45.0 * math.sqrt(n) + 60.0) / spread
-    nodes = tuple(
-        replace(v, x=round(float(x), 1), y=round(float(y), 1))
-        for v, (x, y) in zip(view.nodes, coords, strict=True)
-    )
+    return tuple((round(float(x), 1), round(float(y), 1)) for x, y in coords)
+
+
+def placed(view: GraphView, positions: Positions) -> GraphView:
+    """``view`` with its nodes at ``positions`` (one per node, in order)."""
+    if len(positions) != len(view.nodes):
+        raise ValueError(f"{len(positions)} positions for {len(view.nodes)} nodes")
+    nodes = tuple(replace(v, x=x, y=y) for v, (x, y) in zip(view.nodes, positions, strict=True))
     return replace(view, nodes=nodes)
 
 

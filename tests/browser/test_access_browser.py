@@ -4,6 +4,7 @@ pages (and the API documentation) work under the strict policy, with no console 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -46,6 +47,41 @@ def test_a_viewer_sees_the_graph_but_no_decision_form(browser: Any, app: ServedA
         assert rec.errors == []
     finally:
         context.close()
+
+
+def test_a_viewers_graph_is_drawn_from_redacted_data(browser: Any, app: ServedApp) -> None:
+    """The graph a viewer's browser draws: identifier nodes, their labels (shortened after
+    redaction) and every tooltip hold tokens, never a value or the start of one."""
+    items = api(app, "/api/findings")["items"]
+    found = next(
+        d
+        for d in (api(app, f"/api/findings/{i['id']}") for i in items)
+        if d["evidence"].get("identifiers")
+    )
+    raw = {n["ref"] for n in api(app, f"/api/findings/{found['id']}/graph")["nodes"]}
+    values = {r.split(":", 2)[2] for r in raw if r.startswith("Identifier:")}
+    assert values
+    context, page = signed_in(browser, app, "browser-viewer")
+    try:
+        page.goto(f"/findings/{found['id']}")
+        page.wait_for_function("() => window.rsGraph && window.rsGraph.nodes.length > 0")
+        drawn = page.evaluate(
+            "() => window.rsGraph.nodes.get().map(n => [n.id, n.label || '', n.title || ''])"
+        )
+        edges = page.evaluate("() => window.rsGraph.edges.get().map(e => e.title || '')")
+    finally:
+        context.close()
+    identifiers = [d for d in drawn if d[0].startswith("Identifier:")]
+    assert identifiers
+    for node_id, label, _ in identifiers:
+        kind = node_id.split(":")[1]
+        assert re.fullmatch(rf"Identifier:{kind}:{kind}-[0-9a-f]{{16}}", node_id), node_id
+        assert node_id.removeprefix("Identifier:").startswith(label.rstrip("…")), label
+    text = "\n".join([*(x for d in drawn for x in d), *edges])
+    assert not any(v in text for v in values)
+    starts = [label.rstrip("…") for _, label, _ in drawn if label.endswith("…")]
+    bad = [(s, v) for s in starts for v in values if ":" in s and v.startswith(s.partition(":")[2])]
+    assert not bad, bad[:5]
 
 
 def test_a_wrong_key_is_refused_at_sign_in(browser: Any, app: ServedApp) -> None:

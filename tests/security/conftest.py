@@ -1,22 +1,105 @@
-"""Fixtures of the red-team tests: the app they attack (its servers are in ``servers.py``),
-the process that runs ``ringscope`` commands on hostile inputs (helpers in ``helpers.py``),
-and a store holding a previous, successful load."""
+"""Fixtures of the security tests (the servers of the proxy tests are in ``servers.py``, the
+helpers of the hostile-input catalogue in ``helpers.py``):
+
+- the generated marketplace of ``tests/browser/market.py`` served by the real app (in
+  process, real store, real keys), with a redaction key set, a decision whose note names raw
+  identifier values and accounts, and the raw values that must not reach a viewer or a
+  redacted case file;
+- the process that runs ``ringscope`` commands on hostile inputs, and a store holding a
+  previous, successful load."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from browser.market import Market, shared_market
+from browser.market import Market, access_for, shared_market
+from fastapi.testclient import TestClient
+
+from ringscope.graphs.embedded import EmbeddedStore
+from ringscope.model import Decision, Finding
 
 from .helpers import PREVIOUS, Ringscope
 
+#: The redaction key of the served app and of the CLI exports.
+REDACTION_KEY = "security-tests-redaction-key"
 
-@pytest.fixture(scope="module")
+
+@dataclass(frozen=True)
+class Served:
+    """The app on a private copy of the market's store, and what the tests look for."""
+
+    client: TestClient
+    store: EmbeddedStore
+    #: another copy of the store, for the CLI (one process per DuckDB file)
+    cli_store: Path
+    runs: list[str]  # newest first
+    findings: dict[str, list[Finding]]  # run id -> its findings
+    identifier_values: frozenset[str]  # every identifier value in the store
+    account_ids: frozenset[str]  # every account id in the store
+    noted_case: str  # the case whose decision note names raw values
+
+
+@pytest.fixture(scope="session")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
     return shared_market(tmp_path_factory.getbasetemp())
+
+
+def _note(f: Finding) -> str:
+    """A note such as investigators write: it names the case's identifiers and accounts."""
+    values = [str(r["value"]) for r in f.evidence.get("identifiers", []) if r.get("value")]
+    return f"same card and phone as {', '.join(values[:3])}; see {f.members[0].account_id}."
+
+
+@pytest.fixture(scope="module")
+def served(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from ringscope.api.app import create_app
+    from ringscope.settings import get_settings
+
+    root = tmp_path_factory.mktemp("security")
+    path, cli_path = root / "served.duckdb", root / "cli.duckdb"
+    shutil.copy(market.store_path, path)
+    store = EmbeddedStore(path)
+    runs = [r.id for r in store.runs(status="succeeded")]
+    findings = {r: store.findings(r) for r in runs}
+    noted = next(f for f in findings[runs[0]] if f.evidence.get("identifiers"))
+    store.record_decision(
+        Decision(
+            noted.case_id or noted.id,
+            "escalated",
+            "test-investigator",
+            datetime(2026, 12, 1, tzinfo=UTC),
+            _note(noted),
+        )
+    )
+    store.close()
+    shutil.copy(path, cli_path)
+    store = EmbeddedStore(path)
+    identifiers = store.table("identifiers", columns=["value"])["value"].astype(str)
+    accounts = store.table("accounts", columns=["account_id"])["account_id"].astype(str)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RINGSCOPE_REDACTION_KEY", REDACTION_KEY)
+        get_settings.cache_clear()
+        try:
+            app = create_app(store=store, access=access_for())
+            with TestClient(app) as client:
+                yield Served(
+                    client=client,
+                    store=store,
+                    cli_store=cli_path,
+                    runs=runs,
+                    findings=findings,
+                    identifier_values=frozenset(identifiers),
+                    account_ids=frozenset(accounts),
+                    noted_case=noted.case_id or noted.id,
+                )
+        finally:
+            get_settings.cache_clear()
+            store.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ recomputed from the raw tables here.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from ringscope import csvsafe
 from ringscope.algorithms.health import CREATOR_WEIGHTS
 from ringscope.api import charts
 from ringscope.api.deps import DENIED, CallerDep, StoreDep, Viewer
@@ -161,12 +160,8 @@ def get_ecosystem_csv(
 ) -> Response:
     """The numbers behind a chart or table of the ecosystem page, as CSV."""
     head, rows = csv_rows(ecosystem(store, runs), table)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(head)
-    w.writerows(["" if v is None else v for v in row] for row in rows)
     return Response(
-        buf.getvalue(),
+        csvsafe.rows_text(head, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="ecosystem-{table}.csv"'},
     )

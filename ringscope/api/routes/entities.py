@@ -52,9 +52,7 @@ def neighbourhood(
         g = store.neighbourhood(
             [node], hops=hops, rel_types=rels, start=start, end=end, limit=limit
         )
-        if redaction is None:
-            return GraphOut.of(g)
-        return redact.model(GraphOut.of(g), redact.for_viewer(redaction, nodes=g.nodes))
+        return GraphOut.of(redact.for_viewer(redaction, g)(g))
 
     # a neighbourhood changes with the data (a new load) only: walked once per data
     window = tuple(t.isoformat() if t else "" for t in (start, end))
@@ -72,7 +70,7 @@ def get_entity(
 ) -> EntityOut:
     """An entity by ``Label:id`` (e.g. ``Account:a1``, ``Identifier:device:d-1``) with the
     findings of a run (default the latest) it is a member of. The view is audited."""
-    store, redaction = caller.store, caller.redaction
+    store = caller.store
     node_ref = queries.parse_ref(ref)
     check_identifier_access(request, caller.principal, node_ref)
     node = queries.entity(store, node_ref)
@@ -80,15 +78,15 @@ def get_entity(
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
     decided = queries.latest_decisions(store, [f.case_id or f.id for f in fs])
     store.append_audit(caller.user, "view_entity", str(node_ref), {"via": "api"})
-    out = EntityOut(
-        node=NodeOut.of(node),
+    red = redact.for_run(caller.redaction, store, r, caller.cache, request.app.state.page_cache)
+    red = red.including(node)
+    return EntityOut(
+        node=NodeOut.of(red(node)),
         findings=[
-            FindingSummary.of(f, decision=decided.get(f.case_id or f.id, "undecided")) for f in fs
+            FindingSummary.of(red(f), decision=decided.get(f.case_id or f.id, "undecided"))
+            for f in fs
         ],
     )
-    if redaction is None:
-        return out
-    return redact.model(out, redact.for_viewer(redaction, findings=fs, nodes=[node]))
 
 
 @router.get("/path", response_model=PathOut)
@@ -106,6 +104,4 @@ def path(
     check_identifier_access(request, caller.principal, ra, rb)
     rels = queries.check_rels(rel)
     p = caller.store.shortest_path(ra, rb, rel_types=rels, max_hops=max_hops)
-    if caller.redaction is None or p is None:
-        return PathOut.of(p)
-    return redact.model(PathOut.of(p), redact.for_viewer(caller.redaction, nodes=p.nodes))
+    return PathOut.of(redact.for_viewer(caller.redaction, p)(p))

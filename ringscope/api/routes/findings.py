@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from ringscope.api import queries, redact
 from ringscope.api.deps import (
     DENIED,
+    Caller,
     CallerDep,
     Investigator,
     Viewer,
@@ -51,6 +51,7 @@ router = APIRouter(
 
 @router.get("", response_model=Page[FindingSummary])
 def list_findings(
+    request: Request,
     caller: CallerDep,
     run: str | None = None,
     kind: str | None = None,
@@ -71,7 +72,7 @@ def list_findings(
     first, then the order of the run's policy (score, impact or priority), then id;
     filtered and paged. ``sort=impact`` orders by money at risk, ``sort=priority`` by
     the policy's blend of score and impact."""
-    cache, redaction = caller.cache, caller.redaction
+    cache = caller.cache
     q = queries.queue(
         caller.store,
         cache=cache,
@@ -86,20 +87,17 @@ def list_findings(
         descending=order == "desc",
         held=held,
     )
-    shown = q.items[offset : offset + limit]
-    page = Page[FindingSummary](
+    red = redact.for_run(caller.redaction, caller.store, q.run, cache, request.app.state.page_cache)
+    return Page[FindingSummary](
         run_id=q.run.id if q.run else None,
         total=len(q.items),
         offset=offset,
         limit=limit,
         items=[
-            FindingSummary.of(i.finding, decision=i.decision, raised_again=i.raised_again)
-            for i in shown
+            FindingSummary.of(red(i.finding), decision=i.decision, raised_again=i.raised_again)
+            for i in q.items[offset : offset + limit]
         ],
     )
-    if redaction is None:
-        return page
-    return redact.model(page, redact.for_viewer(redaction, findings=[i.finding for i in shown]))
 
 
 def _static_detail(run: Run, f: Finding) -> FindingDetail:
@@ -132,25 +130,24 @@ def _static_detail(run: Run, f: Finding) -> FindingDetail:
 @dataclass(frozen=True, slots=True)
 class StaticDetail:
     """A finding's detail without decisions and history, as a caller of one redaction
-    sees it, and that redaction (``None``: none)."""
+    sees it, and that redaction (the identity for a caller who sees everything)."""
 
     out: FindingDetail
-    red: Callable[[Any], Any] | None
+    red: redact.Redaction
 
 
-def static_detail(request: Request, run: Run, f: Finding, redaction: str | None) -> StaticDetail:
-    """:func:`_static_detail`, made once per run, finding and redaction key."""
-    cache: RenderCache[StaticDetail] = request.app.state.page_cache
-    key = ("detail", run.id, f.id, key_digest(redaction))
+def static_detail(request: Request, caller: Caller, run: Run, f: Finding) -> StaticDetail:
+    """:func:`_static_detail` of the finding as the caller sees it (redacted before it is
+    made), once per run, finding and redaction key."""
+    cache: RenderCache[Any] = request.app.state.page_cache
+    key = ("detail", run.id, f.id, key_digest(caller.redaction))
 
     def make() -> StaticDetail:
-        out = _static_detail(run, f)
-        if redaction is None:
-            return StaticDetail(out, None)
-        red = redact.for_viewer(redaction, findings=[f])
-        return StaticDetail(redact.model(out, red), red)
+        red = redact.for_run(caller.redaction, caller.store, run, caller.cache, cache)
+        return StaticDetail(_static_detail(run, red(f)), red)
 
-    return cache.get(key, make)
+    found: StaticDetail = cache.get(key, make)
+    return found
 
 
 def detail(
@@ -164,14 +161,12 @@ def detail(
     decided: list[Decision] | None = None,
 ) -> FindingDetail:
     """A finding with its history across runs and its case's decisions (``decided``
-    when the caller has just read them, else read now)."""
+    when the caller has just read them, else read now), through ``static``'s redaction."""
     if static is None:
-        static = StaticDetail(_static_detail(run, f), None)
+        static = StaticDetail(_static_detail(run, f), redact.Redaction.none())
     if decided is None:
         decided = queries.case_decisions(store, f)
-    decisions = [DecisionOut.of(x) for x in decided]
-    if static.red is not None:
-        decisions = [redact.model(x, static.red) for x in decisions]
+    decisions = [DecisionOut.of(static.red(x)) for x in decided]
     return static.out.model_copy(
         update={
             "decision": decisions[-1].decision if decisions else "undecided",
@@ -190,10 +185,10 @@ def get_finding(
 ) -> FindingDetail:
     """One finding (by id or case id): members, beneficiaries, signals, explanation,
     evidence, its case's history across runs and decisions. The view is audited."""
-    store, cache, redaction, user = caller.store, caller.cache, caller.redaction, caller.user
+    store, cache, user = caller.store, caller.cache, caller.user
     state = queries.finding_state(store, finding_id, run, cache)
     r, f = state.run, state.finding
-    static = static_detail(request, r, f, redaction)
+    static = static_detail(request, caller, r, f)
     out = detail(store, r, f, cache, static=static, runs=state.runs, decided=state.decisions)
     store.append_audit(user, "view_finding", f.id, {"run_id": r.id, "via": "api"})
     return out
@@ -201,6 +196,7 @@ def get_finding(
 
 @router.get("/{finding_id}/graph", response_model=GraphOut)
 def finding_graph(
+    request: Request,
     finding_id: str,
     caller: CallerDep,
     run: str | None = None,
@@ -208,28 +204,25 @@ def finding_graph(
     limit: Annotated[int, Query(ge=1, le=MAX_NODES)] = 500,
 ) -> GraphOut:
     """The neighbourhood of the finding's members and beneficiaries, within a node budget."""
-    store, cache, redaction = caller.store, caller.cache, caller.redaction
-    _, f = queries.find_finding(store, finding_id, run, cache)
+    store, cache = caller.store, caller.cache
+    r, f = queries.find_finding(store, finding_id, run, cache)
     g = store.neighbourhood(member_refs(f), hops=hops, limit=limit)
-    if redaction is None:
-        return GraphOut.of(g)
-    return redact.model(GraphOut.of(g), redact.for_viewer(redaction, findings=[f], nodes=g.nodes))
+    red = redact.for_run(caller.redaction, store, r, cache, request.app.state.page_cache)
+    return GraphOut.of(red.including(g)(g))
 
 
 @router.get("/{finding_id}/decisions", response_model=list[DecisionOut])
 def list_decisions(
+    request: Request,
     finding_id: str,
     caller: CallerDep,
     run: str | None = None,
 ) -> list[DecisionOut]:
     """The decisions on the finding's case, oldest first."""
-    store, cache, redaction = caller.store, caller.cache, caller.redaction
-    _, f = queries.find_finding(store, finding_id, run, cache)
-    out = [DecisionOut.of(d) for d in queries.case_decisions(store, f)]
-    if redaction is None:
-        return out
-    red = redact.for_viewer(redaction, findings=[f])
-    return [redact.model(d, red) for d in out]
+    store, cache = caller.store, caller.cache
+    r, f = queries.find_finding(store, finding_id, run, cache)
+    red = redact.for_run(caller.redaction, store, r, cache, request.app.state.page_cache)
+    return [DecisionOut.of(red(d)) for d in queries.case_decisions(store, f)]
 
 
 def record_decision(store: GraphStore, f: Finding, body: DecisionIn, user: str) -> Decision:

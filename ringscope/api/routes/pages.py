@@ -21,6 +21,7 @@ from ringscope import __version__
 from ringscope.api import queries, redact
 from ringscope.api.auth import allows
 from ringscope.api.deps import (
+    Caller,
     CallerDep,
     Investigator,
     Viewer,
@@ -35,16 +36,18 @@ from ringscope.api.viz import (
     MAX_NODES,
     ROLE_COLOURS,
     GraphView,
+    Positions,
     cluster_graph,
     grouped_graph,
+    layout,
     member_refs,
     packed,
+    placed,
     vis_data,
-    with_layout,
 )
 from ringscope.errors import InputError
 from ringscope.graphs.store import GraphStore
-from ringscope.model import REL_TYPES, Finding, Node, NodeRef, Run
+from ringscope.model import REL_TYPES, Finding, Run
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 # The templates are the installed package's: not looked at again (a stat() of every
@@ -75,7 +78,6 @@ def queue_page(
     sort: SortKey = "rank",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
 ) -> HTMLResponse:
-    redaction = caller.redaction
     q = queries.queue(
         caller.store,
         cache=caller.cache,
@@ -89,10 +91,10 @@ def queue_page(
         sort=sort,
         descending=order == "desc",
     )
-    items = q.items
-    if redaction is not None:
-        red = redact.for_viewer(redaction, findings=[i.finding for i in items])
-        items = [dataclasses.replace(i, finding=redact.finding(i.finding, red)) for i in items]
+    red = redact.for_run(
+        caller.redaction, caller.store, q.run, caller.cache, request.app.state.page_cache
+    )
+    items = [dataclasses.replace(i, finding=red(i.finding)) for i in q.items]
     filters = {
         "run": run or "",
         "kind": kind or "",
@@ -122,13 +124,15 @@ def queue_page(
 
 @dataclass(frozen=True, slots=True)
 class DrawnGraph:
-    """A finding's graph as drawn: the view, its vis data packed (``viz.packed``) as JSON
-    for a script element (escaped as Jinja's ``tojson`` does), and whether the full
-    graph is over budget."""
+    """A finding's graph as drawn for one redaction: the view, its vis data packed
+    (``viz.packed``) as JSON for a script element (escaped as Jinja's ``tojson`` does),
+    whether the full graph is over budget, and the redaction the graph was drawn with
+    (which knows the values of its nodes: the rest of the page goes through it too)."""
 
     view: GraphView
     data: Markup
     too_big: bool
+    red: redact.Redaction
 
 
 def _graph(
@@ -139,31 +143,57 @@ def _graph(
     view: str,
     budget: int,
     data_fingerprint: str,
+    red: redact.Redaction,
+    redaction: str | None,
 ) -> DrawnGraph:
-    """The finding's graph, drawn once per (run, finding, view, budget, data): it changes
-    with the data (a new load, a new ``store.fingerprint()``), not with decisions."""
-    cache: RenderCache[DrawnGraph] = request.app.state.graph_cache
-    key = ("graph", run.id, f.id, view, budget, data_fingerprint)
-    return cache.get(key, lambda: _draw(store, f, view, budget))
+    """The finding's graph, drawn once per (run, finding, view, budget, data, redaction):
+    it changes with the data (a new load, a new ``store.fingerprint()``), not with
+    decisions. The nodes' positions are computed once for every redaction (they depend
+    on the graph's shape only)."""
+    cache: RenderCache[Any] = request.app.state.graph_cache  # graphs, and their layouts
+    key = (run.id, f.id, view, budget, data_fingerprint)
+
+    def positions(gv: GraphView) -> Positions:
+        found: Positions = cache.get(("layout", *key), lambda: layout(gv))
+        return found
+
+    drawn: DrawnGraph = cache.get(
+        ("graph", *key, key_digest(redaction)),
+        lambda: _draw(store, f, view, budget, red, positions),
+    )
+    return drawn
 
 
-def _draw(store: GraphStore, f: Finding, view: str, budget: int) -> DrawnGraph:
+def _draw(
+    store: GraphStore,
+    f: Finding,
+    view: str,
+    budget: int,
+    red: redact.Redaction,
+    positions: Callable[[GraphView], Positions],
+) -> DrawnGraph:
+    """Read the finding's neighbourhood, redact it with the finding (``red``, knowing
+    its nodes' values too) and draw what comes out."""
     refs = member_refs(f)
     gv: GraphView | None = None
     too_big = len(refs) > budget
+    sub = None
     if view != "collapsed" and not too_big:
         sub = store.neighbourhood(refs, hops=1, limit=budget)
         too_big = sub.truncated
-        if not too_big or view == "full":
-            gv = cluster_graph(f, sub)
-    if gv is None:
-        if len(refs) <= budget:
-            gv = cluster_graph(f, store.neighbourhood(refs, hops=0, limit=budget))
-            gv = GraphView(gv.nodes, gv.edges, collapsed=True)
-        else:
-            gv = grouped_graph(f)
-    gv = with_layout(gv)
-    return DrawnGraph(gv, _script_json(packed(vis_data(gv))), too_big)
+        if too_big and view != "full":
+            sub = None
+    collapsed = sub is None
+    if sub is None and len(refs) <= budget:
+        sub = store.neighbourhood(refs, hops=0, limit=budget)
+    if sub is not None:
+        red = red.including(sub)
+        gv = cluster_graph(red(f), red(sub))
+        gv = GraphView(gv.nodes, gv.edges, collapsed, truncated=gv.truncated and not collapsed)
+    else:
+        gv = grouped_graph(red(f))
+    gv = placed(gv, positions(gv))
+    return DrawnGraph(gv, _script_json(packed(vis_data(gv))), too_big, red)
 
 
 def _script_json(data: Any) -> Markup:
@@ -181,34 +211,31 @@ class ClusterBody:
     finding: Finding
     graph: DrawnGraph
     html: Markup
-    red: Callable[[Any], Any] | None
+    red: redact.Redaction
 
 
 def _cluster_body(
     request: Request,
-    store: GraphStore,
+    caller: Caller,
     run: Run,
     f: Finding,
     view: str,
     budget: int,
-    redaction: str | None,
 ) -> ClusterBody:
+    store, redaction = caller.store, caller.redaction
     data_fingerprint = store.fingerprint()
-    drawn = _graph(request, store, run, f, view, budget, data_fingerprint)
+    red = redact.for_run(redaction, store, run, caller.cache, request.app.state.page_cache)
+    drawn = _graph(request, store, run, f, view, budget, data_fingerprint, red, redaction)
     cache: RenderCache[ClusterBody] = request.app.state.page_cache
     key = ("cluster", run.id, f.id, view, budget, data_fingerprint, key_digest(redaction))
 
     def render() -> ClusterBody:
-        shown, data, red = f, drawn.data, None
-        if redaction is not None:
-            red = redact.for_viewer(redaction, findings=[f], nodes=_identifier_nodes(drawn.view))
-            shown = redact.finding(f, red)
-            data = _script_json(red(packed(vis_data(drawn.view))))
+        shown = drawn.red(f)
         events, n_events = _timeline(shown)
         gv = drawn.view
         html = templates.get_template("cluster_body.html").render(
             f=shown,
-            graph=data,
+            graph=drawn.data,
             view=view,
             budget=budget,
             too_big=drawn.too_big,
@@ -221,19 +248,9 @@ def _cluster_body(
             legend_roles=ROLE_COLOURS,
             legend_labels=LABEL_COLOURS,
         )
-        return ClusterBody(shown, drawn, Markup(html), red)
+        return ClusterBody(shown, drawn, Markup(html), drawn.red)
 
     return cache.get(key, render)
-
-
-def _identifier_nodes(gv: GraphView) -> list[Node]:
-    """The identifier nodes drawn in a graph view, whose values a viewer must not see."""
-    out = []
-    for n in gv.nodes:
-        if n.id.startswith("Identifier:"):
-            ref = NodeRef.parse(n.id)
-            out.append(Node(ref, {}))
-    return out
 
 
 def _timeline(f: Finding) -> tuple[list[dict[str, str]], int]:
@@ -269,11 +286,9 @@ def cluster_page(
     store, cache, principal = caller.store, caller.cache, caller.principal
     state = queries.finding_state(store, finding_id, run, cache)
     r, f = state.run, state.finding
-    body = _cluster_body(request, store, r, f, view, budget, caller.redaction)
-    decisions = [DecisionOut.of(x) for x in state.decisions]
+    body = _cluster_body(request, caller, r, f, view, budget)
+    decisions = [DecisionOut.of(body.red(x)) for x in state.decisions]
     history = queries.history_entries(store, f, cache=cache, runs=state.runs)
-    if body.red is not None:
-        decisions = [redact.model(x, body.red) for x in decisions]
     store.append_audit(caller.user, "view_finding", f.id, {"run_id": r.id, "via": "page"})
     return templates.TemplateResponse(
         request,
@@ -329,6 +344,9 @@ def entity_page(
     r = queries.resolve_run(store, run)
     fs = queries.findings_of_account(store, node_ref.id, r) if node_ref.label == "Account" else []
     store.append_audit(caller.user, "view_entity", str(node_ref), {"via": "page"})
+    red = redact.for_run(caller.redaction, store, r, caller.cache, request.app.state.page_cache)
+    red = red.including(node)
+    node, node_ref, fs = red(node), red(node_ref), [red(f) for f in fs]
     return templates.TemplateResponse(
         request,
         "entity.html",
