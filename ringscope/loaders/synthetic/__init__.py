@@ -43,6 +43,7 @@ kind                 roles                          what
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,22 +52,31 @@ from typing import Any, Literal
 from ringscope.errors import InputError
 
 from . import _abuse, _legit
-from ._world import REFERENCE_NOW, SPAN_DAYS, World
-from ._write import build_tables, write_table
+from ._params import FLOW_TYPOLOGIES, REFERENCE_NOW, SPAN_DAYS, WorldParams
+from ._world import World
+from ._write import LocalTimes, build_tables, write_table
 
 __all__ = [
+    "FLOWS_AVAILABLE",
+    "FLOW_TYPOLOGIES",
     "PARQUET_FROM_EVENTS",
     "REFERENCE_NOW",
     "SPAN_DAYS",
     "TABLE_NAMES",
     "GenerateReport",
+    "WorldParams",
     "generate",
+    "world_from",
 ]
 
 #: From this many events on, ``fmt="auto"`` writes Parquet instead of CSV.
 PARQUET_FROM_EVENTS = 1_000_000
 #: Smallest number of events that still makes a marketplace with every planted kind.
 MIN_EVENTS = 1_000
+#: Default size of :func:`generate` without a world.
+DEFAULT_EVENTS = 100_000
+#: Whether this version plants money-flow typologies (``WorldParams.flow_*``).
+FLOWS_AVAILABLE = False
 TABLE_NAMES = (
     "accounts",
     "streams",
@@ -91,6 +101,8 @@ class GenerateReport:
     files: dict[str, str]
     rows: dict[str, int]
     rings: dict[str, int]
+    #: the world's parameters (:meth:`WorldParams.to_dict`), as written to ``world.json``
+    world: dict[str, Any]
     seconds: float = field(compare=False)
 
     @property
@@ -110,33 +122,86 @@ def _check_args(events: int, seed: int, fmt: str) -> None:
         raise InputError(f"fmt must be 'auto', 'csv' or 'parquet', got {fmt!r}")
 
 
+def _the_world(events: int | None, world: WorldParams | None) -> WorldParams:
+    if world is None:
+        n = DEFAULT_EVENTS if events is None else events
+        _check_args(n, 0, "auto")
+        return WorldParams.default(n)
+    if not isinstance(world, WorldParams):
+        raise InputError(f"world must be a WorldParams, got {type(world).__name__}")
+    if events is not None and events != world.events:
+        raise InputError(
+            f"events ({events}) differs from the world's ({world.events}): give one of them"
+        )
+    if not FLOWS_AVAILABLE and any(world.flows.values()):
+        raise InputError("this version plants no money-flow typologies: set 'flow_*' to 0")
+    return world
+
+
+def world_from(spec: str | Path, *, events: int | None = None, seed: int = 0) -> WorldParams:
+    """The world named by ``spec``: ``default`` (the sample marketplace of ``events``),
+    ``random`` (drawn from ``seed``) or the path of a JSON file of parameters (such as a
+    ``world.json`` written by :func:`generate`).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, is not JSON, or holds an unknown, missing or bad
+        parameter.
+    """
+    if str(spec) == "default":
+        return WorldParams.default(DEFAULT_EVENTS if events is None else events)
+    if str(spec) == "random":
+        return WorldParams.random(seed)
+    path = Path(spec)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"cannot read world file {path}: {e.strerror or e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"world file {path} is not JSON: {e}") from e
+    return WorldParams.from_dict(data)
+
+
 def generate(
-    out_dir: str | Path, *, events: int = 100_000, seed: int = 0, fmt: Format = "auto"
+    out_dir: str | Path,
+    *,
+    events: int | None = None,
+    seed: int = 0,
+    fmt: Format = "auto",
+    world: WorldParams | None = None,
 ) -> GenerateReport:
-    """Write a synthetic marketplace export with planted abuse and its ``truth.csv``.
+    """Write a synthetic marketplace export with planted abuse, its ``truth.csv`` and the
+    world's parameters in ``world.json``.
 
     Parameters
     ----------
     out_dir : str or Path
         Folder to write to (created if missing). A table already there in another format
         is replaced, so that the folder holds one file per table.
-    events : int, default 100_000
-        Number of engagement events; every other table scales with it.
+    events : int, optional
+        Number of engagement events of the default world (100,000 when neither this nor
+        ``world`` is given); every other table scales with it. With ``world``, leave it
+        out (the world's size follows from its market).
     seed : int, default 0
-        The same seed gives byte-identical files.
+        The same seed and world give byte-identical files.
     fmt : {"auto", "csv", "parquet"}
         ``auto`` writes Parquet from :data:`PARQUET_FROM_EVENTS` events on, CSV below.
         ``truth.csv`` is always CSV.
+    world : WorldParams, optional
+        The world to make (:meth:`WorldParams.random` for a drawn one); ``None`` is
+        :meth:`WorldParams.default` of ``events``.
 
     Returns
     -------
     GenerateReport
-        Files, row counts per table, and the number of planted structures per kind.
+        Files, row counts per table, the number of planted structures per kind and the
+        world's parameters.
 
     Raises
     ------
     InputError
-        If ``events``, ``seed`` or ``fmt`` is out of range.
+        If ``events``, ``seed``, ``fmt`` or ``world`` is out of range.
 
     Examples
     --------
@@ -148,13 +213,15 @@ def generate(
     >>> report.rings["engagement_farm"] >= 3
     True
     """
-    _check_args(events, seed, fmt)
+    params = _the_world(events, world)
+    n_events = params.events
+    _check_args(n_events, seed, fmt)
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = fmt if fmt != "auto" else ("parquet" if events >= PARQUET_FROM_EVENTS else "csv")
+    chosen = fmt if fmt != "auto" else ("parquet" if n_events >= PARQUET_FROM_EVENTS else "csv")
 
-    w = World(seed=seed, events=events)
+    w = World(seed=seed, events=n_events, params=params)
     _legit.accounts(w)
     plan = _abuse.plan(w)
     _legit.streams(w)
@@ -164,6 +231,8 @@ def generate(
     _legit.viral_streams(w)
     _legit.flash_sales(w)
     _abuse.activity(w, plan)
+    # ---- money-flow typologies (truth kind ``money_flow``) are planted here, from the
+    # ``flow_*`` parameters, by ``_flows``; FLOWS_AVAILABLE says whether this version has it.
     _legit.sessions(w)
     _legit.orders(w)
     in_household = _legit.shared_networks(w)
@@ -172,14 +241,18 @@ def generate(
 
     tables = build_tables(w)
     truth = tables.pop("truth")
+    local = LocalTimes(params.local_time_share, params.utc_offset_hours, seed)
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
     for name in TABLE_NAMES:
-        files[name] = str(write_table(tables[name], out, name, chosen))
+        files[name] = str(write_table(tables[name], out, name, chosen, local=local))
         rows[name] = tables[name].num_rows
         del tables[name]
     files["truth"] = str(write_table(truth, out, "truth", "csv"))
     rows["truth"] = truth.num_rows
+    world_path = out / "world.json"
+    world_path.write_text(json.dumps(params.to_dict(), indent=2) + "\n", encoding="utf-8")
+    files["world"] = str(world_path)
     return GenerateReport(
         out_dir=str(out),
         seed=seed,
@@ -187,5 +260,6 @@ def generate(
         files=files,
         rows=rows,
         rings=dict(sorted(w.rings.items())),
+        world=params.to_dict(),
         seconds=round(time.perf_counter() - started, 3),
     )

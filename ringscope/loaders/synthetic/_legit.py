@@ -17,7 +17,6 @@ from ._world import (
     DEVICE,
     END,
     GIFT,
-    HISTORY_START,
     HOUR,
     IP,
     LIKE,
@@ -34,8 +33,6 @@ from ._world import (
     chunk_sizes,
     pick_unique,
     pick_weighted,
-    sample_times,
-    scaled_count,
 )
 
 #: Normal refund and cancellation rates of orders.
@@ -48,24 +45,20 @@ _EXTRA_KIND_P = np.array([0.55, 0.28, 0.07, 0.10])
 N_TITLES = 24
 
 
-def _log2_count(events: int, extra: int = 1) -> int:
-    return extra + round(float(np.log2(1 + events / 100_000)))
-
-
 # ---------------------------------------------------------------------- accounts and streams
 
 
 def accounts(w: World) -> None:
-    """Ordinary accounts, created over the years (growing), with heavy-tailed activity."""
+    """Ordinary accounts, created over the market's history (growing), with heavy-tailed
+    activity."""
     rng = w.rng("accounts")
-    n = max(800, round(w.events * 0.11))
-    span = END - 7 * DAY - HISTORY_START
-    created = (HISTORY_START + span * rng.beta(2.2, 1.0, n)).astype(np.int64)
-    n_c = max(25, round(n * 0.012))
-    n_s = max(12, round(n * 0.006))
+    p = w.p
+    n = p.accounts
+    span = END - 7 * DAY - w.history_start
+    created = (w.history_start + span * rng.beta(p.account_age_shape, 1.0, n)).astype(np.int64)
+    n_c, n_s, n_both = p.creators, p.sellers, p.creator_sellers
     perm = rng.permutation(n).astype(np.int64)
     creators = perm[:n_c]
-    n_both = n_s // 5
     sellers = np.concatenate([perm[:n_both], perm[n_c : n_c + n_s - n_both]])
     roles = np.full(n, BUYER, dtype=np.uint8)
     roles[creators] = CREATOR
@@ -90,7 +83,7 @@ def streams(w: World) -> None:
     creator = np.repeat(cidx, k)
     ns = len(creator)
     dur = np.clip(rng.lognormal(np.log(80 * 60), 0.6, ns), 600, 6 * HOUR).astype(np.int64)
-    start = sample_times(rng, ns, hi=END - 6 * HOUR - 120)
+    start = w.times(rng, ns, hi=END - 6 * HOUR - 120)
     weight = np.repeat(pop, k) * rng.lognormal(0.0, 0.6, ns) * (dur / 4800) ** 0.5
     order = np.argsort(start, kind="stable")
     w.stream_creator = creator[order]
@@ -101,14 +94,15 @@ def streams(w: World) -> None:
 
 
 def streams_of(w: World, creator: int) -> IntArray:
-    return np.flatnonzero(w.stream_creator == creator).astype(np.int64)
+    """The streams of one creator, in stream order."""
+    return w.streams_of(creator)
 
 
 def follows(w: World) -> None:
     """Followers: popular creators gather most of them."""
     rng = w.rng("follows")
     cidx, pop = w.creator_pool()
-    n = round(w.n_legit * 2.5)
+    n = round(w.n_legit * w.p.follows_per_account)
     creator = cidx[pick_weighted(rng, pop**0.8, n)]
     vw = w.view_weight
     follower = pick_weighted(rng, vw**0.5 * (vw > 0), n)
@@ -226,22 +220,23 @@ def fan_clubs(w: World) -> None:
     candidates = cidx[ok] if ok.any() else cidx[np.argsort(-counts)[:5]]
     buyers = _legit_buyers(w)
     created = w.created
-    for i in range(_log2_count(w.events, 1) + (w.events >= 50_000)):
-        free = np.array([c for c in candidates if int(c) not in w.reserved_creators])
+    p = w.p
+    for i in range(p.fan_clubs):
+        free = w.unreserved(candidates)
         if not len(free):
             break
         creator = int(rng.choice(free))
-        w.reserved_creators.add(creator)
-        size = int(np.clip(0.012 * w.n_legit * rng.uniform(0.7, 1.3), 20, 300))
+        w.reserve(np.array([creator]))
+        share = p.fan_share * w.n_legit * rng.uniform(0.7, 1.3)
+        size = int(np.clip(share, p.fan_accounts_min, p.fan_accounts_max))
         members = pick_unique(rng, buyers, size)
         sts = streams_of(w, creator)
         part = rng.random((len(members), len(sts))) < rng.uniform(0.8, 0.95)
         mi, si = np.nonzero(part)
         acc, st = members[mi], sts[si]
         dur = w.stream_end[st] - w.stream_start[st]
-        join = w.stream_start[st] + np.minimum(rng.exponential(240, len(st)), 0.3 * dur).astype(
-            np.int64
-        )
+        delay = np.minimum(rng.exponential(p.fan_arrival_seconds, len(st)), 0.3 * dur)
+        join = w.stream_start[st] + delay.astype(np.int64)
         _sessions(rng, w, acc, st, join, planted=True, extra_p=0.3)
         first = int(w.stream_start[sts].min())
         lo = created[members]
@@ -261,20 +256,23 @@ def viral_streams(w: World) -> None:
     if not len(cand):
         cand = np.argsort(-dur)[:5]
     buyers = _legit_buyers(w)
-    n_viral = _log2_count(w.events, 1)
-    chosen = pick_unique(rng, cand.astype(np.int64), n_viral)
+    p = w.p
+    chosen = pick_unique(rng, cand.astype(np.int64), p.viral_streams)
+    cut = max(15 * 60, 5 * p.viral_arrival_seconds)
     for i, st in enumerate(chosen):
-        size = int(np.clip(0.12 * w.n_legit * rng.uniform(0.6, 1.4), 100, 40_000))
+        share = p.viral_share * w.n_legit * rng.uniform(0.6, 1.4)
+        size = int(np.clip(share, p.viral_accounts_min, p.viral_accounts_max))
         arrivals = pick_unique(rng, buyers, size)
         start, end = int(w.stream_start[st]), int(w.stream_end[st])
         trigger = start + int((end - start) * rng.uniform(0.1, 0.5))
-        join = trigger + np.minimum(rng.exponential(120, len(arrivals)), 900).astype(np.int64)
+        delay = np.minimum(rng.exponential(p.viral_arrival_seconds, len(arrivals)), cut)
+        join = trigger + delay.astype(np.int64)
         sts = np.full(len(arrivals), st)
         _sessions(rng, w, arrivals, sts, join, planted=True, extra_p=0.75)
         fol = rng.random(len(arrivals)) < 0.08
         fts = join[fol] + rng.integers(0, 1800, int(fol.sum()))
         w.add_follows(arrivals[fol], np.full(int(fol.sum()), w.stream_creator[st]), fts)
-        w.reserved_creators.add(int(w.stream_creator[st]))
+        w.reserve(w.stream_creator[st : st + 1])
         w.add_truth(f"hn-viral_stream-{i + 1:04d}", "viral_stream", arrivals, "member")
         w.count_ring("viral_stream")
 
@@ -287,12 +285,14 @@ def flash_sales(w: World) -> None:
     cand = np.flatnonzero(np.isin(w.stream_creator, legit_creators))
     buyers = _legit_buyers(w)
     bw = w.buy_weight[buyers]
-    for i in range(_log2_count(w.events, 1)):
+    p = w.p
+    for i in range(p.flash_sales):
         st = int(rng.choice(cand))
         creator = w.stream_creator[st : st + 1]
         _, seller, rate = _pick_affiliate(rng, aff, creator)
         product = w.products_of(rng, seller)
-        size = int(np.clip(0.01 * w.n_legit * rng.uniform(0.6, 1.4), 30, 3000))
+        share = p.flash_share * w.n_legit * rng.uniform(0.6, 1.4)
+        size = int(np.clip(share, p.flash_accounts_min, p.flash_accounts_max))
         members = pick_unique(rng, buyers, size, bw)
         n = len(members)
         start, end = int(w.stream_start[st]), int(w.stream_end[st])
@@ -348,7 +348,7 @@ def sessions(w: World) -> None:
 def orders(w: World) -> None:
     """Ordinary orders: about half through a creator's stream (with commission)."""
     rng = w.rng("orders")
-    n = max(200, round(w.events * 0.035))
+    n = max(200, round(w.events * w.p.orders_per_event))
     aff = affiliation_index(w)
     attributed = rng.random(n) < 0.55
     stream = pick_weighted(rng, w.stream_weight, n)
@@ -360,7 +360,7 @@ def orders(w: World) -> None:
     seller[attributed] = aff_seller[attributed]
     creator[~attributed] = -1
     stream[~attributed] = -1
-    ts = sample_times(rng, n)
+    ts = w.times(rng, n)
     st = stream[attributed]
     ts[attributed] = w.stream_start[st] + (
         rng.random(len(st)) * (w.stream_end[st] - w.stream_start[st])
@@ -409,11 +409,12 @@ def shared_networks(w: World) -> IntArray:
     """Households, carrier and campus IPs, public Wi-Fi. Return the accounts whose home IP
     and address come from their household."""
     rng = w.rng("networks")
+    p = w.p
     n = w.n_legit
     buyers = _legit_buyers(w)
-    # households: 2-5 accounts on one device, one home IP, often one address and card
-    total = int(0.09 * len(buyers))
-    sizes = chunk_sizes(rng, total, 2, 5)
+    # households: a few accounts on one device, one home IP, often one address and card
+    total = int(p.household_share * len(buyers))
+    sizes = chunk_sizes(rng, total, p.household_size_min, p.household_size_max)
     members = rng.permutation(buyers)[: int(sizes.sum())]
     hh = np.repeat(np.arange(len(sizes)), sizes)
     for kind, share in ((DEVICE, 1.0), (IP, 1.0), (ADDRESS, 0.8), (PAYMENT, 0.4)):
@@ -427,18 +428,36 @@ def shared_networks(w: World) -> IntArray:
     w.rings["household"] = len(sizes)
 
     legit = np.arange(n, dtype=np.int64)
-    groups = (
-        ("carrier_ip", _log2_count(w.events, 3) * 2 - 3, 0.05, 300, 50_000),
-        ("carrier_ip_campus", _log2_count(w.events, 1), 0.015, 80, 8_000),
-        ("carrier_ip_public_wifi", scaled_count(w.events, 6, 2), 0.0, 15, 60),
+    groups: tuple[tuple[str, int, float, float, float], ...] = (
+        (
+            "carrier_ip",
+            p.carrier_ips,
+            p.carrier_ip_share,
+            p.carrier_ip_accounts_min,
+            p.carrier_ip_accounts_max,
+        ),
+        (
+            "carrier_ip_campus",
+            p.campus_ips,
+            p.campus_ip_share,
+            p.campus_ip_accounts_min,
+            p.campus_ip_accounts_max,
+        ),
+        (
+            "carrier_ip_public_wifi",
+            p.public_wifi_ips,
+            0.0,
+            p.public_wifi_accounts_min,
+            p.public_wifi_accounts_max,
+        ),
     )
     for kind_name, count, share, lo, hi in groups:
         for i in range(count):
             if share:
                 size = int(np.clip(share * n * rng.uniform(0.6, 1.6), lo, hi))
-                size = min(size, max(lo, int(0.35 * n)))
+                size = int(min(size, max(lo, int(0.35 * n))))
             else:
-                size = int(rng.integers(lo, hi + 1))
+                size = int(rng.integers(int(lo), int(hi) + 1))
             acc = np.sort(pick_unique(rng, legit, size))
             w.add_identifiers(acc, IP, new_identifiers(rng, IP, 1).repeat(len(acc)))
             w.add_truth(f"hn-{kind_name}-{i + 1:04d}", kind_name, acc, "member")

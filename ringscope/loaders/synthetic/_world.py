@@ -14,18 +14,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._params import (
+    DAY,
+    END,
+    HISTORY_START,
+    HOUR,
+    REFERENCE_NOW,
+    SPAN_DAYS,
+    WorldParams,
+    scaled_count,
+)
+
+__all__ = ["DAY", "END", "HISTORY_START", "HOUR", "REFERENCE_NOW", "SPAN_DAYS", "scaled_count"]
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-DAY = 86_400
-HOUR = 3_600
-#: The fixed "now" of every synthetic export: all timestamps fall before it.
-REFERENCE_NOW = datetime(2026, 11, 1, tzinfo=UTC)
-END = int(REFERENCE_NOW.timestamp())
-SPAN_DAYS = 30
+#: Start of the default world's span (a world's own is :attr:`World.start`).
 START = END - SPAN_DAYS * DAY
-HISTORY_START = int(datetime(2019, 1, 1, tzinfo=UTC).timestamp())
 
 # codes of the contract's enums
 VIEW, LIKE, COMMENT, SHARE, GIFT = range(5)
@@ -46,17 +53,17 @@ _WEEKDAY_WEIGHTS = np.array([0.9, 0.9, 0.95, 1.0, 1.15, 1.3, 1.25])
 _LOCAL_OFFSET_HOURS = 8
 
 
-def scaled_count(events: int, base: float, minimum: int) -> int:
-    """How many of a planted structure to make for ``events`` engagement events."""
-    return max(minimum, round(base * (events / 100_000) ** 0.6))
-
-
 @dataclass
 class World:
-    """Everything generated so far, as integer codes."""
+    """Everything generated so far, as integer codes.
+
+    ``params`` shapes the marketplace (default: :meth:`WorldParams.default` for ``events``);
+    ``start``, ``span_days``, ``history_start`` and ``offset_hours`` come from it.
+    """
 
     seed: int
     events: int
+    params: WorldParams | None = None
     n_accounts: int = 0
     n_legit: int = 0
     #: creators already given a part (fan club, viral stream, farm target): kept apart
@@ -92,6 +99,29 @@ class World:
     # bookkeeping
     planted_events: int = 0
     rings: dict[str, int] = field(default_factory=dict)
+    # from the parameters
+    start: int = field(init=False, default=START)
+    span_days: int = field(init=False, default=SPAN_DAYS)
+    history_start: int = field(init=False, default=HISTORY_START)
+    offset_hours: float = field(init=False, default=_LOCAL_OFFSET_HOURS)
+    _reserved: BoolArray = field(default_factory=lambda: np.zeros(0, bool))
+    _streams_by_creator: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    _stream_offsets: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if self.params is None:
+            self.params = WorldParams.default(self.events)
+        p = self.params
+        self.span_days = p.span_days
+        self.start = END - p.span_days * DAY
+        self.history_start = END - p.history_days * DAY
+        self.offset_hours = p.utc_offset_hours
+
+    @property
+    def p(self) -> WorldParams:
+        """The world's parameters."""
+        assert self.params is not None
+        return self.params
 
     # ------------------------------------------------------------------ randomness
 
@@ -274,6 +304,56 @@ class World:
         self.rings[kind] = self.rings.get(kind, 0) + 1
         return self.rings[kind]
 
+    # ------------------------------------------------------------------ parts
+
+    def reserve(self, creators: IntArray) -> None:
+        """Give creators a part (fan club, viral stream, farm target) so others avoid them."""
+        self.reserved_creators.update(int(c) for c in creators)
+        if len(self._reserved) < self.n_accounts:
+            grown = np.zeros(self.n_accounts, dtype=bool)
+            grown[: len(self._reserved)] = self._reserved
+            self._reserved = grown
+        self._reserved[np.asarray(creators, dtype=np.int64)] = True
+
+    def unreserved(self, creators: IntArray) -> IntArray:
+        """The creators (in their order) that have no part yet."""
+        creators = np.asarray(creators, dtype=np.int64)
+        mask = self._reserved
+        inside = creators < len(mask)
+        taken = np.zeros(len(creators), dtype=bool)
+        taken[inside] = mask[creators[inside]]
+        return creators[~taken]
+
+    def streams_of(self, creators: int | IntArray) -> IntArray:
+        """The streams of one or several creators, in stream order."""
+        if len(self._stream_offsets) != self.n_accounts + 1:
+            order = np.argsort(self.stream_creator, kind="stable").astype(np.int64)
+            self._streams_by_creator = order
+            self._stream_offsets = np.searchsorted(
+                self.stream_creator[order], np.arange(self.n_accounts + 1), side="left"
+            )
+        c = np.atleast_1d(np.asarray(creators, dtype=np.int64))
+        lo, hi = self._stream_offsets[c], self._stream_offsets[c + 1]
+        if len(c) == 1:
+            return self._streams_by_creator[lo[0] : hi[0]]
+        parts = [self._streams_by_creator[a:b] for a, b in zip(lo, hi, strict=True)]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+    def times(
+        self, rng: np.random.Generator, n: int, *, lo: int | None = None, hi: int = END - HOUR
+    ) -> IntArray:
+        """``n`` times in ``[lo, hi]`` (``lo`` defaults to the span's start) that follow the
+        market's daily and weekly rhythm in its local time."""
+        return sample_times(
+            rng,
+            n,
+            lo=self.start if lo is None else lo,
+            hi=hi,
+            start=self.start,
+            span_days=self.span_days,
+            offset_hours=self.offset_hours,
+        )
+
     # ------------------------------------------------------------------ products
 
     def products_of(self, rng: np.random.Generator, sellers: IntArray) -> IntArray:
@@ -289,25 +369,34 @@ class World:
 # ---------------------------------------------------------------------- sampling helpers
 
 
-def _day_weights() -> FloatArray:
-    first = datetime.fromtimestamp(START, UTC).weekday()
-    w = _WEEKDAY_WEIGHTS[(first + np.arange(SPAN_DAYS)) % 7]
+def _day_weights(start: int, span_days: int) -> FloatArray:
+    first = datetime.fromtimestamp(start, UTC).weekday()
+    w = _WEEKDAY_WEIGHTS[(first + np.arange(span_days)) % 7]
     return w / w.sum()
 
 
 def sample_times(
-    rng: np.random.Generator, n: int, *, lo: int = START, hi: int = END - HOUR
+    rng: np.random.Generator,
+    n: int,
+    *,
+    lo: int = START,
+    hi: int = END - HOUR,
+    start: int = START,
+    span_days: int = SPAN_DAYS,
+    offset_hours: float = _LOCAL_OFFSET_HOURS,
 ) -> IntArray:
-    """``n`` times in ``[lo, hi]`` that follow the daily and weekly rhythm of the market."""
-    days = rng.choice(SPAN_DAYS, size=n, p=_day_weights())
+    """``n`` times in ``[lo, hi]`` that follow the daily and weekly rhythm of a market whose
+    span starts at ``start`` and whose local time is UTC + ``offset_hours``
+    (:meth:`World.times` passes a world's own)."""
+    days = rng.choice(span_days, size=n, p=_day_weights(start, span_days))
     hours = rng.choice(24, size=n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
-    utc_hour = (hours - _LOCAL_OFFSET_HOURS) % 24
-    t = START + days * DAY + utc_hour * HOUR + rng.integers(0, HOUR, size=n)
+    utc_second = (hours * HOUR - round(offset_hours * HOUR)) % DAY
+    t = start + days * DAY + utc_second + rng.integers(0, HOUR, size=n)
     span = hi - lo
     # fold times outside [lo, hi] back in, keeping the hour of day where possible
     out = (t < lo) | (t > hi)
     if out.any():
-        t[out] = lo + (t[out] - START) % max(span, 1)
+        t[out] = lo + (t[out] - start) % max(span, 1)
     return t.astype(np.int64)
 
 

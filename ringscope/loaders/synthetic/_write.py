@@ -6,6 +6,8 @@ identifiers by account id (random hex), and everything else by time or id.
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,6 @@ from ._world import (
     PAYMENT,
     PHONE,
     SELLER,
-    START,
     IntArray,
     World,
 )
@@ -119,7 +120,7 @@ def _engagements(w: World, rng: np.random.Generator) -> dict[str, Any]:
     st = _cat(w.engagements, "stream", np.int64)
     kind = _cat(w.engagements, "kind", np.int64)
     ts = _cat(w.engagements, "ts", np.int64)
-    rel = ts - (START - DAY)
+    rel = ts - (w.start - DAY)
     bits_a = max(1, int(w.n_accounts).bit_length())
     bits_s = max(1, len(w.stream_start).bit_length())
     bits_t = max(1, int(rel.max(initial=0)).bit_length())
@@ -419,18 +420,47 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     return tables
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
+@dataclass(frozen=True, slots=True)
+class LocalTimes:
+    """Write a ``share`` of CSV timestamps in local time with an explicit UTC offset."""
+
+    share: float
+    offset_hours: float
+    seed: int
+
+
+def _offset_suffix(offset_hours: float) -> str:
+    minutes = round(offset_hours * 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _csv_ready(table: pa.Table, local: LocalTimes | None = None, name: str = "") -> pa.Table:
+    rng = None
+    if local is not None and local.share > 0:
+        rng = np.random.default_rng([local.seed, zlib.crc32(f"local-times-{name}".encode())])
     cols = []
     for field, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(field.type):
-            col = pc.strftime(col.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            seconds = col.cast(pa.timestamp("s", tz="UTC"))
+            utc = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+            if rng is not None and local is not None:
+                shift = pa.scalar(round(local.offset_hours * HOUR), pa.duration("s"))
+                wall = pc.strftime(pc.add(seconds, shift), format="%Y-%m-%dT%H:%M:%S")
+                zoned = pc.binary_join_element_wise(wall, _offset_suffix(local.offset_hours), "")
+                pick = pa.array(rng.random(len(col)) < local.share)
+                utc = pc.if_else(pick, zoned, utc)
+            col = utc
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
 
-def write_table(table: pa.Table, out_dir: Path, name: str, fmt: str) -> Path:
+def write_table(
+    table: pa.Table, out_dir: Path, name: str, fmt: str, *, local: LocalTimes | None = None
+) -> Path:
     """Write one table as ``NAME.csv`` or ``NAME.parquet``; remove the same table in other
-    formats so that the folder holds one file per table."""
+    formats so that the folder holds one file per table. ``local`` writes a share of a CSV's
+    timestamps in local time (Parquet timestamps are typed instants)."""
     suffix = ".parquet" if fmt == "parquet" else ".csv"
     for other in SUFFIXES:
         stale = out_dir / f"{name}{other}"
@@ -447,5 +477,5 @@ def write_table(table: pa.Table, out_dir: Path, name: str, fmt: str) -> Path:
         )
     else:
         options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-        pacsv.write_csv(_csv_ready(table), path, write_options=options)
+        pacsv.write_csv(_csv_ready(table, local, name), path, write_options=options)
     return path
