@@ -389,6 +389,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="3 small worlds, 3 small tuning worlds")
     ap.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=METHOD_ORDER)
     ap.add_argument("--allow-tuning-seeds", action="store_true")
+    ap.add_argument(
+        "--baseline-minutes",
+        type=float,
+        default=None,
+        help="start no baseline world after this many minutes of baselines (default: no limit)",
+    )
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--reasons", type=int, default=8, help="reason lines per failing world")
     ap.add_argument("--json", type=Path, default=None, help="write every figure to this file")
@@ -452,36 +458,65 @@ def main(argv: list[str] | None = None) -> int:
     rs_dir.mkdir(parents=True, exist_ok=True)
     log(f"findings cached in {rs_dir} and {bl_dir}")
 
+    def rs_file(seed: int) -> Path:
+        return rs_dir / f"w{seed}_b{args.max_buyers}.json.gz"
+
+    def bl_file(seed: int, method: str) -> Path:
+        return bl_dir / f"w{seed}_b{args.max_buyers}" / f"{method}.json.gz"
+
+    # ringscope first on every world, then the baselines: a run cut short still has
+    # ringscope's figures on every world
+    folders: dict[int, Path] = {}
+    gen_seconds: dict[int, float] = {}
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        folders[seed], gen_seconds[seed] = ensure_world(cache, seed, args.max_buyers)
+        if "ringscope" in args.methods and not rs_file(seed).is_file():
+            run_child(
+                [
+                    "--child",
+                    "ringscope",
+                    "--folder",
+                    str(folders[seed]),
+                    "--out",
+                    str(rs_file(seed)),
+                ],
+                log,
+            )
+            log(f"seed {seed}: ringscope done [{time.perf_counter() - t0:.0f} s]")
+    started = time.perf_counter()
+    skipped: list[int] = []
+    for seed in args.seeds if baselines else []:
+        if all(bl_file(seed, m).is_file() for m in baselines):
+            continue
+        if args.baseline_minutes is not None and time.perf_counter() - started > 60 * (
+            args.baseline_minutes
+        ):
+            skipped.append(seed)
+            continue
+        t0 = time.perf_counter()
+        bl_file(seed, baselines[0]).parent.mkdir(exist_ok=True)
+        run_child(
+            [
+                *("--child", "baselines", "--folder", str(folders[seed])),
+                *("--out", str(bl_file(seed, baselines[0]).parent)),
+                *("--params", str(params_file), "--seed", str(seed)),
+            ],
+            log,
+        )
+        log(f"seed {seed}: baselines done [{time.perf_counter() - t0:.0f} s]")
+    if skipped:
+        log(f"baselines not run (past --baseline-minutes) on seeds {skipped}")
+
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
     lines: list[dict[str, Any]] = []
     for seed in args.seeds:
-        t0 = time.perf_counter()
-        folder, gen_s = ensure_world(cache, seed, args.max_buyers)
-        truth = read_market_truth(folder)
-        line: dict[str, Any] = {"seed": seed, "generate_seconds": round(gen_s, 1)}
-        if "ringscope" in args.methods:
-            out = rs_dir / f"w{seed}_b{args.max_buyers}.json.gz"
-            if not out.is_file():
-                run_child(["--child", "ringscope", "--folder", str(folder), "--out", str(out)], log)
-        if baselines:
-            out_dir = bl_dir / f"w{seed}_b{args.max_buyers}"
-            out_dir.mkdir(exist_ok=True)
-            if any(not (out_dir / f"{m}.json.gz").is_file() for m in baselines):
-                run_child(
-                    [
-                        *("--child", "baselines", "--folder", str(folder), "--out", str(out_dir)),
-                        *("--params", str(params_file), "--seed", str(seed)),
-                    ],
-                    log,
-                )
+        truth = read_market_truth(folders[seed])
+        line: dict[str, Any] = {"seed": seed, "generate_seconds": round(gen_seconds[seed], 1)}
         for method in args.methods:
-            path = (
-                rs_dir / f"w{seed}_b{args.max_buyers}.json.gz"
-                if method == "ringscope"
-                else bl_dir / f"w{seed}_b{args.max_buyers}" / f"{method}.json.gz"
-            )
+            path = rs_file(seed) if method == "ringscope" else bl_file(seed, method)
             if not path.is_file():
-                line.setdefault("crashed", []).append(method)
+                line.setdefault("not_run", []).append(method)
                 continue
             found, meta = load_findings(path)
             fig = world_figures(evaluate(found, truth), truth)
@@ -491,7 +526,6 @@ def main(argv: list[str] | None = None) -> int:
                 line.update(meta)
                 line["prevalence"] = fig["abuse_accounts"] / max(meta["accounts"], 1)
                 line.update({k: fig[k] for k in ("findings", "recall", "precision")})
-        log(world_line(line) + f"  [{time.perf_counter() - t0:.0f} s]")
         lines.append(line)
 
     summaries = {m: print_method(m, per_method[m]) for m in args.methods if per_method[m]}
@@ -545,7 +579,7 @@ def tune_baselines(
 
 def world_line(w: dict[str, Any]) -> str:
     if "accounts" not in w:
-        return f"seed {w['seed']}: ringscope did not run ({', '.join(w.get('crashed', []))})"
+        return f"seed {w['seed']}: ringscope did not run (crashed, or left out by --methods)"
     return (
         f"seed {w['seed']:>5} buyers {w['buyers']:>7,} prevalence {w['prevalence']:>6.2%} "
         f"findings {w['findings']:>4} recall {_f(w['recall'], 5)} precision "
