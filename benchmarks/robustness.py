@@ -54,7 +54,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +247,16 @@ def world_figures(report: EvaluationReport, truth: pd.DataFrame) -> dict[str, An
             k: [o.finding_id for o in report.wrong_findings() if o.kind == k]
             for k in report.by_finding_kind
         },
+        "missed_reasons": _count(f"{o.kind}: {o.reason}" for o in report.missed_rings()),
+        "wrong_reasons": _count(f"{o.kind}: {o.reason}" for o in report.wrong_findings()),
         "abuse_accounts": int(
             truth.loc[~truth["ring_id"].astype(str).str.startswith("hn-"), "account_id"].nunique()
         ),
     }
+
+
+def _count(keys: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(keys).items()))
 
 
 def failures(fig: dict[str, Any], cap: int) -> list[str]:
@@ -263,7 +270,7 @@ def failures(fig: dict[str, Any], cap: int) -> list[str]:
             bad_bands = [
                 f"{b} {c[1]}/{c[0]}" for b, c in cells.items() if b != "all" and c[1] < c[0]
             ]
-            out[-1] += f" (missed by band: {', '.join(bad_bands)})"
+            out[-1] += f" (found per size band with misses: {', '.join(bad_bands)})"
             missed = set(fig["missed_by_kind"].get(kind, []))
             details += [line for line in fig["missed"] if line.split()[1] in missed]
     for kind, cells in sorted(fig["findings_by_kind"].items()):
@@ -352,6 +359,15 @@ def print_method(method: str, worlds: list[dict[str, Any]]) -> dict[str, Any]:
                 f"{_f(c['worst_decile'])}  {_f(c['mean_any_kind'], 15)} "
                 f"{_f(c['worst_decile_any_kind'])}  {verdict}"
             )
+    reasons: dict[str, dict[str, int]] = {}
+    for key, title in (("missed_reasons", "missed rings"), ("wrong_reasons", "wrong findings")):
+        total: Counter[str] = Counter()
+        for w in worlds:
+            total.update(w.get(key, {}))
+        reasons[key] = dict(total.most_common())
+        print(f"\n{title} by kind and reason, over all worlds")
+        for what, n in total.most_common():
+            print(f"  {what:<40} {n:>6}")
     hn: dict[str, dict[str, float]] = {}
     kinds = sorted({k for w in worlds for k in w["hard_negatives"]})
     print("\nhard negatives: share of accounts named, share of groups held (over worlds)")
@@ -374,7 +390,7 @@ def print_method(method: str, worlds: list[dict[str, Any]]) -> dict[str, Any]:
             f"{k:<24} {h['worlds']:>6} {h['mean']:>7.2%} {h['max']:>7.2%} "
             f"{h['groups_mean']:>11.2%} {h['groups_max']:>7.2%}{ok}"
         )
-    return {"recall": recall, "precision": precision, "hard_negatives": hn}
+    return {"recall": recall, "precision": precision, "reasons": reasons, "hard_negatives": hn}
 
 
 # ---------------------------------------------------------------------- main
@@ -453,10 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     rs_dir = root / f"ringscope-{ringscope_key()}"
     bl_dir = root / f"baselines-{baselines_key(params)}"
     params_file = bl_dir / "params.json"
-    bl_dir.mkdir(parents=True, exist_ok=True)
-    params_file.write_text(json.dumps(params, indent=1))
+    if baselines:
+        bl_dir.mkdir(parents=True, exist_ok=True)
+        params_file.write_text(json.dumps(params, indent=1))
     rs_dir.mkdir(parents=True, exist_ok=True)
-    log(f"findings cached in {rs_dir} and {bl_dir}")
+    log(f"findings cached in {rs_dir}" + (f" and {bl_dir}" if baselines else ""))
 
     def rs_file(seed: int) -> Path:
         return rs_dir / f"w{seed}_b{args.max_buyers}.json.gz"
