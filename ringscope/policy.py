@@ -40,8 +40,12 @@ class DetectorPolicy(BaseModel):
 class QueuePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Link rules of the case stage (see :mod:`ringscope.algorithms.queue`).
     merge_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
-    merge_containment: float = Field(default=0.8, ge=0.0, le=1.0)
+    merge_containment: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_shared: int = Field(default=2, ge=1)
+    #: Detectors whose findings join cases without linking them.
+    auxiliary: list[str] = Field(default_factory=lambda: ["dense_blocks", "label_propagation"])
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     #: How the app orders the queue unless asked otherwise: score, impact or priority.
     order: Literal["score", "impact", "priority"] = "score"

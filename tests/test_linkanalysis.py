@@ -147,3 +147,49 @@ def test_benefit_rank() -> None:
     assert benefit_rank(None, None, None).empty
     with pytest.raises(ValueError):
         benefit_rank(orders, None, None, damping=1.5)
+
+
+def _signals(f: object) -> dict[str, float]:
+    return {s.name: s.value for s in f.signals}  # type: ignore[attr-defined]
+
+
+def test_gallery_mislabelled_legit_account_makes_no_queue_finding() -> None:
+    """A legit account labelled abusive by mistake: its household looks guilty, but a
+    group resting on one label is not reported on its own."""
+    from ringscope.algorithms.queue import build_queue
+
+    rows = []
+    for a in ["M", "h1", "h2"]:  # a household: one device, one home address
+        rows += [(a, "device", "dev-home"), (a, "address", "addr-home")]
+    rows += [(f"z{i}", "device", f"own-{i}") for i in range(10)]
+    found = detect_guilt_by_association(
+        _labels([("M", "abusive"), ("z0", "legit")]), identifiers=_ids(rows), seed=0
+    )
+    assert [f.member_ids for f in found] == [("M", "h1", "h2")]
+    sig = _signals(found[0])
+    assert sig["labels_used"] == 2.0 and sig["labelled_abusers_linked"] == 1.0
+    assert sig["stands_alone"] == 0.0
+    assert build_queue(found) == []
+
+
+def test_a_group_stands_alone_only_when_tied_to_several_labels_and_no_legit_one() -> None:
+    rows = []
+    for a in ["X1", "X2", "X3", "k1", "k2"]:
+        rows += [(a, "device", "dev-ring"), (a, "payment", "card-ring")]
+    rows += [(f"z{i}", "device", f"own-{i}") for i in range(10)]
+    labels = _labels([("X1", "abusive"), ("X2", "abusive"), ("X3", "abusive")])
+    kw = {"identifiers": _ids(rows), "seed": 0}
+    (off,) = detect_guilt_by_association(labels, **kw)  # type: ignore[arg-type]
+    (on,) = detect_guilt_by_association(labels, standalone_labels=3, **kw)  # type: ignore[arg-type]
+    assert off.member_ids == on.member_ids == ("X1", "X2", "X3", "k1", "k2")
+    assert _signals(off)["stands_alone"] == 0.0 and _signals(on)["stands_alone"] == 1.0
+    assert _signals(on)["associates_tied_to_two_labels"] == 1.0
+    (strict,) = detect_guilt_by_association(labels, standalone_labels=4, **kw)  # type: ignore[arg-type]
+    assert _signals(strict)["stands_alone"] == 0.0
+    # one of its labelled accounts shares an IP address with an account labelled legit
+    tied = _ids([*rows, ("X1", "ip", "ip-1"), ("L", "ip", "ip-1")])
+    legit = _labels([("X1", "abusive"), ("X2", "abusive"), ("X3", "abusive"), ("L", "legit")])
+    (f,) = detect_guilt_by_association(
+        legit, identifiers=tied, standalone_labels=3, min_score=0.2, seed=0
+    )
+    assert _signals(f)["legit_labels_linked"] == 1.0 and _signals(f)["stands_alone"] == 0.0

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ringscope.algorithms.queue import build_queue, merge_findings
-from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, finding_id
+from ringscope.model import (
+    Beneficiary,
+    DetectorInfo,
+    Finding,
+    Member,
+    Signal,
+    canonical_json,
+    finding_id,
+)
 
 A = DetectorInfo("lockstep", "1", {"window_s": 60})
 B = DetectorInfo("shared_identifiers", "1", {})
@@ -43,14 +51,29 @@ def test_overlapping_findings_of_two_detectors_merge_with_noisy_or() -> None:
     assert m.member_ids == ("a", "b", "c", "d", "e")
     assert abs(m.score - (1 - 0.4 * 0.5)) < 1e-9
     assert {d.name for d in m.detectors} == {"lockstep", "shared_identifiers"}
-    assert set(m.evidence) == {"lockstep", "shared_identifiers"}
-    assert {s.name for s in m.signals} == {"lockstep_signal", "shared_identifiers_signal"}
+    assert set(m.evidence) == {"lockstep", "shared_identifiers", "parts"}
+    assert [r["finding_id"] for r in m.evidence["parts"]] == [f1.id, f2.id]
+    assert {s.name for s in m.signals} == {
+        "lockstep_signal",
+        "shared_identifiers_signal",
+        "case_parts",
+    }
 
 
-def test_findings_of_one_detector_never_merge() -> None:
+def test_parts_of_one_detector_join_when_they_share_most_members() -> None:
     f1 = _f(A, "engagement_farm", ["a", "b", "c"], 0.6)
     f2 = _f(A, "engagement_farm", ["a", "b", "c", "d"], 0.5)
+    (m,) = build_queue([f1, f2])
+    assert m.member_ids == ("a", "b", "c", "d")
+    # the pieces of one detector do not add up: its best part's score
+    assert m.score == 0.6
+
+
+def test_one_shared_account_never_links() -> None:
+    f1 = _f(A, "engagement_farm", ["a", "b"], 0.6)
+    f2 = _f(B, "identity_cluster", ["b", "c"], 0.5)
     assert len(build_queue([f1, f2])) == 2
+    assert len(build_queue([f1, f2], min_shared=1)) == 1
 
 
 def test_disjoint_findings_stay_apart_and_rank_by_score_then_id() -> None:
@@ -108,3 +131,187 @@ def test_merge_keeps_highest_member_score_and_all_beneficiaries() -> None:
     assert {x.account_id: x.score for x in m.members} == {"a": 0.9, "b": 0.8}
     assert [b.account_id for b in m.beneficiaries] == ["c1", "s1"]
     assert Finding.from_dict(m.to_dict()) == m
+
+
+# --------------------------------------------------------------------------- gallery of cases
+
+LOCKSTEP = DetectorInfo("lockstep", "2", {})
+IDENTIFIERS = DetectorInfo("shared_identifiers", "2", {})
+COMMISSION = DetectorInfo("commission_rings", "2", {})
+DENSE = DetectorInfo("dense_blocks", "2", {})
+FLOWS = DetectorInfo("money_flows", "1", {})
+
+
+def _part(
+    det: DetectorInfo,
+    kind: str,
+    ids: list[str],
+    score: float,
+    *,
+    role: str = "account",
+    bens: tuple[tuple[str, str], ...] = (),
+    evidence: dict[str, list[dict[str, object]]] | None = None,
+    signals: tuple[Signal, ...] = (),
+) -> Finding:
+    return Finding.build(
+        kind=kind,
+        score=score,
+        members=[Member(i, role, score) for i in ids],
+        beneficiaries=[Beneficiary(a, r) for a, r in bens],
+        signals=[Signal(f"{det.name}_strength", score, 0.5, 1.0), *signals],
+        explanation=f"{det.name}: {len(ids)} accounts.",
+        detector=det,
+        evidence=evidence or {},
+    )
+
+
+def test_gallery_farm_in_nine_device_pools_is_one_engagement_farm_case() -> None:
+    bots = [f"bot{i:03d}" for i in range(300)]
+    farm = _part(
+        LOCKSTEP,
+        "engagement_farm",
+        [*bots, "fan1", "fan2", "fan3", "fan4"],
+        0.74,
+        role="engager",
+        bens=(("c1", "creator"),),
+        evidence={"engagements": [{"account_id": "bot000", "stream_id": "s1"}]},
+    )
+    # the farm's bots share phones in 9 pools of ~33; shared identifiers sees a
+    # cluster of 6-9 accounts in each
+    clusters = [
+        _part(
+            IDENTIFIERS,
+            "identity_cluster",
+            bots[33 * k : 33 * k + 6 + k % 4],
+            0.6 + 0.01 * k,
+            evidence={"identifiers": [{"kind": "device", "value": f"pool{k}"}]},
+        )
+        for k in range(9)
+    ]
+    queue = build_queue([*clusters, farm])
+    assert len(queue) == 1
+    (case,) = queue
+    assert case.kind == "engagement_farm"
+    assert case.member_ids == tuple(sorted([*bots, "fan1", "fan2", "fan3", "fan4"]))
+    assert case.id == finding_id("engagement_farm", list(case.member_ids))
+    assert {d.name for d in case.detectors} == {"lockstep", "shared_identifiers"}
+    assert case.detector.name == "lockstep"  # the main part: the highest scored
+    assert len(case.evidence["identifiers"]) == 9 and case.evidence["engagements"]
+    assert case.evidence["parts"][0]["finding_id"] == farm.id
+    assert len(case.evidence["parts"]) == 10
+    assert {s.name: s.value for s in case.signals}["case_parts"] == 10.0
+    # noisy-or over detectors of each detector's best part
+    assert abs(case.score - (1 - (1 - 0.74) * (1 - 0.68))) < 1e-6
+    bot = {m.account_id: m for m in case.members}["bot000"]
+    assert bot.role == "engager"  # from the part that scores it highest
+    assert abs(bot.score - (1 - (1 - 0.74) * (1 - 0.6))) < 1e-6
+    assert [b.account_id for b in case.beneficiaries] == ["c1"]
+
+
+def test_gallery_commission_ring_seen_by_three_detectors_is_one_case() -> None:
+    buyers = [f"b{i:02d}" for i in range(16)]
+    # one ring ordering for seller s1 through two creators: one finding per pair,
+    # sharing four puppets (under half of either: linked by their common seller)
+    via_c1 = _part(
+        COMMISSION,
+        "commission_ring",
+        buyers[:10],
+        0.8,
+        role="buyer",
+        bens=(("c1", "creator"), ("s1", "seller")),
+        evidence={"orders": [{"order_id": "o1"}]},
+    )
+    via_c2 = _part(
+        COMMISSION,
+        "commission_ring",
+        buyers[6:],
+        0.7,
+        role="buyer",
+        bens=(("c2", "creator"), ("s1", "seller")),
+        evidence={"orders": [{"order_id": "o2"}]},
+    )
+    cards = _part(IDENTIFIERS, "identity_cluster", [*buyers[:6], buyers[12]], 0.6)
+    block = _part(
+        DENSE,
+        "dense_orders",
+        [*buyers, "x1", "x2"],
+        0.55,
+        role="buyer",
+        bens=(("s1", "seller"),),
+    )
+    queue = build_queue([block, cards, via_c2, via_c1])
+    assert len(queue) == 1
+    (case,) = queue
+    assert case.kind == "commission_ring"
+    # the dense block lies mostly in the case: it brings its two other buyers in
+    assert case.member_ids == tuple(sorted([*buyers, "x1", "x2"]))
+    assert {d.name for d in case.detectors} == {
+        "commission_rings",
+        "shared_identifiers",
+        "dense_blocks",
+    }
+    assert [b.account_id for b in case.beneficiaries] == ["c1", "c2", "s1"]
+    assert case.evidence["orders"] == [{"order_id": "o1"}, {"order_id": "o2"}]
+    assert abs(case.score - (1 - 0.2 * 0.4 * 0.45)) < 1e-6
+
+
+def test_gallery_two_farms_boosting_one_creator_stay_two_cases() -> None:
+    one = [f"f1_{i:02d}" for i in range(20)]
+    two = [f"f2_{i:02d}" for i in range(20)]
+    f1 = _part(LOCKSTEP, "engagement_farm", one, 0.8, bens=(("c1", "creator"),))
+    # the second farm also used one of the first farm's bots
+    f2 = _part(LOCKSTEP, "engagement_farm", [*two, one[0]], 0.7, bens=(("c1", "creator"),))
+    # a dense block holding both farms half and half joins neither
+    block = _part(
+        DENSE, "dense_block", [*one, *two], 0.9, signals=(Signal("stands_alone", 0.0, 1.0, 0.0),)
+    )
+    queue = build_queue([f1, f2, block])
+    assert [(f.kind, f.member_ids) for f in queue] == [
+        ("engagement_farm", f1.member_ids),
+        ("engagement_farm", f2.member_ids),
+    ]
+    assert queue == [f1, f2]  # untouched: a part alone is reported as it is
+
+
+def test_gallery_household_tied_to_a_ring_member_by_one_device_stays_apart() -> None:
+    ring = [f"r{i:02d}" for i in range(20)]
+    farm = _part(LOCKSTEP, "engagement_farm", ring, 0.8, bens=(("c1", "creator"),))
+    household = _part(IDENTIFIERS, "identity_cluster", ["r00", "h1", "h2"], 0.6)
+    queue = build_queue([farm, household])
+    assert sorted(f.member_ids for f in queue) == sorted([farm.member_ids, household.member_ids])
+
+
+def test_gallery_long_money_cycle_found_as_chains_is_one_case() -> None:
+    # a cycle of 12 accounts a0 -> a1 -> ... -> a11 -> a0, found as three chains that
+    # meet in the accounts where one hands on to the next
+    acc = [f"a{i:02d}" for i in range(12)]
+    chains = [
+        _part(FLOWS, "money_flow", acc[0:5], 0.9),
+        _part(FLOWS, "money_flow", acc[3:9], 0.8),
+        _part(FLOWS, "money_flow", [*acc[7:12], acc[0]], 0.7),
+    ]
+    (case,) = build_queue(chains)
+    assert case.kind == "money_flow"
+    assert case.member_ids == tuple(acc)
+    assert case.score == 0.9
+
+
+def test_auxiliary_findings_stand_alone_only_when_their_detector_says_so() -> None:
+    ids = [f"u{i}" for i in range(8)]
+    weak = _part(DENSE, "dense_block", ids, 0.9)
+    strong = _part(DENSE, "dense_block", ids, 0.9, signals=(Signal("stands_alone", 1.0, 1.0, 0.0),))
+    assert build_queue([weak]) == []
+    assert build_queue([strong]) == [strong]
+
+
+def test_cases_are_canonical_whatever_the_input_order() -> None:
+    bots = [f"bot{i:02d}" for i in range(30)]
+    parts = [
+        _part(LOCKSTEP, "engagement_farm", bots, 0.7, bens=(("c1", "creator"),)),
+        *(_part(IDENTIFIERS, "identity_cluster", bots[5 * k : 5 * k + 5], 0.6) for k in range(6)),
+        _part(IDENTIFIERS, "identity_cluster", ["bot00", "h1", "h2"], 0.6),
+        _part(DENSE, "dense_block", [*bots[:20], "z"], 0.5),
+    ]
+    one = [canonical_json(f.to_dict()) for f in build_queue(parts)]
+    two = [canonical_json(f.to_dict()) for f in build_queue(list(reversed(parts)))]
+    assert one == two and len(one) == 2

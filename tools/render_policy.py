@@ -48,8 +48,14 @@ seed: 0              # every detector is deterministic for a given seed
 window_days: null
 
 queue:
-  merge_overlap: 0.5      # findings of different detectors sharing >= this Jaccard of members merge
-  merge_containment: 0.8  # ... or when this share of the smaller one lies inside the bigger one
+  # The case stage links the findings (parts) that are one operation into one case
+  # (python -m pydoc ringscope.algorithms.queue): parts sharing at least min_shared
+  # accounts link when those are >= merge_containment of the smaller part or >= merge_overlap
+  # (Jaccard) of both, or when the parts also share a beneficiary, or both are money patterns.
+  merge_overlap: 0.5
+  merge_containment: 0.5
+  min_shared: 2           # one shared account never links two parts
+  auxiliary: [dense_blocks, label_propagation]  # join one case each; alone only if they say so
   min_score: 0.0          # findings scoring below this are left out of the queue
   order: score            # the app's default order: score, impact (money at risk) or priority
   impact_weight: 0.5      # priority = (1 - impact_weight) * score + impact_weight * impact index

@@ -166,13 +166,16 @@ def enabled_detectors(policy: Policy) -> list[str]:
 
 
 def ranked_queue(found: list[Finding], policy: Policy) -> list[Finding]:
-    """Every detector's findings merged and ranked by the policy's queue rules."""
+    """Every detector's findings linked into cases and ranked by the policy's queue rules
+    (:func:`~ringscope.algorithms.queue.build_queue`)."""
     q = policy.queue
     return build_queue(
         found,
         merge_overlap=q.merge_overlap,
         merge_containment=q.merge_containment,
         min_score=q.min_score,
+        min_shared=q.min_shared,
+        auxiliary=q.auxiliary,
     )
 
 

@@ -219,4 +219,5 @@ def detect_guilt_by_association(
         damping=p["damping"],
         decades=p["decades"],
         max_evidence=p["max_evidence"],
+        standalone_labels=p["standalone_labels"],
     )
