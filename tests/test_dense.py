@@ -252,6 +252,19 @@ def _orders_market(seed: int = 0) -> pd.DataFrame:
     ).astype({"ts": "datetime64[us, UTC]"})
 
 
+def _likes(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    """Engagement events: a like per (account, stream) row, a second apart."""
+    return pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "stream_id": [r[1] for r in rows],
+            "kind": "like",
+            "ts": [T0 + pd.Timedelta(seconds=i) for i in range(len(rows))],
+            "amount": np.nan,
+        }
+    ).astype({"ts": "datetime64[us, UTC]"})
+
+
 def _engagement_market(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     streams = pd.DataFrame(
@@ -266,15 +279,7 @@ def _engagement_market(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     for a in range(15):  # 15 young accounts engaging only with creators c007 and c008
         for s in (7, 8, 407, 408, 807, 808):
             rows += [(f"farm{a:02d}", f"st{s:04d}")] * 3
-    ev = pd.DataFrame(
-        {
-            "account_id": [r[0] for r in rows],
-            "stream_id": [r[1] for r in rows],
-            "kind": "like",
-            "ts": [T0 + pd.Timedelta(seconds=i) for i in range(len(rows))],
-            "amount": np.nan,
-        }
-    ).astype({"ts": "datetime64[us, UTC]"})
+    ev = _likes(rows)
     ids = sorted(set(ev["account_id"]))
     accounts = pd.DataFrame(
         {
@@ -335,3 +340,43 @@ def test_dense_detector_on_nothing() -> None:
         detect_dense_blocks(ev, None, streams=None)
     with pytest.raises(InputError):
         detect_dense_blocks(None, _orders_market(), streams=None, min_focus=2.0)
+
+
+def _with_fan_club(ev: pd.DataFrame, streams: pd.DataFrame) -> pd.DataFrame:
+    """A fan club: 60 accounts engaging, again and again, with one creator only (c100)."""
+    fan_streams = streams.loc[streams["creator_id"] == "c100", "stream_id"].tolist()
+    rows = [(f"fan{a:02d}", s) for a in range(60) for s in fan_streams for _ in range(3)]
+    return pd.concat([ev, _likes(rows)], ignore_index=True)
+
+
+def _signal(f: object, name: str) -> float:
+    return {s.name: s.value for s in f.signals}[name]  # type: ignore[attr-defined]
+
+
+def test_gallery_a_farm_stands_alone_and_a_fan_club_does_not() -> None:
+    """The same market rewired at random (degrees kept) is as dense around one creator's
+    fans as the market, but not around accounts sharing the same several creators."""
+    from ringscope.algorithms.queue import build_queue
+
+    ev, streams, _ = _engagement_market()
+    found = detect_dense_blocks(
+        _with_fan_club(ev, streams), None, streams=streams, min_density_ratio=1.0
+    )
+    by_cols = {tuple(b.account_id for b in f.beneficiaries): f for f in found}
+    farm, fans = by_cols[("c007", "c008")], by_cols[("c100",)]
+    assert farm.member_ids == tuple(f"farm{a:02d}" for a in range(15))
+    assert fans.member_ids == tuple(f"fan{a:02d}" for a in range(60))
+    assert _signal(farm, "density_vs_shuffled") > 1.0 and _signal(farm, "stands_alone") == 1.0
+    assert _signal(fans, "density_vs_shuffled") <= 1.0 and _signal(fans, "stands_alone") == 0.0
+    assert [f.member_ids for f in build_queue(found)] == [farm.member_ids]
+
+
+def test_shuffled_null_is_deterministic_and_zero_on_nothing() -> None:
+    from ringscope.algorithms.dense import _bipartite, shuffled_best
+
+    ev, _, _ = _engagement_market()
+    g = _bipartite(ev["account_id"], ev["stream_id"], count_weighting="log")
+    one = shuffled_best(g, column_weighting="log", c=5.0)
+    assert one > 0 and one == shuffled_best(g, column_weighting="log", c=5.0)
+    empty = _bipartite(ev["account_id"].head(0), ev["stream_id"].head(0), count_weighting="log")
+    assert shuffled_best(empty, column_weighting="log", c=5.0) == 0.0

@@ -33,7 +33,7 @@ from ringscope.errors import InputError
 from ringscope.model import Beneficiary, DetectorInfo, Finding, Member, Signal, rank
 
 NAME = "dense_blocks"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 ColumnWeighting = Literal["log", "none"]
 
@@ -628,6 +628,25 @@ def _distinct(x: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(x))) if x.size else 0
 
 
+def shuffled_best(g: BipartiteGraph, *, column_weighting: ColumnWeighting, c: float) -> float:
+    """The highest average suspiciousness greedy peeling reaches on ``g`` with its
+    edges rewired at random, every row and column keeping its degree.
+
+    The null model of a market with the same accounts, creators (or sellers) and
+    activity per account and per target, but no coordination: what the degrees
+    alone make dense. A popular creator's audience, a fan club, a viral stream or a
+    flash sale (one column and everyone on it) is as dense there as in the market,
+    while a group of accounts sharing the same several targets is not. One rewiring,
+    seeded, so the same graph always gives the same value.
+    """
+    if g.rows.size == 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    r, col, w = _dedupe(g.rows, rng.permutation(g.cols), g.weights)
+    block = _peel_once(r, col, w, column_weighting=column_weighting, c=c)
+    return 0.0 if block is None else block.score
+
+
 def block_findings(
     g: BipartiteGraph,
     *,
@@ -644,6 +663,7 @@ def block_findings(
         return []
     cw: ColumnWeighting = p["column_weighting"]
     avg = _graph_average(g, column_weighting=cw, c=p["c"])
+    null_best = shuffled_best(g, column_weighting=cw, c=p["c"])
     row_total = np.bincount(g.rows, weights=g.counts, minlength=g.row_ids.size)
     out: list[Finding] = []
     for block in fraudar(
@@ -685,7 +705,10 @@ def block_findings(
                 parts.append(("young_account_share", ys, 0.0, 0.2, ys))
         score = sum(x[3] * x[4] for x in parts) / sum(x[3] for x in parts)
         signals = [Signal(nm, round(float(v), 6), float(th), wt) for nm, v, th, wt, _ in parts]
+        vs_null = block.score / null_best if null_best > 0 else 0.0
         signals += [
+            Signal("density_vs_shuffled", round(float(vs_null), 6), 1.0, 0.0),
+            Signal("stands_alone", 1.0 if vs_null > 1.0 else 0.0, 1.0, 0.0),
             Signal("block_rows", float(n_r), float(p["min_block"]), 0.0),
             Signal("block_cols", float(n_c), 0.0, 0.0),
             Signal("block_edges", float(block.n_edges), 0.0, 0.0),
@@ -858,7 +881,14 @@ def detect_dense_blocks(
     ``min_fill`` of its (row, column) pairs are edges, and its rows put at
     least ``min_focus`` of their activity inside it. Dense blocks of
     loyal fans exist too, so these findings are a weaker signal than lockstep
-    timing: they rank below it unless other detectors agree.
+    timing: in the queue they join the case of a farm or ring they overlap
+    (:mod:`ringscope.algorithms.queue`), and stand on their own (signal
+    ``stands_alone`` 1) only when the block is denser than anything greedy peeling
+    finds in the same graph rewired at random with every account's and every
+    target's degree kept (signal ``density_vs_shuffled`` above 1, see
+    :func:`shuffled_best`): the density a popular creator's audience, a fan club,
+    a viral stream or a flash sale (one target, many accounts) has in any market
+    of the same degrees is not evidence of coordination.
 
     Parameters
     ----------
