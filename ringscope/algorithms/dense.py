@@ -630,7 +630,8 @@ def _distinct(x: np.ndarray) -> int:
 
 def shuffled_best(g: BipartiteGraph, *, column_weighting: ColumnWeighting, c: float) -> float:
     """The highest average suspiciousness greedy peeling reaches on ``g`` with its
-    edges rewired at random, every row and column keeping its degree.
+    edges rewired at random, every row keeping its degree and every column its degree
+    and its edges' weights.
 
     The null model of a market with the same accounts, creators (or sellers) and
     activity per account and per target, but no coordination: what the degrees
@@ -642,7 +643,9 @@ def shuffled_best(g: BipartiteGraph, *, column_weighting: ColumnWeighting, c: fl
     if g.rows.size == 0:
         return 0.0
     rng = np.random.default_rng(0)
-    r, col, w = _dedupe(g.rows, rng.permutation(g.cols), g.weights)
+    # rows rewired, each column keeping its edges' weights: one column with all its
+    # rows (a star) is then exactly as dense in the null as in the market
+    r, col, w = _dedupe(rng.permutation(g.rows), g.cols, g.weights)
     block = _peel_once(r, col, w, column_weighting=column_weighting, c=c)
     return 0.0 if block is None else block.score
 
