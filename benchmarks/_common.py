@@ -1,18 +1,27 @@
 """Helpers shared by the benchmarks: cached marketplaces, tables, stores, peak RSS.
 
-A generated marketplace is cached under ``<cache>/m<events>_s<seed>`` (the same
-layout as ``lockstep_quality.py``) and reused while its ``truth.csv`` exists;
-``truth.csv`` is written last, so a folder without it is an interrupted run and
-is generated again.
+A generated marketplace is cached under ``<cache>/m<events>_s<seed>_g<generator>`` (the
+same layout as ``lockstep_quality.py``), a random world (``robustness.py``) under
+``<cache>/worlds/w<seed>_b<max_buyers>_g<generator>``, where ``<generator>`` is a hash of
+the synthetic generator's source (:func:`generator_key`): a change to the generator makes
+new folders instead of reusing worlds it would no longer make. Each is generated into a
+folder of its own process and renamed into place when finished, so two benchmarks (or a
+crash half-way) never leave or read a half-written world.
+
+Seeds: below :data:`REPORT_FROM` they are for tuning (the default policy, the
+baselines' grids), from it on for reporting; no figure reported as held out comes
+from a tuning seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,27 +30,106 @@ from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.evaluate import read_truth
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.loaders.pipeline import LoadReport, load_export, read_export_tables
+from ringscope.loaders.synthetic import WorldParams
 
 DEFAULT_CACHE = Path(os.environ.get("RINGSCOPE_BENCH_CACHE", "/tmp/ringscope-bench"))
+#: Seeds from this one on are reporting seeds; those below tune.
+REPORT_FROM = 1000
+
+
+def check_report_seeds(seeds: list[int], allow_tuning: bool = False) -> str | None:
+    """An error message when a reporting seed list holds tuning seeds (None when fine)."""
+    low = sorted(s for s in seeds if s < REPORT_FROM)
+    if low and not allow_tuning:
+        return (
+            f"seeds {low} are tuning seeds (below {REPORT_FROM}): report on seeds >= "
+            f"{REPORT_FROM}, or pass --allow-tuning-seeds to look at tuning worlds"
+        )
+    return None
+
+
+def check_tune_seeds(seeds: list[int]) -> str | None:
+    """An error message when a tuning seed list holds reporting seeds (None when fine)."""
+    high = sorted(s for s in seeds if s >= REPORT_FROM)
+    if high:
+        return f"--tune-seeds {high} are reporting seeds: tune on seeds below {REPORT_FROM}"
+    return None
+
+
+_GENERATOR_KEY: list[str] = []
+
+
+def generator_key() -> str:
+    """A short hash of the synthetic generator's source files (read once per process)."""
+    if not _GENERATOR_KEY:
+        import ringscope.loaders.synthetic as synthetic
+
+        h = hashlib.sha256()
+        for f in sorted(Path(synthetic.__file__).parent.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _GENERATOR_KEY.append(h.hexdigest()[:8])
+    return _GENERATOR_KEY[0]
 
 
 def market_dir(cache: Path, events: int, seed: int) -> Path:
     """Folder of the cached marketplace of ``events`` events and ``seed``."""
-    return Path(cache) / f"m{events}_s{seed}"
+    return Path(cache) / f"m{events}_s{seed}_g{generator_key()}"
 
 
 def ensure_market(cache: Path, events: int, seed: int) -> tuple[Path, float]:
     """The cached marketplace's folder, generated when missing; and the seconds spent."""
-    folder = market_dir(cache, events, seed)
-    if (folder / "truth.csv").is_file():
-        return folder, 0.0
     from ringscope.loaders.synthetic import generate
 
-    if folder.exists():
-        shutil.rmtree(folder)
+    folder = market_dir(cache, events, seed)
+    return folder, _generate_once(folder, lambda out: generate(out, events=events, seed=seed))
+
+
+def _generate_once(folder: Path, make: Callable[[Path], object]) -> float:
+    """Unless ``folder`` holds a finished export, run ``make`` on a folder of this process's
+    own and rename it to ``folder``; the seconds spent (0 when cached). Another process
+    that finished the same world first wins; this one's copy is removed."""
+    if (folder / "truth.csv").is_file():
+        return 0.0
+    work = folder.with_name(f"{folder.name}.part-{os.getpid()}")
+    if work.exists():
+        shutil.rmtree(work)
     t0 = time.perf_counter()
-    generate(folder, events=events, seed=seed)
-    return folder, time.perf_counter() - t0
+    make(work)
+    seconds = time.perf_counter() - t0
+    try:
+        work.rename(folder)
+    except OSError:  # made meanwhile by another process (or a leftover without truth.csv)
+        if (folder / "truth.csv").is_file():
+            shutil.rmtree(work)
+        else:
+            shutil.rmtree(folder)
+            work.rename(folder)
+    return seconds
+
+
+def world_dir(cache: Path, seed: int, max_buyers: int) -> Path:
+    """Folder of the cached random world of ``seed`` with at most ``max_buyers`` buyers."""
+    return Path(cache) / "worlds" / f"w{seed}_b{max_buyers}_g{generator_key()}"
+
+
+def ensure_world(cache: Path, seed: int, max_buyers: int) -> tuple[Path, float]:
+    """The cached random world's folder, generated when missing; and the seconds spent.
+
+    The world is ``WorldParams.random(seed)`` of ``ringscope.loaders.synthetic``, with at
+    most ``max_buyers`` buyers (see :func:`world_params`); ``generate`` writes its
+    ``world.json`` beside ``truth.csv``."""
+    from ringscope.loaders.synthetic import generate
+
+    folder = world_dir(cache, seed, max_buyers)
+    world = world_params(seed, max_buyers)
+    return folder, _generate_once(folder, lambda out: generate(out, seed=seed, world=world))
+
+
+def world_params(seed: int, max_buyers: int) -> WorldParams:
+    """``WorldParams.random(seed)``, resized to ``max_buyers`` buyers when it has more."""
+    world = WorldParams.random(seed)
+    return world.resized(max_buyers) if world.buyers > max_buyers else world
 
 
 def read_market_tables(folder: Path) -> MarketTables:
