@@ -342,10 +342,11 @@ def test_dense_detector_on_nothing() -> None:
         detect_dense_blocks(None, _orders_market(), streams=None, min_focus=2.0)
 
 
-def _with_fan_club(ev: pd.DataFrame, streams: pd.DataFrame) -> pd.DataFrame:
-    """A fan club: 60 accounts engaging, again and again, with one creator only (c100)."""
+def _with_fan_club(ev: pd.DataFrame, streams: pd.DataFrame, likes: int = 3) -> pd.DataFrame:
+    """A fan club: 60 accounts engaging, again and again (``likes`` per stream), with one
+    creator only (c100)."""
     fan_streams = streams.loc[streams["creator_id"] == "c100", "stream_id"].tolist()
-    rows = [(f"fan{a:02d}", s) for a in range(60) for s in fan_streams for _ in range(3)]
+    rows = [(f"fan{a:02d}", s) for a in range(60) for s in fan_streams for _ in range(likes)]
     return pd.concat([ev, _likes(rows)], ignore_index=True)
 
 
@@ -353,14 +354,19 @@ def _signal(f: object, name: str) -> float:
     return {s.name: s.value for s in f.signals}[name]  # type: ignore[attr-defined]
 
 
-def test_gallery_a_farm_stands_alone_and_a_fan_club_does_not() -> None:
+@pytest.mark.parametrize("likes", [3, 20, 30])
+def test_gallery_a_farm_stands_alone_and_a_fan_club_does_not(likes: int) -> None:
     """The same market rewired at random (degrees kept) is as dense around one creator's
-    fans as the market, but not around accounts sharing the same several creators."""
+    fans as the market, but not around accounts sharing the same several creators.
+
+    However devoted the fans (20 or 30 likes per stream make their creator denser than
+    the farm), the club is measured against its own creator's audience rewired, so it
+    never stands alone, and the farm's standing does not depend on it."""
     from ringscope.algorithms.queue import build_queue
 
     ev, streams, _ = _engagement_market()
     found = detect_dense_blocks(
-        _with_fan_club(ev, streams), None, streams=streams, min_density_ratio=1.0
+        _with_fan_club(ev, streams, likes), None, streams=streams, min_density_ratio=1.0
     )
     by_cols = {tuple(b.account_id for b in f.beneficiaries): f for f in found}
     farm, fans = by_cols[("c007", "c008")], by_cols[("c100",)]
@@ -371,12 +377,30 @@ def test_gallery_a_farm_stands_alone_and_a_fan_club_does_not() -> None:
     assert [f.member_ids for f in build_queue(found)] == [farm.member_ids]
 
 
-def test_shuffled_null_is_deterministic_and_zero_on_nothing() -> None:
-    from ringscope.algorithms.dense import _bipartite, shuffled_best
+def test_the_null_keeps_every_target_audience() -> None:
+    """Rewired, one column with all its rows is as dense as in the market; the farm's
+    two creators together are not; the rewiring is the same every time."""
+    from ringscope.algorithms.dense import _bipartite, _peel_once, null_density, rewired
 
-    ev, _, _ = _engagement_market()
-    g = _bipartite(ev["account_id"], ev["stream_id"], count_weighting="log")
-    one = shuffled_best(g, column_weighting="log", c=5.0)
-    assert one > 0 and one == shuffled_best(g, column_weighting="log", c=5.0)
-    empty = _bipartite(ev["account_id"].head(0), ev["stream_id"].head(0), count_weighting="log")
-    assert shuffled_best(empty, column_weighting="log", c=5.0) == 0.0
+    ev, streams, _ = _engagement_market()
+    creator = ev["stream_id"].map(streams.set_index("stream_id")["creator_id"])
+    g = _bipartite(ev["account_id"], creator, count_weighting="log")
+    null = rewired(g)
+    assert all((x == y).all() for x, y in zip(null, rewired(g), strict=True))
+    # every target keeps its audience's weight (an account drawn twice for one target
+    # is one edge of both weights)
+    kept = np.bincount(null[1], weights=null[2], minlength=g.col_ids.size)
+    assert kept == pytest.approx(np.bincount(g.cols, weights=g.weights))
+    c7 = int(np.searchsorted(g.col_ids, "c007"))
+    star = _peel_once(
+        g.rows[g.cols == c7], g.cols[g.cols == c7], g.weights[g.cols == c7],
+        column_weighting="log", c=5.0,
+    )  # fmt: skip
+    assert star is not None
+    one = null_density(null, np.array([c7]), column_weighting="log", c=5.0)
+    assert one == pytest.approx(star.score)
+    (farm,) = detect_dense_blocks(ev, None, streams=streams)
+    cols = np.searchsorted(g.col_ids, [b.account_id for b in farm.beneficiaries])
+    assert null_density(null, cols, column_weighting="log", c=5.0) > 0
+    assert _signal(farm, "density_vs_shuffled") > 1.0
+    assert null_density(null, np.array([10**6]), column_weighting="log", c=5.0) == 0.0

@@ -628,25 +628,41 @@ def _distinct(x: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(x))) if x.size else 0
 
 
-def shuffled_best(g: BipartiteGraph, *, column_weighting: ColumnWeighting, c: float) -> float:
-    """The highest average suspiciousness greedy peeling reaches on ``g`` with its
-    edges rewired at random, every row keeping its degree and every column its degree
-    and its edges' weights.
+def rewired(g: BipartiteGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of ``g`` rewired at random: every row keeps its degree, every column
+    its edges' weights (rows, columns, weights; an account drawn twice for one target
+    makes one edge of the summed weights, so that target has one account fewer).
 
-    The null model of a market with the same accounts, creators (or sellers) and
-    activity per account and per target, but no coordination: what the degrees
-    alone make dense. A popular creator's audience, a fan club, a viral stream or a
-    flash sale (one column and everyone on it) is as dense there as in the market,
-    while a group of accounts sharing the same several targets is not. One rewiring,
-    seeded, so the same graph always gives the same value.
+    The null model of a market with the same accounts, the same creators (or sellers)
+    with the same audiences, but no coordination: each account's targets drawn at
+    random. Seeded, so the same graph always gives the same rewiring.
     """
-    if g.rows.size == 0:
-        return 0.0
     rng = np.random.default_rng(0)
-    # rows rewired, each column keeping its edges' weights: one column with all its
-    # rows (a star) is then exactly as dense in the null as in the market
     r, col, w = _dedupe(rng.permutation(g.rows), g.cols, g.weights)
-    block = _peel_once(r, col, w, column_weighting=column_weighting, c=c)
+    return r, col, w
+
+
+def null_density(
+    null: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cols: np.ndarray,
+    *,
+    column_weighting: ColumnWeighting,
+    c: float,
+) -> float:
+    """The highest average suspiciousness greedy peeling reaches among the columns
+    ``cols`` of the rewired graph ``null`` (see :func:`rewired`): how dense the same
+    targets, with the same audiences, are when accounts choose them at random.
+
+    One column with all its rows (a popular creator's audience, a fan club, a viral
+    stream, a flash sale) is exactly as dense there as in the market, so a block of
+    one target never beats it; accounts sharing the same several targets do. Measured
+    among the block's own targets rather than over the whole rewired market, a very
+    devoted fan club elsewhere neither raises a farm's bar nor, being a little denser
+    than the market's best random block, stands alone itself.
+    """
+    r, col, w = null
+    inside = np.isin(col, cols)
+    block = _peel_once(r[inside], col[inside], w[inside], column_weighting=column_weighting, c=c)
     return 0.0 if block is None else block.score
 
 
@@ -666,7 +682,13 @@ def block_findings(
         return []
     cw: ColumnWeighting = p["column_weighting"]
     avg = _graph_average(g, column_weighting=cw, c=p["c"])
-    null_best = shuffled_best(g, column_weighting=cw, c=p["c"])
+    null = rewired(g)
+    # column weights over the whole graph, as the null has them (a block's own score
+    # weighs columns by the edges left at its round of peeling)
+    col_w = np.ones(g.weights.size)
+    if cw == "log":
+        _, col_inv, col_deg = _compact(g.cols)
+        col_w = 1.0 / np.log(col_deg.astype(np.float64) + p["c"])[col_inv]
     row_total = np.bincount(g.rows, weights=g.counts, minlength=g.row_ids.size)
     out: list[Finding] = []
     for block in fraudar(
@@ -708,9 +730,13 @@ def block_findings(
                 parts.append(("young_account_share", ys, 0.0, 0.2, ys))
         score = sum(x[3] * x[4] for x in parts) / sum(x[3] for x in parts)
         signals = [Signal(nm, round(float(v), 6), float(th), wt) for nm, v, th, wt, _ in parts]
-        vs_null = block.score / null_best if null_best > 0 else 0.0
+        null_g = null_density(null, cset, column_weighting=cw, c=p["c"])
+        whole_g = float((g.weights[inside] * col_w[inside]).sum()) / (n_r + n_c)
+        # rounded as reported: a block of one target is as dense as its null up to
+        # the order of the sums, and must not stand alone by a rounding error
+        vs_null = round(whole_g / null_g, 6) if null_g > 0 else 0.0
         signals += [
-            Signal("density_vs_shuffled", round(float(vs_null), 6), 1.0, 0.0),
+            Signal("density_vs_shuffled", vs_null, 1.0, 0.0),
             Signal("stands_alone", 1.0 if vs_null > 1.0 else 0.0, 1.0, 0.0),
             Signal("block_rows", float(n_r), float(p["min_block"]), 0.0),
             Signal("block_cols", float(n_c), 0.0, 0.0),
@@ -887,11 +913,12 @@ def detect_dense_blocks(
     timing: in the queue they join the case of a farm or ring they overlap
     (:mod:`ringscope.algorithms.queue`), and stand on their own (signal
     ``stands_alone`` 1) only when the block is denser than anything greedy peeling
-    finds in the same graph rewired at random with every account's and every
-    target's degree kept (signal ``density_vs_shuffled`` above 1, see
-    :func:`shuffled_best`): the density a popular creator's audience, a fan club,
-    a viral stream or a flash sale (one target, many accounts) has in any market
-    of the same degrees is not evidence of coordination.
+    finds among the same targets in the graph rewired at random, every account
+    keeping its degree and every target its audience (signal
+    ``density_vs_shuffled`` above 1, see :func:`rewired` and :func:`null_density`):
+    the density a popular creator's audience, a fan club, a viral stream or a flash
+    sale (one target, many accounts) has in any market of the same degrees is not
+    evidence of coordination.
 
     Parameters
     ----------
