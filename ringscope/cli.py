@@ -396,7 +396,7 @@ def load(
 def _neo4j_import(
     data_dir: Path, home: Path | None, database: str, csv_only: Path | None, start: bool
 ) -> None:
-    from ringscope.graphs import neo4j_bulk
+    from ringscope.loaders import neo4j_import as neo4j_bulk
     from ringscope.settings import get_settings
 
     settings = get_settings()

@@ -4,22 +4,47 @@ The semantics below are the contract that ``tests/contract/`` checks on every
 store; where a choice could differ between stores (ties, truncation, time
 windows), it is fixed here.
 
-Graph model (see DESIGN.md) and how each relationship is derived from the tables:
+The graph model (DESIGN.md), as :mod:`ringscope.graphs.graph_model` declares it and
+:func:`~ringscope.graphs.graph_model.describe` renders it (every store's nodes,
+relationships and their properties are generated from that declaration):
 
-=============  ===========================  =====================================  ==========================
-relationship   from -> to                   source rows                            time used by windows
-=============  ===========================  =====================================  ==========================
-HOSTED         Account -> Stream            streams.creator_id                     [started_at, ended_at]
-ENGAGED        Account -> Stream            engagements, one per (account, stream) [first_ts, last_ts]
-FOLLOWS        Account -> Account           follows                                ts
-PLACED         Account -> Order             orders.buyer_id                        order ts
-FOR            Order -> Product             orders.product_id                      order ts
-SELLS          Account -> Product           orders.seller_id (distinct pairs)      none (always kept)
-ATTRIBUTED_TO  Order -> Account             orders.creator_id when present         order ts
-IN_STREAM      Order -> Stream              orders.stream_id when present          order ts
-AFFILIATE_OF   Account -> Account           affiliations                           since (kept if since < end)
-USES           Account -> Identifier        identifiers                            [first_seen, last_seen]
-=============  ===========================  =====================================  ==========================
+Nodes:
+
+- Account: a row of accounts, id account_id; properties account_id (str), roles (roles),
+  created_at (ts), country (str), status (str); labels Creator, Seller, Buyer by roles.
+- Stream: a row of streams, id stream_id; properties stream_id (str), creator_id (str),
+  started_at (ts), ended_at (ts), title (str).
+- Product: a distinct product_id of orders, id product_id; properties product_id (str).
+- Order: a row of orders, id order_id; properties order_id (str), buyer_id (str),
+  seller_id (str), product_id (str), amount (float), status (str), ts (ts), creator_id
+  (str), stream_id (str), commission (float), refunded_at (ts).
+- Identifier: a distinct (kind, value) of identifiers, id "<kind>:<value>"; properties
+  kind (str), value (str); labels Device, IP, Payment, Phone, Address by kind.
+
+Relationships:
+
+- HOSTED (Account -> Stream): a row of streams, creator_id -> stream_id; time
+  [started_at, ended_at].
+- ENGAGED (Account -> Stream): a pair of engagements, account_id -> stream_id;
+  aggregated over the pair's rows; properties views (int), likes (int), comments (int),
+  shares (int), gifts (int), gift_amount (float), first_ts (ts), last_ts (ts); time
+  [first_ts, last_ts].
+- FOLLOWS (Account -> Account): a row of follows, follower_id -> creator_id; properties
+  ts (ts); time ts; marked with _load_id.
+- PLACED (Account -> Order): a row of orders, buyer_id -> order_id; time ts.
+- FOR (Order -> Product): a row of orders, order_id -> product_id; time ts.
+- SELLS (Account -> Product): a distinct pair of orders, seller_id -> product_id; no
+  time (always kept); marked with _load_id.
+- ATTRIBUTED_TO (Order -> Account): a row of orders with creator_id, order_id ->
+  creator_id; time ts.
+- IN_STREAM (Order -> Stream): a row of orders with stream_id, order_id -> stream_id;
+  time ts.
+- AFFILIATE_OF (Account -> Account): a row of affiliations, creator_id -> seller_id;
+  properties commission_rate (float), since (ts); time since (kept if since < end);
+  marked with _load_id.
+- USES (Account -> Identifier): a row of identifiers, account_id -> (kind, value);
+  properties first_seen (ts), last_seen (ts); time [first_seen, last_seen]; marked with
+  _load_id.
 
 A missing end of an interval (``ended_at``, ``last_seen``) means "still open".
 An edge is inside the window ``[start, end)`` when its interval overlaps it.
@@ -64,12 +89,10 @@ Entity = Literal["account", "stream"]
 
 
 @runtime_checkable
-class GraphStore(Protocol):
-    """A store of the marketplace graph, the detectors' tables, runs and decisions."""
+class LoadTarget(Protocol):
+    """What a load writes to: every store, and a Neo4j store's side file alone (the bulk
+    import fills one before the database exists, see :mod:`ringscope.graphs.neo4j_bulk`)."""
 
-    uri: str
-
-    # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
         """Write one validated, normalised batch of ``table`` atomically.
 
@@ -94,6 +117,13 @@ class GraphStore(Protocol):
     def record_load(self, report: LoadReport) -> None:
         """Keep the report of a finished load (for fingerprints and audit)."""
         ...
+
+
+@runtime_checkable
+class GraphStore(LoadTarget, Protocol):
+    """A store of the marketplace graph, the detectors' tables, runs and decisions."""
+
+    uri: str
 
     def loads(self) -> list[LoadReport]:
         """Every recorded load, oldest first."""
