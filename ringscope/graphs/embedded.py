@@ -86,6 +86,7 @@ from ringscope.graphs._graphwalk import (
 )
 from ringscope.graphs._groupcommit import GroupCommit
 from ringscope.graphs.graph_model import GRAPH_TABLES, NODES, RELS, NodeType, RelType
+from ringscope.graphs.store import GraphStore
 from ringscope.graphs.tables import DuckTables, TableStore, execute, first_row, q
 from ringscope.model import (
     BatchResult,
@@ -275,7 +276,7 @@ def _params(sql: str, **values: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the store
 
 
-class EmbeddedStore(TableStore):
+class EmbeddedStore(TableStore, GraphStore):
     """The default store: one DuckDB file (or ``:memory:``), persistent and transactional.
 
     Parameters
@@ -623,6 +624,11 @@ class EmbeddedStore(TableStore):
         with self._index_lock:
             self._index = (key, index)
         return index
+
+    def warm_up(self) -> None:
+        """Build the adjacency index now (see :meth:`build_graph_index`): the investigator
+        app's walks then never wait for it."""
+        self.build_graph_index()
 
     def _build_graph_index(self, max_rows: int) -> AdjacencyIndex | None:
         if max_rows <= 0:
@@ -995,7 +1001,7 @@ class EmbeddedStore(TableStore):
 
     def findings_for_account(self, account_id: str, run_id: str | None = None) -> list[Finding]:
         """The findings of a run (default: the latest succeeded) that have
-        ``account_id`` as a member, ranked. Not part of ``GraphStore``.
+        ``account_id`` as a member, ranked: only those are read.
 
         Raises
         ------
@@ -1033,8 +1039,7 @@ class EmbeddedStore(TableStore):
 
     def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
-        last of :meth:`decisions` per case; only of ``cases`` when given. Not part of
-        ``GraphStore``."""
+        last of :meth:`decisions` per case; only of ``cases`` when given."""
         sql = "SELECT finding_id, arg_max(decision, (decided_at, seq)) FROM decisions"
         params: dict[str, Any] = {}
         if cases is not None:

@@ -134,6 +134,7 @@ from ringscope.graphs.graph_model import (
     rel_rows,
     rels_of,
 )
+from ringscope.graphs.store import GraphStore
 from ringscope.graphs.tables import (
     NEW_ROWS,
     UPDATED_ROWS,
@@ -259,7 +260,7 @@ class SideFile(DuckTables):
 # --------------------------------------------------------------------------- the store
 
 
-class Neo4jStore(TableStore):
+class Neo4jStore(TableStore, GraphStore):
     """The investigators' store: Neo4j for the graph, a DuckDB side file for the tables.
 
     Parameters
@@ -1158,8 +1159,7 @@ class Neo4jStore(TableStore):
         """:meth:`latest_run` and :meth:`latest_decisions` (of the cases
         ``cases_of(run)`` names, when given) in one read transaction (what the app's
         queue reads on every request; a transaction costs the server more than these
-        statements). ``cases_of`` may be called again when the transaction is retried.
-        Not part of ``GraphStore``."""
+        statements). ``cases_of`` may be called again when the transaction is retried."""
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[Run | None, dict[str, str]]:
             latest = self._runs_in(tx, "succeeded", 1)
@@ -1181,7 +1181,7 @@ class Neo4jStore(TableStore):
         the case that ``case_of(runs)`` names (as :meth:`decisions`), in one transaction
         (what the app reads on every view of a finding: one transaction instead of two).
         ``case_of`` may be called again when the transaction is retried; what it raises
-        is raised here. Not part of ``GraphStore``.
+        is raised here.
 
         The transaction is routed as a write (it writes nothing), as :meth:`decisions`'
         ``execute_query`` is: on a cluster the leader answers, which has every decision
@@ -1236,7 +1236,7 @@ class Neo4jStore(TableStore):
     def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
         last of :meth:`decisions` per case; only of ``cases`` when given (read through
-        the index, not every decision). Not part of ``GraphStore``."""
+        the index, not every decision)."""
         if cases is None:
             records = self._query(cypher.LATEST_DECISIONS)
         else:

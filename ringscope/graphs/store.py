@@ -68,7 +68,7 @@ sorted role list. ENGAGED carries ``views, likes, comments, shares, gifts``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -121,7 +121,13 @@ class LoadTarget(Protocol):
 
 @runtime_checkable
 class GraphStore(LoadTarget, Protocol):
-    """A store of the marketplace graph, the detectors' tables, runs and decisions."""
+    """A store of the marketplace graph, the detectors' tables, runs and decisions.
+
+    A store may subclass it to take the default methods of the optional abilities
+    (:meth:`findings_for_account`, :meth:`queue_state`, :meth:`case_state`,
+    :meth:`warm_up`), which read through the other methods; a store that can do better
+    (in SQL, in one transaction) overrides them.
+    """
 
     uri: str
 
@@ -215,6 +221,46 @@ class GraphStore(LoadTarget, Protocol):
     def decisions(self, finding_id: str | None = None) -> list[Decision]:
         """Decisions, oldest first, for one finding or all."""
         ...
+
+    def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
+        """The latest decision of every case that has one (case id -> decision), as the
+        last of :meth:`decisions` per case; only of ``cases`` when given (decisions on
+        older cases pile up, every one kept, and a page needs its own)."""
+        ...
+
+    # ------------------------------------------------------------------ optional abilities
+    def findings_for_account(self, account_id: str, run_id: str | None = None) -> list[Finding]:
+        """The findings of a run (default: the latest succeeded) that have ``account_id``
+        as a member, ranked; ``NotFoundError`` for an unknown ``run_id``. By default
+        :meth:`findings` filtered; the embedded store reads only those."""
+        return [f for f in self.findings(run_id) if account_id in f.member_ids]
+
+    def queue_state(
+        self, cases_of: Callable[[Run], Iterable[str]] | None = None
+    ) -> tuple[Run | None, dict[str, str]]:
+        """:meth:`latest_run` and :meth:`latest_decisions` (of the cases ``cases_of(run)``
+        names, when given): what the app's queue reads on every request. By default two
+        reads; Neo4j reads both in one transaction. ``cases_of`` may be called more than
+        once."""
+        run = self.latest_run()
+        cases = None if run is None or cases_of is None else cases_of(run)
+        return run, self.latest_decisions(cases)
+
+    def case_state(
+        self, case_of: Callable[[list[Run]], str], *, limit: int | None = None
+    ) -> tuple[list[Run], list[Decision]]:
+        """The succeeded runs (the ``limit`` newest, newest first) and the decisions of the
+        case that ``case_of(runs)`` names (as :meth:`decisions`): what the app reads on
+        every view of a finding. What ``case_of`` raises is raised here; it may be called
+        more than once. By default two reads; Neo4j reads both in one transaction."""
+        runs = self.runs(status="succeeded", limit=limit)
+        return runs, self.decisions(case_of(runs))
+
+    def warm_up(self) -> None:
+        """Prepare what repeated reads use, before they come (the investigator app calls
+        it at start-up): the embedded store builds its in-memory graph index. By default
+        nothing."""
+        return None
 
     def close(self) -> None: ...
 
