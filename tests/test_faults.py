@@ -470,13 +470,17 @@ def test_an_interrupted_load_takes_back_the_table_it_was_loading(tmp_path: Path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    lock = Path(f"{db}.job.lock")
+    # The load takes a couple of seconds here, so a fixed pause could outlast it. It is
+    # interrupted as soon as its lock says "loading" and its first batches are in the
+    # write-ahead log: in the middle of a table, whichever the machine's speed.
+    lock, wal = Path(f"{db}.job.lock"), Path(f"{db}.wal")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if lock.exists() and "loading" in lock.read_text(errors="replace"):
+        loading = lock.exists() and "loading" in lock.read_text(errors="replace")
+        if loading and wal.exists() and wal.stat().st_size > (1 << 20):
             break
-        time.sleep(0.05)
-    time.sleep(2.0)  # into the tables, engagements most likely
+        time.sleep(0.005)
+    assert process.poll() is None, "the load ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 1, stderr
