@@ -53,6 +53,8 @@ StoreOpt = Annotated[
 RunOpt = Annotated[
     str | None, typer.Option("--run", help="Run id (default: the latest succeeded run).")
 ]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")]
 
 
 #: Longest error message printed whole.
@@ -488,9 +490,7 @@ def neo4j_import(
 @app.command()
 def detect(
     store: StoreOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
-    ] = None,
+    policy: PolicyOpt = None,
     engine: Annotated[
         str, typer.Option("--engine", help="local (the store's tables) or spark (--data).")
     ] = "local",
@@ -543,9 +543,7 @@ def job(
         Path | None, typer.Argument(help="Export folder of this run (optional).")
     ] = None,
     store: StoreOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
-    ] = None,
+    policy: PolicyOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress or tables; only the summary.")
     ] = False,
@@ -598,9 +596,7 @@ def findings(
     store: StoreOpt = None,
     run: RunOpt = None,
     format: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
-    ] = None,
+    out: OutOpt = None,
 ) -> None:
     """The findings of a run, ranked."""
     if format not in ("json", "csv"):
@@ -616,9 +612,7 @@ def findings(
 def scores(
     store: StoreOpt = None,
     run: RunOpt = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
-    ] = None,
+    out: OutOpt = None,
 ) -> None:
     """CSV account_id,score,finding_id: each flagged account's highest member score."""
     from ringscope.jobs.reports import scores_csv
