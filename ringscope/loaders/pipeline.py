@@ -519,7 +519,7 @@ def load_export(
     store
         The store to write to.
     data_dir
-        The export's folder (see ``DESIGN.md``, "Data contract").
+        The export's folder (see ``docs/design.md``, "Data contract").
     rejects_dir
         Where ``<table>.rejects.csv`` files go; default
         :func:`default_rejects_dir`.
