@@ -6,6 +6,7 @@ The client signs in as an admin unless a test says otherwise (roles: tests/test_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,20 @@ def test_big_clusters_get_the_collapsed_view(api: httpx.Client) -> None:
     error(api.get(f"/findings/{f['id']}", params={"budget": 5}), 422)
     error(api.get(f"/findings/{f['id']}", params={"view": "sideways"}), 422)
     error(api.get("/findings/no-such"), 404)
+
+
+def test_drawing_anyway_a_finding_of_more_members_than_the_budget(api: httpx.Client) -> None:
+    """The collapsed view's "draw the first 30 nodes anyway" link draws 30 members, not
+    the collapsed view again."""
+    f = max(queue(api, limit=500)["items"], key=lambda i: (i["size"], i["id"]))
+    assert f["size"] > 30
+    collapsed = api.get(f"/findings/{f['id']}", params={"budget": 30})
+    assert "Showing the collapsed view" in collapsed.text
+    assert 'href="?view=full&amp;budget=30"' in collapsed.text
+    full = api.get(f"/findings/{f['id']}", params={"budget": 30, "view": "full"})
+    assert full.status_code == 200 and "Showing the first 30 nodes" in full.text
+    stats = re.search(r'id="graph-stats">(\d+) nodes', full.text)
+    assert stats is not None and int(stats.group(1)) == 30, full.text[:2000]
 
 
 def test_decision_form_records_and_redirects(api: httpx.Client) -> None:
