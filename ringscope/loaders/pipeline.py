@@ -520,7 +520,7 @@ def load_export(
         The store to write to (or a Neo4j store's side file alone, see
         :mod:`ringscope.loaders.neo4j_import`).
     data_dir
-        The export's folder (see ``DESIGN.md``, "Data contract").
+        The export's folder (see ``docs/design.md``, "Data contract").
     rejects_dir
         Where ``<table>.rejects.csv`` files go; default
         :func:`default_rejects_dir`.
