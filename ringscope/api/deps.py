@@ -217,13 +217,19 @@ async def get_principal(
     return found
 
 
+def wants_page(request: Request) -> bool:
+    """Whether a person's browser asked for a page (answered with HTML in the app's
+    frame) rather than a program for JSON: not under ``/api/`` and accepting HTML."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
 def refusal_response(request: Request, exc: AccessDenied) -> Response:
     """The answer to a refused request: JSON for the API, the sign-in form (401) or the
     "denied" page (403) for a browser asking for a page."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-    page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
+    page = wants_page(request)
     if page and exc.status == 401:
         from ringscope.api.routes.access import login_page
 
