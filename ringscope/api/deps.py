@@ -180,7 +180,7 @@ def identify(request: Request, access: Access) -> Principal | Refusal:
             return Refusal(401, f"proxy header not accepted from {peer}", detail=claimed)
         if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
             return Refusal(401, f"no user in {access.proxy_user_header}")
-        user = access.users.by_name(name)
+        user = access.current_users().by_name(name)
         if user is None:
             return Refusal(401, "unknown user", who=name)
         return Principal(user.name, user.role, "proxy")
@@ -192,7 +192,7 @@ def identify(request: Request, access: Access) -> Principal | Refusal:
         key, via = request.cookies.get(LOGIN_COOKIE, ""), "cookie"
     if not key:
         return Refusal(401, "no API key")
-    user = access.users.by_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    user = access.current_users().by_key(key) if len(key) <= MAX_KEY_LENGTH else None
     if user is None:
         return Refusal(401, "unknown API key")
     if via == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
