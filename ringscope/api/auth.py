@@ -249,12 +249,20 @@ class Access:
     #: The users file ``users`` was read from: read again when it changes, so that a key
     #: made with ``ringscope key`` while the app runs works at once (``None``: fixed users).
     users_file: Path | None = None
+    #: Users of this start only (``ringscope serve``'s one-time admin), kept when the
+    #: users file is read again.
+    extra_users: list[User] = field(default_factory=list)
     _stamp: tuple[int, int, int] | None = field(default=None, init=False, repr=False)
     _reading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.proxies = TrustedProxies.parse(self.trusted_proxies)
         self._stamp = _file_stamp(self.users_file)
+
+    def add_for_this_start(self, user: User) -> None:
+        """Let ``user`` in until the app stops, whatever the users file says."""
+        self.extra_users.append(user)
+        self.users.add(user)
 
     def current_users(self) -> Users:
         """The users as the users file says now: one ``stat`` per call, and the file read
@@ -268,6 +276,8 @@ class Access:
                 if stamp != self._stamp:
                     try:
                         self.users = Users.read(self.users_file)
+                        for user in self.extra_users:
+                            self.users.add(user)
                     except ConfigError as e:
                         log.warning("kept the users read before: %s", e)
                     self._stamp = stamp
