@@ -20,8 +20,9 @@ DOCS = {
     "streams within the same short windows, again and again.",
     "dense_blocks": "Dense blocks (FRAUDAR): account x creator engagement and buyer x seller "
     "orders denser than camouflage can explain.",
-    "commission_rings": "Commission rings: buyer groups ordering through one creator's affiliate "
-    "links for one seller, then refunding or cancelling.",
+    "commission_rings": "Commission rings: creators, sellers and buyers acting together, the "
+    "buyers ordering through the creators' links and little else, with refunds, shared "
+    "identifiers or new accounts beyond the market's own rates.",
     "money_cycles": "Money cycles: accounts paying each other round a loop (A sells to B sells "
     "to C sells to A), repeatedly and quickly.",
     "money_flows": "Money flows (laundering typologies): money passed on through accounts once, "
