@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.algorithms.commission import KIND, NAME, VERSION, detect_commission_rings
+from ringscope.algorithms.commission import (
+    KIND,
+    NAME,
+    VERSION,
+    detect_commission_rings,
+    identifier_links,
+)
 from ringscope.errors import ConfigError
 from ringscope.model import canonical_json
 from ringscope.policy import load_policy
@@ -434,3 +440,40 @@ def test_version_one_parameters_refused(tmp_path: Path) -> None:
     path.write_text("detectors:\n  commission_rings:\n    params:\n      burst_minutes: 60\n")
     with pytest.raises(ConfigError, match="burst_minutes is not a parameter of commission_rings"):
         load_policy(path)
+
+
+def test_identifier_links_keep_identifiers_of_two_or_more_accounts() -> None:
+    """One row per account and identifier held by two or more accounts, its earliest
+    sighting; a kind weighing nothing (other_weight 0) is left out, but its accounts
+    still count for the table's accounts."""
+    t = pd.Timestamp("2026-09-01", tz="UTC")
+    ids = pd.DataFrame(
+        {
+            "account_id": ["b", "a", "a", "c", "d", "e", "e", "f"],
+            "kind": [
+                "payment",
+                "payment",
+                "payment",
+                "payment",
+                "device",
+                "cookie",
+                "cookie",
+                "cookie",
+            ],
+            "value": ["k1", "k1", "k1", "k2", "k1", "z", "z", "z"],
+            "first_seen": [t, t + pd.Timedelta(days=2), t - pd.Timedelta(days=1), t, t, t, t, t],
+        }
+    )
+    links = identifier_links(ids, other_weight=0.0)
+    assert links.n_accounts == 6 and links.n_shared == 1
+    assert links.links.to_dict("records") == [
+        {
+            "account_id": "a",
+            "kind": "payment",
+            "value": "k1",
+            "n_accounts": 2,
+            "first_seen": t - pd.Timedelta(days=1),
+        },
+        {"account_id": "b", "kind": "payment", "value": "k1", "n_accounts": 2, "first_seen": t},
+    ]
+    assert identifier_links(ids, other_weight=1.0).n_shared == 2

@@ -285,22 +285,56 @@ def usable_kinds(kinds: Iterable[str], other_weight: float) -> list[str]:
 
 
 def identifier_links(identifiers: pd.DataFrame | None, other_weight: float) -> IdentifierLinks:
-    """:class:`IdentifierLinks` of an ``identifiers`` table (kinds weighing nothing left out)."""
+    """:class:`IdentifierLinks` of an ``identifiers`` table (kinds weighing nothing left out).
+
+    Works on integer codes: only the identifiers two or more accounts hold are made
+    into strings again."""
     if identifiers is None or not len(identifiers):
         return finish_links(None, 0)
     df = identifiers[["account_id", "kind", "value", "first_seen"]].dropna(
         subset=["account_id", "kind", "value"]
     )
-    df = df.assign(
-        account_id=df["account_id"].astype(str),
-        kind=df["kind"].astype(str),
-        value=df["value"].astype(str),
-        first_seen=pd.to_datetime(df["first_seen"], utc=True),
+    a_code, a_names = pd.factorize(df["account_id"].astype(str))
+    n_acc = len(a_names)
+    k_code, k_names = pd.factorize(df["kind"].astype(str))
+    usable = np.isin(k_names.to_numpy(), usable_kinds(k_names, other_weight))
+    keep = usable[k_code]
+    v_code, v_names = pd.factorize(df["value"].astype(str).to_numpy()[keep])
+    a_code, k_code = a_code[keep], k_code[keep]
+    seen = pd.to_datetime(df["first_seen"], utc=True).to_numpy(dtype="datetime64[us]")[keep]
+    ident = k_code.astype(np.int64) * max(len(v_names), 1) + v_code
+    # one row per (identifier, account); the identifiers of two or more accounts
+    order = np.lexsort((a_code, ident))
+    ident, a_code, seen, v_code, k_code = (
+        ident[order],
+        a_code[order],
+        seen[order],
+        v_code[order],
+        k_code[order],
     )
-    n_acc = int(df["account_id"].nunique())
-    df = df[df["kind"].isin(usable_kinds(df["kind"].unique(), other_weight))]
-    one = df.groupby(["kind", "value", "account_id"])["first_seen"].min().reset_index()
-    return finish_links(one, n_acc)
+    first = np.ones(len(ident), dtype=bool)
+    first[1:] = (ident[1:] != ident[:-1]) | (a_code[1:] != a_code[:-1])
+    u_ident = ident[first]
+    start = np.flatnonzero(np.r_[True, u_ident[1:] != u_ident[:-1]])
+    n_per = np.diff(np.r_[start, len(u_ident)])
+    shared = np.repeat(n_per >= 2, n_per)
+    rows = np.flatnonzero(first)[shared]
+    if not len(rows):
+        return finish_links(None, n_acc)
+    # earliest sighting per (identifier, account): the minimum over its run of rows
+    run = np.cumsum(first) - 1
+    one = pd.DataFrame({"run": run, "first_seen": seen}).groupby("run")["first_seen"].min()
+    return finish_links(
+        pd.DataFrame(
+            {
+                "kind": k_names.to_numpy()[k_code[rows]],
+                "value": v_names[v_code[rows]],
+                "account_id": a_names.to_numpy()[a_code[rows]],
+                "first_seen": one.to_numpy()[run[rows]],
+            }
+        ),
+        n_acc,
+    )
 
 
 def finish_links(one: pd.DataFrame | None, n_accounts: int) -> IdentifierLinks:
@@ -924,11 +958,11 @@ def _test_sets(view: _View, labels: np.ndarray, rules: _Rules) -> _Groups:
     value["new"], base["new"] = np.zeros(n_groups), np.full(n_groups, 0.1)
     mb["young"] = False
     if len(created):
-        cre = pd.to_datetime(created.reindex(buyers["buyer_id"]).to_numpy(), utc=True)
-        age_all = (
-            pd.to_datetime(buyers["first_ts"], utc=True).to_numpy() - cre.to_numpy()
-        ) / np.timedelta64(1, "s")
-        age_all = np.asarray(age_all, dtype=float)
+        # on datetime64 arrays (UTC): a timezone-aware column's plain to_numpy() is objects
+        us = "datetime64[us]"
+        cre = pd.to_datetime(created, utc=True).reindex(buyers["buyer_id"]).to_numpy(dtype=us)
+        first_us = pd.to_datetime(buyers["first_ts"], utc=True).to_numpy(dtype=us)
+        age_all = np.asarray((first_us - cre) / np.timedelta64(1, "s"), dtype=float)
         sus_buyers = mb["buyer_id"].to_numpy()[suspect[mb["group"].to_numpy()]]
         ok = ~np.isnan(age_all) & ~buyers["buyer_id"].isin(sus_buyers).to_numpy()
         if ok.any():
