@@ -492,6 +492,7 @@ class _View:
     c_code: np.ndarray  # creator code of every pbs row
     n_of: pd.Series  # all orders per buyer
     n_aff_b: np.ndarray  # affiliate orders per buyer code
+    n_all_b: np.ndarray  # all orders per buyer code
     pi: np.ndarray  # each creator's share of affiliate orders
 
 
@@ -546,6 +547,7 @@ def find_rings(
         c_code=c_code,
         n_of=n_of,
         n_aff_b=n_aff_b,
+        n_all_b=n_of.reindex(bnames).to_numpy(dtype=np.int64),
         pi=pi,
     )
     rules = _Rules(min_buyers, alpha, signal_alpha, min_signals, loyalty_shape)
@@ -625,12 +627,19 @@ def _join_sets(
         sel = by_set.loc[np.unique(side)].reset_index()
         sel = sel.merge(pd.DataFrame({"s": side, "pair": np.arange(len(cand))}), on="s")
         parts.append(sel[["pair", "b", "k"]])
-    u = pd.concat(parts).groupby(["pair", "b"], sort=True)["k"].sum().reset_index()
+    # a buyer's orders through both sets summed, on one int64 key per (pair, buyer)
+    both_sides = pd.concat(parts)
+    n_b = max(len(view.bnames), 1)
+    key = both_sides["pair"].to_numpy(dtype=np.int64) * n_b + both_sides["b"].to_numpy()
+    uniq, inv = np.unique(key, return_inverse=True)
+    k_sum = np.bincount(inv, weights=both_sides["k"].to_numpy(dtype=float))
+    u = pd.DataFrame({"pair": uniq // n_b, "b": uniq % n_b, "k": k_sum.astype(np.int64)})
     u_pi = groups.set_pi[s1] + groups.set_pi[s2]
     u = _captive(view, u, u_pi[u["pair"].to_numpy()])
-    per = u.groupby("pair").agg(x=("captive", "sum"), lam=("chance", "sum"))
-    per = per.reindex(np.arange(len(cand)), fill_value=0)
-    x, lam = per["x"].to_numpy(dtype=np.int64), per["lam"].to_numpy(dtype=float)
+    pair_of = u["pair"].to_numpy()
+    x = np.bincount(pair_of, weights=u["captive"].to_numpy(dtype=float), minlength=len(cand))
+    x = x.astype(np.int64)
+    lam = np.bincount(pair_of, weights=u["chance"].to_numpy(dtype=float), minlength=len(cand))
     lp_u = _captive_logp(x, lam, float(t["loyalty_shape"].iloc[0]))
     parts_lp = lp_cap[cand["g1"].to_numpy()] + lp_cap[cand["g2"].to_numpy()]
     better = (lp_u - parts_lp <= math.log(signal_alpha)) & (lp_u <= cut)
@@ -734,7 +743,7 @@ def _captive(view: _View, bs: pd.DataFrame, pi_s: np.ndarray) -> pd.DataFrame:
     ``chance`` (the chance, under the null model, that a buyer with its orders who
     orders through the set at all is captive)."""
     b = bs["b"].to_numpy()
-    n_b = view.n_of.reindex(view.bnames[b]).to_numpy(dtype=np.int64)
+    n_b = view.n_all_b[b]
     a_b = view.n_aff_b[b]
     k_b = bs["k"].to_numpy(dtype=np.int64)
     member = 2 * k_b > n_b
