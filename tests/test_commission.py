@@ -477,3 +477,27 @@ def test_identifier_links_keep_identifiers_of_two_or_more_accounts() -> None:
         {"account_id": "b", "kind": "payment", "value": "k1", "n_accounts": 2, "first_seen": t},
     ]
     assert identifier_links(ids, other_weight=1.0).n_shared == 2
+
+
+def split_buyer_ring() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One ring whose two creators never share a buyer: 6 new buyers order through C1,
+    most refunded, sharing a card; 6 old accounts order only through C2, three times
+    each, nothing refunded. Both for seller S: nearly all of S's affiliate sales. C2's
+    buyers alone are captive and nothing else (no finding of their own); with C1's
+    they are one ring, tied by the seller."""
+    rng = np.random.default_rng(15)
+    b1 = [f"xb{i}" for i in range(6)]
+    b2 = [f"yb{i}" for i in range(6)]
+    rows = background(rng)
+    rows += ring_orders(rng, b1, ["C1"], ["S"], per_buyer=4, bad_share=0.7, refund_days=9, tag="x")
+    rows += ring_orders(rng, b2, ["C2"], ["S"], per_buyer=3, bad_share=0.0, refund_days=9, tag="y")
+    ids = _ids([(b, "payment", "card-x") for b in b1])
+    acc = pd.concat([_market_accounts(b1, 5), _accounts(b2, 900)], ignore_index=True)
+    return _orders(rows), acc, ids
+
+
+def test_ring_of_two_creators_without_common_buyers_is_one_finding() -> None:
+    orders, acc, ids = split_buyer_ring()
+    found = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
+    ring = {f"xb{i}" for i in range(6)} | {f"yb{i}" for i in range(6)} | {"C1", "C2", "S"}
+    assert [set(f.member_ids) for f in found] == [ring]

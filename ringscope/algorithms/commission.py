@@ -643,9 +643,10 @@ def _join_sets(
     lp_u = _captive_logp(x, lam, float(t["loyalty_shape"].iloc[0]))
     parts_lp = lp_cap[cand["g1"].to_numpy()] + lp_cap[cand["g2"].to_numpy()]
     better = (lp_u - parts_lp <= math.log(signal_alpha)) & (lp_u <= cut)
-    # or both reported, and most of the sales of a seller (or most of the accounts of
-    # an identifier) they share are theirs
-    both = reported[cand["g1"].to_numpy()] & reported[cand["g2"].to_numpy()]
+    # or one reported and the other standing out too, and most of the sales of a seller
+    # (or most of the accounts of an identifier) they share are theirs
+    c1, c2 = cand["g1"].to_numpy(), cand["g2"].to_numpy()
+    both = (reported[c1] & out[c2]) | (out[c1] & reported[c2])
     if both.any():
         dom = _dominated_ties(groups, view)
         if len(dom):
