@@ -501,3 +501,20 @@ def test_ring_of_two_creators_without_common_buyers_is_one_finding() -> None:
     found = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
     ring = {f"xb{i}" for i in range(6)} | {f"yb{i}" for i in range(6)} | {"C1", "C2", "S"}
     assert [set(f.member_ids) for f in found] == [ring]
+
+
+def test_joining_sets_batch_by_batch_gives_the_same_findings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Candidate unions are taken a batch at a time to bound memory: one pair per batch
+    finds what one batch for all does."""
+    from ringscope.algorithms import commission
+
+    orders, acc, ids = two_creator_ring()
+    whole = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
+    monkeypatch.setattr(commission, "_UNION_ROWS", 1)
+    batched = detect_commission_rings(orders, accounts=acc, identifiers=ids, seed=0)
+    assert len(whole) == 1
+    assert canonical_json([f.to_dict() for f in batched]) == canonical_json(
+        [f.to_dict() for f in whole]
+    )

@@ -620,26 +620,7 @@ def _join_sets(
         return None
     cand = cand.reset_index(drop=True)
     s1, s2 = groups.set_of[cand["g1"].to_numpy()], groups.set_of[cand["g2"].to_numpy()]
-    # the union's captive buyers, for every candidate pair at once
-    by_set = groups.touching.set_index("s").sort_index()
-    parts = []
-    for side in (s1, s2):
-        sel = by_set.loc[np.unique(side)].reset_index()
-        sel = sel.merge(pd.DataFrame({"s": side, "pair": np.arange(len(cand))}), on="s")
-        parts.append(sel[["pair", "b", "k"]])
-    # a buyer's orders through both sets summed, on one int64 key per (pair, buyer)
-    both_sides = pd.concat(parts)
-    n_b = max(len(view.bnames), 1)
-    key = both_sides["pair"].to_numpy(dtype=np.int64) * n_b + both_sides["b"].to_numpy()
-    uniq, inv = np.unique(key, return_inverse=True)
-    k_sum = np.bincount(inv, weights=both_sides["k"].to_numpy(dtype=float))
-    u = pd.DataFrame({"pair": uniq // n_b, "b": uniq % n_b, "k": k_sum.astype(np.int64)})
-    u_pi = groups.set_pi[s1] + groups.set_pi[s2]
-    u = _captive(view, u, u_pi[u["pair"].to_numpy()])
-    pair_of = u["pair"].to_numpy()
-    x = np.bincount(pair_of, weights=u["captive"].to_numpy(dtype=float), minlength=len(cand))
-    x = x.astype(np.int64)
-    lam = np.bincount(pair_of, weights=u["chance"].to_numpy(dtype=float), minlength=len(cand))
+    x, lam = _union_captive(groups, view, s1, s2)
     lp_u = _captive_logp(x, lam, float(t["loyalty_shape"].iloc[0]))
     parts_lp = lp_cap[cand["g1"].to_numpy()] + lp_cap[cand["g2"].to_numpy()]
     better = (lp_u - parts_lp <= math.log(signal_alpha)) & (lp_u <= cut)
@@ -666,6 +647,51 @@ def _join_sets(
     if np.array_equal(new, labels):
         return None
     return new
+
+
+#: Buyer rows of candidate unions handled at once when joining sets (memory only: the
+#: unions are the same, taken a batch of pairs at a time).
+_UNION_ROWS = 2_000_000
+
+
+def _union_captive(
+    groups: _Groups, view: _View, s1: np.ndarray, s2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Captive buyers of the union of sets ``s1[i]`` and ``s2[i]`` for every pair ``i``,
+    and their expected number under the null model."""
+    by_set = groups.touching.set_index("s").sort_index()
+    sizes = by_set.index.value_counts()
+    rows = sizes.reindex(s1, fill_value=0).to_numpy() + sizes.reindex(s2, fill_value=0).to_numpy()
+    cum = np.cumsum(rows)
+    x = np.zeros(len(s1), dtype=np.int64)
+    lam = np.zeros(len(s1))
+    n_b = max(len(view.bnames), 1)
+    start = 0
+    while start < len(s1):
+        done = int(cum[start - 1]) if start else 0
+        end = max(start + 1, int(np.searchsorted(cum, done + _UNION_ROWS, side="right")))
+        idx = np.arange(start, end)
+        parts = []
+        for side in (s1[idx], s2[idx]):
+            sel = by_set.loc[np.unique(side)].reset_index()
+            sel = sel.merge(pd.DataFrame({"s": side, "pair": np.arange(len(idx))}), on="s")
+            parts.append(sel[["pair", "b", "k"]])
+        # a buyer's orders through both sets summed, on one int64 key per (pair, buyer)
+        both_sides = pd.concat(parts)
+        key = both_sides["pair"].to_numpy(dtype=np.int64) * n_b + both_sides["b"].to_numpy()
+        uniq, inv = np.unique(key, return_inverse=True)
+        k_sum = np.bincount(inv, weights=both_sides["k"].to_numpy(dtype=float))
+        u = pd.DataFrame({"pair": uniq // n_b, "b": uniq % n_b, "k": k_sum.astype(np.int64)})
+        u_pi = groups.set_pi[s1[idx]] + groups.set_pi[s2[idx]]
+        u = _captive(view, u, u_pi[u["pair"].to_numpy()])
+        pair_of = u["pair"].to_numpy()
+        cap = u["captive"].to_numpy(dtype=float)
+        x[idx] = np.bincount(pair_of, weights=cap, minlength=len(idx)).astype(np.int64)
+        lam[idx] = np.bincount(
+            pair_of, weights=u["chance"].to_numpy(dtype=float), minlength=len(idx)
+        )
+        start = end
+    return x, lam
 
 
 def _affiliation_lead(pairs: pd.DataFrame, created: pd.Series) -> pd.Series:
