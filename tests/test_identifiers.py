@@ -33,12 +33,17 @@ def _accounts(ids: list[str], days_old: list[float]) -> pd.DataFrame:
     )
 
 
+def _background_accounts() -> pd.DataFrame:
+    """The ordinary market: 50 customers who joined over five years."""
+    return _accounts([f"u{i}" for i in range(50)], [30.0 + 40.0 * i for i in range(50)])
+
+
 def _background_orders(n: int = 200) -> list[dict[str, object]]:
     return [
         {
             "order_id": f"bg{i}",
             "buyer_id": f"u{i % 50}",
-            "seller_id": "S",
+            "seller_id": f"s{i % 7}",
             "product_id": "p",
             "amount": float(20 + i % 80),
             "status": "completed",
@@ -49,7 +54,8 @@ def _background_orders(n: int = 200) -> list[dict[str, object]]:
 
 
 def incentive_farm() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """15 accounts created this week on 2 devices and 2 cards, one small first order each."""
+    """15 accounts created this week on 2 devices and 2 cards, one small first order each,
+    hours after it was made."""
     farm = [f"f{i:02d}" for i in range(15)]
     rows = [(a, "device", f"dev-{i % 2}") for i, a in enumerate(farm)]
     rows += [(a, "payment", f"card-{(i // 2) % 2}") for i, a in enumerate(farm)]
@@ -63,11 +69,14 @@ def incentive_farm() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "product_id": "coupon-item",
             "amount": 3.0,
             "status": "completed",
-            "ts": T0 - pd.Timedelta(days=1, minutes=i),
+            "ts": T0 - pd.Timedelta(days=2 + i / 10) + pd.Timedelta(hours=3),
         }
         for i, a in enumerate(farm)
     ]
-    acc = _accounts(farm, [2 + i / 10 for i in range(15)])
+    acc = pd.concat(
+        [_accounts(farm, [2 + i / 10 for i in range(15)]), _background_accounts()],
+        ignore_index=True,
+    )
     od = pd.DataFrame(orders)
     od["ts"] = pd.to_datetime(od["ts"], utc=True).astype("datetime64[us, UTC]")
     return _ids(rows), acc, od
@@ -134,7 +143,7 @@ def test_carrier_ip_not_flagged() -> None:
 def test_farm_next_to_household_and_carrier() -> None:
     parts = [incentive_farm(), household(), carrier_ip()]
     ids = pd.concat([p[0] for p in parts], ignore_index=True)
-    acc = pd.concat([p[1] for p in parts], ignore_index=True)
+    acc = pd.concat([p[1] for p in parts], ignore_index=True).drop_duplicates("account_id")
     orders = pd.concat([p[2] for p in parts], ignore_index=True).drop_duplicates("order_id")
     found = detect_shared_identifiers(ids, accounts=acc, orders=orders, seed=0)
     assert [f.member_ids for f in found] == [tuple(f"f{i:02d}" for i in range(15))]
