@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
 from ringscope.algorithms.identifiers import KIND, NAME, detect_shared_identifiers
-from ringscope.model import canonical_json
+from ringscope.model import Finding, canonical_json
 
 T0 = pd.Timestamp("2026-10-31", tz="UTC")
 
@@ -172,3 +174,124 @@ def test_bad_parameters() -> None:
         detect_shared_identifiers(ids, max_accounts_per_identifier=1)
     with pytest.raises(ValueError):
         detect_shared_identifiers(ids, min_score=2.0)
+
+
+def _farm(
+    prefix: str, n: int, rows_of: Callable[[int, str], list[tuple[str, str, str]]], seller: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``n`` accounts made over two days, each ordering once at ``seller`` hours later."""
+    names = [f"{prefix}{i:04d}" for i in range(n)]
+    rows = [r for i, a in enumerate(names) for r in rows_of(i, a)]
+    made = [3 + 2 * i / n for i in range(n)]
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"o-{a}" for a in names],
+            "buyer_id": names,
+            "seller_id": seller,
+            "product_id": "coupon-item",
+            "amount": 4.0,
+            "status": "completed",
+            "ts": [T0 - pd.Timedelta(days=d) + pd.Timedelta(hours=5) for d in made],
+        }
+    )
+    orders["ts"] = orders["ts"].astype("datetime64[us, UTC]")
+    return _ids(rows), _accounts(names, made), orders
+
+
+def _market(
+    *parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The parts beside the ordinary background market."""
+    bg = pd.DataFrame(_background_orders())
+    bg["ts"] = pd.to_datetime(bg["ts"], utc=True).astype("datetime64[us, UTC]")
+    ids = pd.concat([p[0] for p in parts], ignore_index=True)
+    acc = pd.concat([*(p[1] for p in parts), _background_accounts()], ignore_index=True)
+    orders = pd.concat([*(p[2] for p in parts), bg], ignore_index=True)
+    return ids, acc.drop_duplicates("account_id"), orders.drop_duplicates("order_id")
+
+
+def test_farm_over_eight_device_pools_is_one_finding() -> None:
+    farm = _farm(
+        "p",
+        40,
+        lambda i, a: [(a, "device", f"dev-{i // 5}"), (a, "payment", f"card-{i % 4}")],
+        "S1",
+    )
+    found = _run(farm)
+    assert [f.member_ids for f in found] == [tuple(f"p{i:04d}" for i in range(40))]
+
+
+def test_farm_of_1200_on_one_proxy_ip_is_found_not_skipped() -> None:
+    farm = _farm(
+        "x",
+        1200,
+        lambda i, a: [(a, "ip", "203.0.113.7"), (a, "payment", f"card-{i % 3}")],
+        "S2",
+    )
+    found = _run(farm)
+    assert [len(f.members) for f in found] == [1200]
+
+
+def test_small_farm_with_strong_evidence_is_found() -> None:
+    farm = _farm(
+        "s",
+        4,
+        lambda i, a: [(a, "device", "tab"), (a, "payment", "card"), (a, "ip", "198.51.100.4")],
+        "S3",
+    )
+    found = _run(farm)
+    assert [f.member_ids for f in found] == [("s0000", "s0001", "s0002", "s0003")]
+
+
+def test_households_of_two_to_eight_are_not_flagged() -> None:
+    rows: list[tuple[str, str, str]] = []
+    names: list[str] = []
+    ages: list[float] = []
+    orders: list[dict[str, object]] = []
+    for h, size in enumerate(range(2, 9)):
+        for j in range(size):
+            a = f"h{h}m{j}"
+            names.append(a)
+            ages.append(200.0 + 300.0 * j + 17.0 * h)
+            rows += [(a, "device", f"tab{h}"), (a, "ip", f"home{h}"), (a, "address", f"st{h}")]
+            orders += [
+                {
+                    "order_id": f"ho-{a}-{k}",
+                    "buyer_id": a,
+                    "seller_id": f"s{(h + j + k) % 7}",
+                    "product_id": "p",
+                    "amount": 30.0 + k,
+                    "status": "completed",
+                    "ts": T0 - pd.Timedelta(days=5 * k + j),
+                }
+                for k in range(3)
+            ]
+    od = pd.DataFrame(orders)
+    od["ts"] = od["ts"].astype("datetime64[us, UTC]")
+    part = (_ids(rows), _accounts(names, ages), od)
+    assert _run(part) == []
+
+
+@pytest.mark.parametrize("n", [300, 3000])
+def test_shared_ip_of_campus_or_carrier_is_not_flagged(n: int) -> None:
+    names = [f"c{i:05d}" for i in range(n)]
+    rows = [(a, "ip", "100.64.0.1") for a in names] + [(a, "device", f"d-{a}") for a in names]
+    acc = _accounts(names, [10.0 + (i * 37) % 1500 for i in range(n)])
+    od = pd.DataFrame(
+        {
+            "order_id": [f"co{i}" for i in range(n)],
+            "buyer_id": names,
+            "seller_id": [f"s{i % 7}" for i in range(n)],
+            "product_id": "p",
+            "amount": 25.0,
+            "status": "completed",
+            "ts": [T0 - pd.Timedelta(days=1 + i % 9) for i in range(n)],
+        }
+    )
+    od["ts"] = od["ts"].astype("datetime64[us, UTC]")
+    assert _run((_ids(rows), acc, od)) == []
+
+
+def _run(part: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> list[Finding]:
+    ids, acc, orders = _market(part)
+    return detect_shared_identifiers(ids, accounts=acc, orders=orders, seed=0)
