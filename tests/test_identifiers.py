@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.algorithms.identifiers import KIND, NAME, detect_shared_identifiers
+from ringscope.algorithms.identifiers import (
+    KIND,
+    NAME,
+    crowd_members,
+    detect_shared_identifiers,
+)
 from ringscope.model import Finding, canonical_json
 
 T0 = pd.Timestamp("2026-10-31", tz="UTC")
@@ -183,19 +189,28 @@ def _farm(
     names = [f"{prefix}{i:04d}" for i in range(n)]
     rows = [r for i, a in enumerate(names) for r in rows_of(i, a)]
     made = [3 + 2 * i / n for i in range(n)]
+    ts = [T0 - pd.Timedelta(days=d) + pd.Timedelta(hours=5) for d in made]
+    orders = _one_order_each(names, seller, 4.0, ts, "coupon-item")
+    return _ids(rows), _accounts(names, made), orders
+
+
+def _one_order_each(
+    names: list[str], seller: object, amount: object, ts: list[pd.Timestamp], product: str
+) -> pd.DataFrame:
+    """One completed order per account (``seller`` and ``amount``: one value or a list)."""
     orders = pd.DataFrame(
         {
             "order_id": [f"o-{a}" for a in names],
             "buyer_id": names,
             "seller_id": seller,
-            "product_id": "coupon-item",
-            "amount": 4.0,
+            "product_id": product,
+            "amount": amount,
             "status": "completed",
-            "ts": [T0 - pd.Timedelta(days=d) + pd.Timedelta(hours=5) for d in made],
+            "ts": ts,
         }
     )
     orders["ts"] = orders["ts"].astype("datetime64[us, UTC]")
-    return _ids(rows), _accounts(names, made), orders
+    return orders
 
 
 def _market(
@@ -295,3 +310,71 @@ def test_shared_ip_of_campus_or_carrier_is_not_flagged(n: int) -> None:
 def _run(part: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> list[Finding]:
     ids, acc, orders = _market(part)
     return detect_shared_identifiers(ids, accounts=acc, orders=orders, seed=0)
+
+
+def _newcomers(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Ordinary new customers: ``n`` accounts made over eight days, each ordering once at
+    one of the ordinary sellers some hours later, with its own device."""
+    names = [f"nc{i:03d}" for i in range(n)]
+    made = [0.5 + 8.0 * i / n for i in range(n)]
+    od = _one_order_each(
+        names,
+        [f"s{i % 7}" for i in range(n)],
+        [float(20 + (i * 13) % 60) for i in range(n)],
+        [T0 - pd.Timedelta(days=d) + pd.Timedelta(hours=6 + i % 30) for i, d in enumerate(made)],
+        "p",
+    )
+    return _ids([(a, "device", f"d-{a}") for a in names]), _accounts(names, made), od
+
+
+def _flash_sale(seller: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """43 customers ordering once at ``seller`` within a minute, 3.2 days ago: 40 made
+    months or years ago and 3 made 3.5 to 4.5 days ago (in the farm's days)."""
+    names = [f"fs{i:02d}" for i in range(40)] + ["fn0", "fn1", "fn2"]
+    ages = [100.0 + 20.0 * i for i in range(40)] + [3.5, 4.0, 4.5]
+    moment = T0 - pd.Timedelta(days=3.2)
+    ts = [moment + pd.Timedelta(seconds=1.5 * i) for i in range(len(names))]
+    od = _one_order_each(names, seller, 4.0, ts, "deal")
+    return _ids([(a, "device", f"d-{a}") for a in names]), _accounts(names, ages), od
+
+
+def _together(
+    *parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    ids, acc, orders = zip(*parts, strict=True)
+    return (
+        pd.concat(ids, ignore_index=True),
+        pd.concat(acc, ignore_index=True),
+        pd.concat(orders, ignore_index=True),
+    )
+
+
+def _loner_farm() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return _farm("n", 60, lambda i, a: [(a, "device", f"d-{a}")], "S4")
+
+
+def test_farm_sharing_nothing_is_found_by_its_creation_burst() -> None:
+    # no identifier ties the 60 accounts; the scan's best window (32 hours of the farm's
+    # two days of creations) holds the 41 made last
+    found = _run(_together(_loner_farm(), _newcomers()))
+    assert [f.member_ids for f in found] == [tuple(f"n{i:04d}" for i in range(19, 60))]
+
+
+def test_flash_sale_buyers_made_in_a_farms_days_stay_out() -> None:
+    # three sale customers share the farm's seller and creation days, but ordered in the
+    # sale's minute with forty others: the finding holds farm accounts only (the sale's
+    # accounts in the farm's days move the scan's best window by four accounts)
+    found = _run(_together(_loner_farm(), _newcomers(), _flash_sale("S4")))
+    assert [f.member_ids for f in found] == [tuple(f"n{i:04d}" for i in range(15, 56))]
+
+
+def test_crowd_members_are_the_accounts_ordering_with_a_crowd() -> None:
+    made = np.array([1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7])
+    ordered = made + 0.5
+    ordered[3] = 5.0  # ordered when 30 others did, within a few minutes
+    others = np.sort(np.r_[np.linspace(0.0, 10.0, 20), 5.0 + np.arange(30) * 1e-3])
+    crowd = crowd_members(made, ordered, others, len(others) / 10.0, 2.0)
+    assert crowd.tolist() == [False, False, False, True, False, False, False, False]
+    # the same orders without the crowd: nobody
+    calm = np.linspace(0.0, 10.0, 20)
+    assert not crowd_members(made, ordered, calm, 2.0, 2.0).any()

@@ -36,7 +36,7 @@ from ringscope.contract import IDENTIFIER_KINDS
 from ringscope.model import DetectorInfo, Finding, Member, Signal, rank
 
 NAME = "shared_identifiers"
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 KIND = "identity_cluster"
 
 #: How much one shared identifier of each kind says about two accounts being one operator.
@@ -349,6 +349,11 @@ def order_summary(orders: pd.DataFrame | None) -> pd.DataFrame:
 #: used is the span of the data).
 _SCALES_DAYS = tuple(2.0**k / 24.0 for k in range(0, 13))
 _LN10 = math.log(10.0)
+#: Levels of the coupon scan: accounts whose first order is at most this likely, under
+#: the market's own amounts and delays, to be as small and as quick (:func:`coupon_ranks`).
+#: Quartering steps, like the doubling window lengths: each level tested costs its share
+#: of the correction.
+_COUPON_LEVELS = (1.0, 1.0 / 4.0, 1.0 / 16.0, 1.0 / 64.0)
 
 
 def _check_params(
@@ -496,90 +501,258 @@ def _scan(
     return best, stop, length
 
 
-def seller_cohorts(
+def coupon_ranks(
+    orders: pd.DataFrame | None,
     summary: pd.DataFrame,
     created: pd.Series,
-    baseline: _Baseline,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """How ordinary each buyer's first order is, as two rank p-values (index: buyer).
+
+    ``amount_rank``: the share of the first order's seller's orders placed by repeat
+    customers (three orders or more) whose amount is at most the first order's,
+    ``(1 + at_most) / (1 + n)`` (1 when the seller has none): small when the order is
+    smaller than what the seller's customers buy (a coupon's minimum basket).
+    ``delay_rank``: the same share among the delays from creation to first order of repeat
+    customers made since ``start``: small when the account ordered sooner after it was
+    made than customers do. Both are learnt from customers who keep buying, never from
+    the one-order accounts under suspicion; for an ordinary new customer each is uniform
+    (or larger: repeat customers order sooner), so their product is a conservative null
+    probability of a first order at least this small and this quick."""
+    idx = summary.index
+    out = pd.DataFrame(
+        {"amount_rank": np.ones(len(idx)), "delay_rank": np.ones(len(idx))}, index=idx
+    )
+    if orders is None or not len(orders) or not len(idx):
+        return out
+    buyers = orders["buyer_id"].astype(str).to_numpy()
+    repeat = summary["n_orders"].reindex(buyers).to_numpy(dtype=float) >= 3
+    rep_seller = orders["seller_id"].astype(str).to_numpy()[repeat]
+    rep_amount = orders["amount"].to_numpy(dtype=float)[repeat]
+    keep = ~np.isnan(rep_amount)
+    rep_seller, rep_amount = rep_seller[keep], rep_amount[keep]
+    first_seller = summary["first_seller"].astype(str).to_numpy()
+    first_amount = summary["first_amount"].to_numpy(dtype=float)
+    codes, _ = pd.factorize(np.concatenate([rep_seller, first_seller]))
+    n_rep = len(rep_seller)
+    is_rep = np.r_[np.ones(n_rep, dtype=np.int64), np.zeros(len(idx), dtype=np.int64)]
+    amount = np.r_[rep_amount, first_amount]
+    # repeat orders sort before a first order of the same amount: "at most" counts them
+    order = np.lexsort((1 - is_rep, amount, codes))
+    seller_sorted = codes[order]
+    cum = np.cumsum(is_rep[order])
+    starts = group_starts(seller_sorted)
+    before = np.repeat(cum[starts] - is_rep[order][starts], np.diff(np.r_[starts, len(order)]))
+    at_most = cum - before
+    per_seller = np.bincount(codes[:n_rep], minlength=int(codes.max()) + 1 if len(codes) else 0)
+    rank = np.empty(len(order), dtype=float)
+    rank[order] = (1.0 + at_most) / (1.0 + per_seller[seller_sorted])
+    amount_rank = rank[n_rep:]
+    amount_rank[np.isnan(first_amount)] = 1.0
+    out["amount_rank"] = amount_rank
+    made = created.reindex(idx)
+    delay = (_days(summary["first_ts"]) - _days(made)) if len(idx) else np.zeros(0)
+    ref = (
+        (summary["n_orders"].to_numpy(dtype=float) >= 3)
+        & (made.notna().to_numpy())
+        & (_days(made) >= float(_days(pd.Series([start]))[0]))
+        & ~np.isnan(delay)
+    )
+    if ref.any():
+        d_ref = np.sort(delay[ref])
+        pos = np.searchsorted(d_ref, np.nan_to_num(delay, nan=np.inf), side="right")
+        delay_rank = (1.0 + pos) / (1.0 + len(d_ref))
+        out["delay_rank"] = np.where(np.isnan(delay), 1.0, np.minimum(1.0, delay_rank))
+    return out
+
+
+def is_crowd(made: np.ndarray, ordered: np.ndarray) -> bool:
+    """Whether a cohort is a sale's crowd rather than a farm: its first orders came at one
+    moment, not one by one after each account was made.
+
+    An incentive farm's accounts order some time after each is made, so their orders
+    spread about as their creations do. A sale's crowd orders at one moment whatever
+    when its accounts were made. "One moment" is measured on the cohort's own clock: the
+    middle half of its first orders fell within less time than the cohort takes, at its
+    own pace of creation (half its accounts per interquartile range of creation times),
+    to make one account. No fixed duration: a crowd of a minute among accounts made over
+    days, or of an hour among accounts made over months."""
+    n = len(made)
+    if n < 2:
+        return False
+    q_made = np.quantile(made, [0.25, 0.75])
+    q_ordered = np.quantile(ordered, [0.25, 0.75])
+    spread_made = float(q_made[1] - q_made[0])
+    spread_ordered = float(q_ordered[1] - q_ordered[0])
+    return (n / 2.0) * spread_ordered < spread_made
+
+
+def crowd_members(
+    made: np.ndarray,
+    ordered: np.ndarray,
+    others: np.ndarray,
+    per_day: float,
+    min_significance: float,
+) -> np.ndarray:
+    """Which of a cohort's accounts placed their first order in a sale's crowd: at a
+    moment when the seller's *other* new customers crowded in.
+
+    A farm's accounts are made one by one and order one by one; an ordinary customer made
+    in the same days who ordered at a flash sale shares the farm's seller and creation
+    burst but not its pace. Each account's neighbourhood is one creation step of the
+    cohort (:func:`is_crowd`'s clock: the time the cohort takes to make one account)
+    centred on its first order; ``others`` (sorted days) are the first orders at the
+    seller of accounts outside the cohort, and ``per_day`` their rate over the data. An
+    account is in a crowd when the others in its neighbourhood are more than that rate
+    explains with a Poisson tail below ``10 ** -min_significance`` corrected for the
+    cohort's accounts (Bonferroni). The baseline leaves the cohort out, so a farm's own
+    orders never make it a crowd. Returns a boolean per account."""
+    n = len(made)
+    crowd = np.zeros(n, dtype=bool)
+    if n < 2 or not len(others) or per_day <= 0:
+        return crowd
+    q = np.quantile(made, [0.25, 0.75])
+    step = float(q[1] - q[0]) / (n / 2.0)
+    if step <= 0:
+        return crowd
+    k = np.searchsorted(others, ordered + step / 2.0, side="right") - np.searchsorted(
+        others, ordered - step / 2.0, side="left"
+    )
+    mu = np.full(n, per_day * step)
+    lp = _poisson_log10_sf(k, mu)
+    return (k >= 2.0 * mu) & (lp + math.log10(n) <= -min_significance)
+
+
+def loner_cohorts(
+    seller: np.ndarray,
+    made: np.ndarray,
+    ordered: np.ndarray,
+    coupon: np.ndarray,
+    tie: np.ndarray,
+    end_days: float,
     scales: Sequence[float],
     min_significance: float,
-) -> pd.DataFrame:
-    """Accounts created in a burst whose first order went to the same seller.
+    min_size: int,
+) -> list[tuple[np.ndarray, float, float, float]]:
+    """Incentive farms whose accounts share nothing: accounts made in a burst whose first
+    order went to the same seller, each placing a small and quick first order.
 
-    For each seller, the ``m`` accounts whose first order was theirs, in creation
-    order, are scanned with windows of every length in ``scales``: ``k`` of them created
-    in a window where the market makes a share ``e`` of its accounts
-    (:class:`_Baseline`) against ``mu = m * e`` give a Poisson tail; windows whose
-    tail, times the number of windows tested (Bonferroni), is below
-    ``10 ** -min_significance``, and whose accounts are mostly excess (``k >= 2 mu``),
-    are kept and overlapping ones merged. A cohort whose first orders are packed
-    tighter than its creations (a flash sale's crowd) is dropped. Returns
-    ``account_id``, ``cohort`` and ``significance`` (the cohort's best, already
-    corrected)."""
-    cols = {"account_id": object, "cohort": np.int64, "significance": float}
-    empty = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
-    if not len(summary) or not len(created):
-        return empty
-    cr = created.reindex(summary.index)
-    ok = cr.notna().to_numpy()
-    s = summary[ok]
-    days = _days(cr[ok])
-    seller_code, _ = pd.factorize(s["first_seller"].astype(str))
-    acc = s.index.to_numpy()
-    order = np.lexsort((acc, days, seller_code))
-    acc, days, seller_code = acc[order], days[order], seller_code[order]
-    # conditional on how many accounts ordered first there: the chance that one of them
-    # was made in a window is the share of the market's other accounts made then
-    per_seller = np.bincount(seller_code)
-    rate = per_seller[seller_code] / np.maximum(baseline.total - per_seller[seller_code], 1.0)
-    best, stop, _ = _scan(seller_code, days, rate, baseline, scales)
-    tests = max(1, len(days) * len(scales))
-    sig = -best - math.log10(tests)
-    hit = np.flatnonzero(sig >= min_significance)
-    if not len(hit):
-        return empty
-    cover = np.zeros(len(days) + 1, dtype=np.int64)
-    np.add.at(cover, hit, 1)
-    np.add.at(cover, stop[hit], -1)
-    inside = np.cumsum(cover)[:-1] > 0
-    # a new cohort where a covered run starts or the seller changes
-    start_run = inside & ~np.r_[False, inside[:-1]]
-    start_run |= inside & np.r_[False, seller_code[1:] != seller_code[:-1]]
-    label = np.cumsum(start_run) - 1
-    rows = np.flatnonzero(inside)
-    cohort = label[rows]
-    row_sig = np.full(len(days), -np.inf)
-    # every row of a window carries the window's significance
-    for i in hit.tolist():
-        row_sig[i : stop[i]] = np.maximum(row_sig[i : stop[i]], sig[i])
-    first_ts = _days(s["first_ts"])[order]
-    out = pd.DataFrame(
-        {
-            "account_id": acc[rows],
-            "cohort": cohort,
-            "sig": row_sig[rows],
-            "made": days[rows],
-            "ordered": first_ts[rows],
-        }
-    )
-    out["significance"] = out.groupby("cohort")["sig"].transform("max")
-    # a farm's accounts order one by one after they are made; a sale's crowd orders at
-    # one moment: a cohort whose first orders are packed tighter than half its
-    # creations is a crowd, not a farm
-    g = out.groupby("cohort")
-    spread_made = g["made"].quantile(0.75) - g["made"].quantile(0.25)
-    spread_ordered = g["ordered"].quantile(0.75) - g["ordered"].quantile(0.25)
-    crowd = spread_ordered < 0.5 * spread_made
-    out = out[~crowd.reindex(out["cohort"]).to_numpy()]
-    return out[["account_id", "cohort", "significance"]].reset_index(drop=True)
+    Rows are accounts of one or two orders that no identifier links to another account;
+    ``seller`` (codes) is the first order's seller, ``made`` and ``ordered`` the creation and
+    first order times (days), ``coupon`` the null probability of a first order at least as
+    small and quick (:func:`coupon_ranks`) and ``tie`` a rank that breaks ties. At each
+    level of :data:`_COUPON_LEVELS`, the accounts whose ``coupon`` is at most the level are
+    scanned per seller by creation time (:func:`_scan`: windows of every length in
+    ``scales`` from every account, against the seller's share of such accounts times how
+    many of them every seller got over the window, until ``end_days``: Kulldorff's
+    space-time permutation scan, which a market's own surges of new accounts do not
+    fool, as only the seller's excess over them counts); the tail is corrected for every
+    account, window length and level tested (Bonferroni) and must reach
+    ``min_significance``. Windows are
+    taken best first, each only when none of its accounts is in one taken before (the most
+    likely cluster, then the next apart from it, as Kulldorff's secondary clusters), so
+    that two campaigns at one seller stay two and a busy seller's ordinary customers of
+    the weeks around a farm do not join it. A window whose first orders are packed tighter
+    than its accounts' delays explain (:func:`is_crowd`, a sale's crowd) is left out.
+    Returns per cohort its rows, corrected significance, window length (days) and level."""
+    n = len(seller)
+    if n < max(2, min_size):
+        return []
+    penalty = math.log10(max(1, n * len(scales) * len(_COUPON_LEVELS)))
+    alpha = 10.0**-min_significance
+    candidates: dict[tuple[int, int, int], tuple[float, np.ndarray, float]] = {}
+    for li, level in enumerate(_COUPON_LEVELS):
+        sel = np.flatnonzero(coupon <= level)
+        if len(sel) < min_size:
+            continue
+        order = sel[np.lexsort((tie[sel], made[sel], seller[sel]))]
+        g = seller[order]
+        t = made[order]
+        # the space-time permutation null: the seller's share of such accounts times
+        # how many of them (at every seller) the market made over the window
+        market = _Baseline(made[sel], end_days)
+        per = np.bincount(g)[g].astype(float)
+        rate = per / np.maximum(market.total - per, 1.0)
+        best, stop, length = _scan(g, t, rate, market, scales)
+        sig = -best - penalty
+        k = stop - np.arange(len(order))
+        for i in np.flatnonzero((sig >= min_significance) & (k >= min_size)).tolist():
+            # a window holding two bursts apart (two campaigns at one seller) is two
+            for a, b in _burst_parts(t[i : stop[i]], alpha):
+                a, b = a + i, b + i
+                if (li, a, b) in candidates or b - a < min_size:
+                    continue
+                end = max(float(t[b - 1]), float(t[a]) + scales[0])
+                expected = rate[a] * market.expected(
+                    np.array([t[a]]), np.array([end]), np.array([float(b - a)])
+                )
+                if b - a - 1 < 2.0 * float(expected[0]):
+                    continue
+                part = -float(_poisson_log10_sf(np.array([b - a - 1]), expected)[0]) - penalty
+                if part >= min_significance:
+                    candidates[(li, a, b)] = (part, order[a:b], float(length[i]))
+    if not candidates:
+        return []
+    ranked = sorted(candidates.items(), key=lambda c: (-c[1][0], c[0]))
+    claimed = np.zeros(n, dtype=bool)
+    out: list[tuple[np.ndarray, float, float, float]] = []
+    for (li, _a, _b), (sig_part, rows, window) in ranked:
+        if claimed[rows].any():
+            continue
+        claimed[rows] = True
+        if is_crowd(made[rows], ordered[rows]):
+            continue
+        out.append((rows, sig_part, window, _COUPON_LEVELS[li]))
+    return out
 
 
-def _merge_overlapping(start: np.ndarray, end: np.ndarray, floor: float) -> np.ndarray:
-    """Pairs of intervals (cohorts at different sellers) that are each other's best
-    match and overlap over at least half of the longer one (lengths at least
-    ``floor``): one campaign ordering at two promoted sellers. Returns, per interval,
-    the interval it joins (itself when none): pairs only, never chains, so that
-    campaigns of the same days stay apart."""
-    n = len(start)
+def _burst_parts(t: np.ndarray, alpha: float) -> list[tuple[int, int]]:
+    """The bursts of sorted times ``t``: split at a gap longer than bursts of their
+    density leave, recursively. A gap is too long when, for ``k - 1`` exponential gaps
+    at the rate of the sparser side (its accounts over its span), the longest reaching
+    it has probability at most ``alpha``; a farm's sparse tail is not cut off by the
+    density of its core. Returns ``(start, stop)`` index ranges."""
+    k = len(t)
+    if k < 3:
+        return [(0, k)]
+    gaps = np.diff(t)
+    cut = int(np.argmax(gaps)) + 1
+    g = float(gaps[cut - 1])
+    rates = [
+        (len(side) - 1) / float(side[-1] - side[0])
+        for side in (t[:cut], t[cut:])
+        if len(side) >= 2 and side[-1] > side[0]
+    ]
+    if not rates or g <= 0:
+        return [(0, k)]
+    rate = min(rates)
+    p = -math.expm1((k - 1) * math.log1p(-math.exp(-rate * g))) if rate * g < 700 else 0.0
+    if p > alpha:
+        return [(0, k)]
+    left = _burst_parts(t[:cut], alpha)
+    right = [(a + cut, b + cut) for a, b in _burst_parts(t[cut:], alpha)]
+    return left + right
+
+
+def _pair_cohorts(
+    cohorts: list[tuple[np.ndarray, float, float, float]],
+    seller: np.ndarray,
+    made: np.ndarray,
+    floor: float,
+    min_significance: float,
+) -> list[list[int]]:
+    """Cohorts at different sellers that are one campaign ordering at two promoted
+    sellers: each other's best match by overlap of their creation spans (at least half
+    of the longer, lengths at least ``floor``), and creation times that a two-sample
+    Kolmogorov-Smirnov test does not tell apart at ``10 ** -min_significance``. Pairs
+    only, never chains, so that campaigns of the same days stay apart. Returns the
+    cohorts' indices grouped."""
+    from scipy import stats
+
+    n = len(cohorts)
+    start = np.array([float(made[c[0]].min()) for c in cohorts])
+    end = np.array([float(made[c[0]].max()) for c in cohorts])
+    where = np.array([int(seller[c[0][0]]) for c in cohorts])
     best = np.arange(n)
     best_f = np.zeros(n)
     order = np.argsort(start, kind="stable")
@@ -587,6 +760,8 @@ def _merge_overlapping(start: np.ndarray, end: np.ndarray, floor: float) -> np.n
     for i in order.tolist():
         active = [j for j in active if end[j] >= start[i]]
         for j in active:
+            if where[i] == where[j]:
+                continue
             overlap = min(end[i], end[j]) - max(start[i], start[j])
             longer = max(floor, end[i] - start[i], end[j] - start[j])
             f = overlap / longer
@@ -595,8 +770,21 @@ def _merge_overlapping(start: np.ndarray, end: np.ndarray, floor: float) -> np.n
             if f > best_f[j]:
                 best_f[j], best[j] = f, i
         active.append(i)
-    mutual = (best[best] == np.arange(n)) & (best_f >= 0.5)
-    return np.where(mutual, best, np.arange(n)).astype(np.int64)
+    groups: list[list[int]] = []
+    done = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if done[i]:
+            continue
+        j = int(best[i])
+        if j != i and int(best[j]) == i and best_f[i] >= 0.5 and not done[j]:
+            a, b = made[cohorts[i][0]], made[cohorts[j][0]]
+            if stats.ks_2samp(a, b).pvalue >= 10.0**-min_significance:
+                groups.append(sorted((i, j)))
+                done[i] = done[j] = True
+                continue
+        groups.append([i])
+        done[i] = True
+    return groups
 
 
 def identity_links(
@@ -607,14 +795,16 @@ def identity_links(
     min_link_weight: float,
     pool_min_accounts: int,
     max_accounts_per_identifier: int | None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Links between accounts (codes in ``usage["acc"]``) through shared identifiers.
 
     Pairs share ``min_shared`` identifiers whose hub-discounted weights add up to
     ``min_link_weight``; pairs are enumerated only for identifiers of at most their
     kind's hub limit (so a carrier IP of 50,000 accounts costs nothing). A device,
     payment method or phone of ``pool_min_accounts`` or more accounts links all of
-    them, whatever its size (a star: linear in its accounts)."""
+    them, whatever its size (a star: linear in its accounts). Returns the links' two
+    ends, then the two ends of the *weak* pairs: accounts sharing some identifier of at
+    most its kind's hub limit without reaching the link's thresholds."""
     kinds = usage["kind"].to_numpy()
     n_acc = usage["n_accounts"].to_numpy(dtype=float)
     limit = np.array([hub.get(str(k), np.inf) for k in kinds], dtype=float)
@@ -625,8 +815,10 @@ def identity_links(
     )
     acc = usage["acc"].to_numpy()
     n_nodes = int(acc.max()) + 1 if len(acc) else 0
-    edges_a: list[np.ndarray] = []
-    edges_b: list[np.ndarray] = []
+    empty = np.zeros(0, dtype=np.int64)
+    edges_a: list[np.ndarray] = [empty]
+    edges_b: list[np.ndarray] = [empty]
+    weak_a, weak_b = empty, empty
     small = usage[n_acc <= limit]
     if len(small):
         w_small = weight[n_acc <= limit]
@@ -636,19 +828,22 @@ def identity_links(
             key = a_small[pair_i] * n_nodes + a_small[pair_j]
             grouped = pd.Series(w_small[pair_i]).groupby(key, sort=True)
             agg = pd.DataFrame({"w": grouped.sum(), "k": grouped.size()})
-            agg = agg[(agg["k"] >= min_shared) & (agg["w"] >= min_link_weight)]
-            linked = agg.index.to_numpy(dtype=np.int64)
-            edges_a.append(linked // n_nodes)
-            edges_b.append(linked % n_nodes)
+            strong = ((agg["k"] >= min_shared) & (agg["w"] >= min_link_weight)).to_numpy()
+            pairs = agg.index.to_numpy(dtype=np.int64)
+            edges_a.append(pairs[strong] // n_nodes)
+            edges_b.append(pairs[strong] % n_nodes)
+            weak_a, weak_b = pairs[~strong] // n_nodes, pairs[~strong] % n_nodes
     pool = usage[usage["kind"].isin(POOL_KINDS).to_numpy() & (n_acc >= pool_min_accounts)]
     if len(pool):
         first = pool.groupby("ident")["acc"].transform("min").to_numpy()
         edges_a.append(first)
         edges_b.append(pool["acc"].to_numpy())
-    if not edges_a:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    return np.concatenate(edges_a).astype(np.int64), np.concatenate(edges_b).astype(np.int64)
+    return (
+        np.concatenate(edges_a).astype(np.int64),
+        np.concatenate(edges_b).astype(np.int64),
+        weak_a.astype(np.int64),
+        weak_b.astype(np.int64),
+    )
 
 
 def _component_bursts(
@@ -717,19 +912,25 @@ def detect_shared_identifiers(
       (``pool_min_accounts``, by default one more than the market's
       ``household_quantile`` of accounts per shared instrument) links all of them,
       whatever its size.
-    - **Creation bursts** (:func:`seller_cohorts`): accounts created close together
-      whose first order went to the same seller, more than the market's own creations
-      over those days (:class:`_Baseline`) explain; cohorts at two sellers over the
-      same days are one campaign.
+      Accounts of one or two orders sharing an identifier below its hub limit are
+      joined too (:func:`_identity_groups`).
+    - **Creation bursts of accounts that share nothing** (:func:`loner_cohorts`):
+      accounts tied to nobody, of one or two orders, made in a burst whose first order
+      went to the same seller, more than that seller's share of such accounts explains
+      (a space-time permutation scan), at levels of how small and quick their first
+      order was against the seller's repeat customers (:func:`coupon_ranks`); cohorts
+      at two sellers over the same days are one campaign (:func:`_pair_cohorts`), and
+      accounts whose first order came with a sale's crowd are left out
+      (:func:`crowd_members`, :func:`is_crowd`).
 
-    A component is reported when its accounts mostly (``min_coupon_share``) placed one
-    or two orders with the first at one of the component's two main sellers, and the
-    creation burst of those accounts is significant: a seller cohort's own corrected
-    significance, or for the component a Poisson tail of its accounts made within a
-    window against ``n * q * expected / N`` (``q``: the market's chance that an
-    account orders once or twice with its first order at those sellers), Bonferroni-
-    corrected for the components, windows and sellers tested. ``min_significance`` is
-    that corrected ``-log10`` p-value (2: one chance in a hundred over the whole run).
+    A group tied by identifiers is reported when its accounts mostly
+    (``min_coupon_share``) placed one or two orders with the first at one of its two
+    main sellers, and the creation burst of those accounts is significant: a Poisson
+    tail of its accounts made within a window against ``n * q * expected / N`` (``q``:
+    the market's chance that an account orders once or twice with its first order at
+    those sellers), Bonferroni-corrected for the groups, windows and sellers tested; a
+    cohort by its own corrected significance. ``min_significance`` is that corrected
+    ``-log10`` p-value (2: one chance in a hundred over the whole run).
     Households (old accounts, made apart, ordering over time) and carrier IPs (no
     links) are left alone; a small farm is found when its sharing and its burst agree,
     a big one whatever its size.
@@ -923,13 +1124,6 @@ def _find(
     :func:`identifier_usage` returns it): shared by the local and the Spark engines."""
     min_size = int(p["min_size"])
     min_sig = float(p["min_significance"])
-    hub = hub_limits(usage, float(p["hub_quantile"]))
-    household = (
-        int(p["household_max"])
-        if p["household_max"] is not None
-        else household_size(usage, float(p["household_quantile"]))
-    )
-    pool_min = int(p["pool_min_accounts"]) if p["pool_min_accounts"] is not None else household + 1
     ordered = summary.index[summary["n_orders"].to_numpy(dtype=float) > 0]
     cr_ordered = created.reindex(ordered).dropna()
     now_days = float(_days(pd.Series([now]))[0])
@@ -938,23 +1132,153 @@ def _find(
     data_start = first_ts.min() if first_ts is not None and len(first_ts) else now
     span_days = max(1.0 / 24.0, (now - data_start).total_seconds() / 86400.0)
     scales = [d for d in _SCALES_DAYS if d <= 2 * span_days] or [_SCALES_DAYS[0]]
-
-    cohorts = seller_cohorts(summary, created, baseline, scales, min_sig)
-    # one graph: identity links and cohorts
-    names = pd.Index(
-        np.unique(
-            np.concatenate(
-                [
-                    usage["account_id"].astype(str).to_numpy(dtype=object),
-                    cohorts["account_id"].astype(str).to_numpy(dtype=object),
-                ]
-            )
-        )
+    start_days = float(_days(pd.Series([data_start]))[0])
+    small_amount = (
+        float(np.quantile(amounts[~np.isnan(amounts)], float(p["small_order_quantile"])))
+        if len(amounts) and (~np.isnan(amounts)).any()
+        else math.nan
     )
-    if not len(names):
+    env = _Env(
+        p=p,
+        summary=summary,
+        created=created,
+        baseline=baseline,
+        scales=scales,
+        now_days=now_days,
+        start_days=start_days,
+    )
+    groups, linked = _identity_groups(usage, shares, env)
+    groups += _loner_groups(summary, created, orders, data_start, linked, env)
+    passing = [g for g in groups if g["score"] >= float(p["min_score"]) and g["n"] >= min_size]
+    passing = [g for g in passing if g["significance"] >= min_sig]
+    if not passing:
         return []
+    group_accounts = set(np.concatenate([g["names"] for g in passing]).tolist())
+    group_orders = (
+        orders[orders["buyer_id"].astype(str).isin(group_accounts)]
+        if orders is not None and len(orders)
+        else None
+    )
+    findings = [
+        _finding(
+            x=g,
+            group_orders=group_orders,
+            now=now,
+            p=p,
+            small_amount=small_amount,
+            info=info,
+            max_evidence=max_evidence,
+        )
+        for g in passing
+    ]
+    return rank(findings)
+
+
+class _Env:
+    """What every group of one run is judged against: the policy's parameters, the
+    per-account tables, the market's creations and the scan's window lengths."""
+
+    def __init__(
+        self,
+        *,
+        p: dict[str, Any],
+        summary: pd.DataFrame,
+        created: pd.Series,
+        baseline: _Baseline,
+        scales: Sequence[float],
+        now_days: float,
+        start_days: float,
+    ) -> None:
+        self.p = p
+        self.summary = summary
+        self.created = created
+        self.baseline = baseline
+        self.scales = list(scales)
+        self.now_days = now_days
+        self.start_days = start_days
+        self.min_size = int(p["min_size"])
+        self.min_sig = float(p["min_significance"])
+
+    def is_new(self, t_days: np.ndarray) -> np.ndarray:
+        """Accounts made since the data starts (or within ``new_account_days``)."""
+        known = ~np.isnan(t_days)
+        if self.p["new_account_days"] is not None:
+            age = self.now_days - np.nan_to_num(t_days, nan=-np.inf)
+            return known & (age <= float(self.p["new_account_days"]))
+        return known & (np.nan_to_num(t_days, nan=-np.inf) >= self.start_days)
+
+    def score(
+        self,
+        *,
+        significance: float,
+        n: int,
+        coupon_share: float,
+        together_share: float,
+        new_share: float,
+        per_instrument: float,
+    ) -> tuple[float, list[Signal]]:
+        """A group's score from its signals (:func:`weighted_score`)."""
+        return weighted_score(
+            [
+                ("significance", significance, self.min_sig, 0.3),
+                ("group_size", float(n), float(self.min_size), 0.05),
+                ("coupon_order_share", coupon_share, float(self.p["min_coupon_share"]), 0.25),
+                ("created_together_share", together_share, 0.5, 0.2),
+                ("new_account_share", new_share, 0.5, 0.15),
+                ("accounts_per_instrument", per_instrument, 2.0, 0.05),
+            ]
+        )
+
+    def together(self, t: np.ndarray, hit: np.ndarray, window: float) -> np.ndarray:
+        """Accounts made within the group's densest window of ``window`` days of its hit
+        accounts (or within ``created_window_days`` of their median)."""
+        known = ~np.isnan(t)
+        if self.p["created_window_days"] is not None:
+            med = float(np.nanmedian(t)) if known.any() else math.nan
+            return known & (
+                np.abs(np.nan_to_num(t - med, nan=np.inf)) <= float(self.p["created_window_days"])
+            )
+        t_hit = np.sort(t[hit & known])
+        if not len(t_hit):
+            return np.zeros(len(t), dtype=bool)
+        j = np.searchsorted(t_hit, t_hit + window, side="right") - np.arange(len(t_hit))
+        start = float(t_hit[int(np.argmax(j))])
+        return known & (t >= start) & (t <= start + window)
+
+
+def _identity_groups(
+    usage: pd.DataFrame, shares: pd.Series, env: _Env
+) -> tuple[list[dict[str, Any]], pd.Index]:
+    """Groups of accounts that identifiers tie together, judged as incentive farms; and
+    every account tied to another (the rest are left to :func:`_loner_groups`).
+
+    Accounts are linked by :func:`identity_links`; two accounts of one or two orders that
+    share an identifier without reaching a link's thresholds (one card or one IP of a
+    farm's small pools) are joined too, as an operator's accounts, not a household's,
+    place one coupon order each. A group is judged when most of it (``min_coupon_share``)
+    placed one or two orders with the first at one of the group's two main sellers, and
+    its significance is that of those accounts' creation burst: a Poisson tail of them
+    made within a window against ``n * q * expected / N`` (``q``: the market's chance
+    that an account orders once or twice with its first order at those sellers),
+    Bonferroni-corrected for the groups, windows and sellers tested. The group reported
+    is the whole group: a commission ring's buyers who order again belong to it too."""
+    p = env.p
+    min_size = env.min_size
+    summary = env.summary
+    if not len(usage):
+        return [], pd.Index([], dtype=object)
+    hub = hub_limits(usage, float(p["hub_quantile"]))
+    household = (
+        int(p["household_max"])
+        if p["household_max"] is not None
+        else household_size(usage, float(p["household_quantile"]))
+    )
+    pool_min = int(p["pool_min_accounts"]) if p["pool_min_accounts"] is not None else household + 1
+    # no identifier of a household's size is a hub, however few identifiers a kind has
+    hub = {k: max(v, float(household)) for k, v in hub.items()}
+    names = pd.Index(np.unique(usage["account_id"].astype(str).to_numpy(dtype=object)))
     use = usage.assign(acc=names.get_indexer(usage["account_id"].astype(str)))
-    ea, eb = identity_links(
+    ea, eb, wa, wb = identity_links(
         use,
         hub=hub,
         min_shared=int(p["min_shared"]),
@@ -962,25 +1286,12 @@ def _find(
         pool_min_accounts=pool_min,
         max_accounts_per_identifier=p["max_accounts_per_identifier"],
     )
-    edges_a, edges_b = [ea], [eb]
-    cohort_sig = np.full(len(names), -np.inf)
-    if len(cohorts):
-        c_acc = names.get_indexer(cohorts["account_id"].astype(str))
-        c_id = cohorts["cohort"].to_numpy()
-        np.maximum.at(cohort_sig, c_acc, cohorts["significance"].to_numpy(dtype=float))
-        first = pd.Series(c_acc).groupby(c_id).transform("min").to_numpy()
-        edges_a.append(first)
-        edges_b.append(c_acc)
-        # cohorts at different sellers over the same days: one campaign
-        c_days = _days(created.reindex(cohorts["account_id"]))
-        span = pd.DataFrame({"c": c_id, "t": c_days, "a": c_acc}).groupby("c")
-        lo, hi, head = span["t"].min(), span["t"].max(), span["a"].min()
-        root = _merge_overlapping(lo.to_numpy(), hi.to_numpy(), scales[0])
-        head_arr = head.to_numpy()
-        edges_a.append(head_arr[root])
-        edges_b.append(head_arr)
-    a = np.concatenate(edges_a)
-    b = np.concatenate(edges_b)
+    s = summary.reindex(names)
+    n_orders_all = s["n_orders"].fillna(0).to_numpy(dtype=float)
+    few_all = (n_orders_all >= 1) & (n_orders_all <= 2)
+    weak = few_all[wa] & few_all[wb]
+    a = np.concatenate([ea, wa[weak]])
+    b = np.concatenate([eb, wb[weak]])
     n_nodes = len(names)
     graph = sparse.coo_matrix((np.ones(len(a)), (a, b)), shape=(n_nodes, n_nodes)).tocsr()
     _, comp = connected_components(graph, directed=False)
@@ -991,27 +1302,18 @@ def _find(
     cand = linked & (size >= min_size)
     if p["max_size"] is not None:
         cand &= size <= int(p["max_size"])
+    linked_names = names[linked]
     if not cand.any():
-        return []
+        return [], linked_names
 
     # per-account features of the candidates
     nodes = np.flatnonzero(cand)
     acc_names = names[nodes]
     comp_of = comp[nodes]
-    s = summary.reindex(acc_names)
-    n_orders = s["n_orders"].fillna(0).to_numpy(dtype=float)
-    seller_col = s["first_seller"].astype(object).where(s["first_seller"].notna(), "")
-    seller = seller_col.astype(str).to_numpy()
-    small_amount = (
-        float(np.quantile(amounts[~np.isnan(amounts)], float(p["small_order_quantile"])))
-        if len(amounts) and (~np.isnan(amounts)).any()
-        else math.nan
-    )
-    # one or two orders (a coupon order and perhaps one more)
-    few = (n_orders >= 1) & (n_orders <= 2)
-    cr = created.reindex(acc_names)
-    known = cr.notna().to_numpy()
-    t_days = _days(cr)
+    seller_col = s["first_seller"].iloc[nodes]
+    seller = seller_col.astype(object).where(seller_col.notna(), "").astype(str).to_numpy()
+    few = few_all[nodes]
+    t_days = _days(env.created.reindex(acc_names))
     # each component's two main first-order sellers among accounts with few orders
     fs = pd.DataFrame({"comp": comp_of, "seller": seller})[few]
     top = (
@@ -1040,121 +1342,195 @@ def _find(
         (comp_hits >= min_size) & (comp_hits >= float(p["min_coupon_share"]) * comp_n)
     ]
     if not len(eligible):
-        return []
+        return [], linked_names
     q = r_few * top_share.reindex(comp_n.index).fillna(0.0)
-    rate_comp = (comp_n * q / max(baseline.total, 1.0)).reindex(comp_of).to_numpy(dtype=float)
+    rate_comp = (comp_n * q / max(env.baseline.total, 1.0)).reindex(comp_of).to_numpy(float)
     in_elig = np.isin(comp_of, eligible.to_numpy())
-    bursts = _component_bursts(comp_of, hit & in_elig, t_days, rate_comp, baseline, scales)
-    tested = max(1, len(eligible))
+    bursts = _component_bursts(comp_of, hit & in_elig, t_days, rate_comp, env.baseline, env.scales)
     correction = (
-        math.log10(tested)
+        math.log10(max(1, len(eligible)))
         + np.log10(np.maximum(1.0, comp_hits.reindex(bursts.index).to_numpy(dtype=float)))
-        + math.log10(len(scales))
+        + math.log10(len(env.scales))
         + np.log10(np.maximum(1.0, n_sellers.reindex(bursts.index).fillna(1).to_numpy(float)))
     )
-    sig_comp = pd.Series(-bursts["log10p"].to_numpy() - correction, index=bursts.index)
-    coh = pd.Series(cohort_sig[nodes]).groupby(comp_of).max()
-    significance = pd.concat([sig_comp, coh.reindex(eligible)], axis=1).max(axis=1)
-    significance = significance.reindex(eligible).fillna(-np.inf)
-
-    age_days = now_days - t_days
-    if p["new_account_days"] is not None:
-        is_new_all = known & (np.nan_to_num(age_days, nan=np.inf) <= float(p["new_account_days"]))
-    else:
-        start_days = float(_days(pd.Series([data_start]))[0])
-        is_new_all = known & (np.nan_to_num(t_days, nan=-np.inf) >= start_days)
-    by_comp = {int(c): np.flatnonzero(comp_of == c) for c in eligible.tolist()}
+    significance = pd.Series(-bursts["log10p"].to_numpy() - correction, index=bursts.index)
+    is_new_all = env.is_new(t_days)
     shared_all = use[cand[use["acc"].to_numpy()]]
     shared_all = shared_all.assign(comp=comp[shared_all["acc"].to_numpy()])
     shared_all = shared_all[
         shared_all.groupby(["comp", "ident"])["acc"].transform("size").to_numpy() >= 2
     ]
     degree = np.bincount(np.concatenate([a, b]), minlength=n_nodes)
-    passing: list[tuple[int, float, list[Signal], dict[str, Any]]] = []
+    by_comp = pd.Series(np.arange(len(comp_of))).groupby(comp_of).indices
+    out: list[dict[str, Any]] = []
     for c in eligible.tolist():
         sig = float(significance.get(c, -np.inf))
-        if not sig >= min_sig:
+        if not sig >= env.min_sig:
             continue
-        whole = by_comp[int(c)]
-        coupon_share = float(hit[whole].mean())
-        # the group is its accounts that farmed: linked accounts that did not (a new
-        # customer of the same seller, a household behind one of them) stay out
-        pos = whole[hit[whole]]
+        pos = np.asarray(by_comp[c])
         n = len(pos)
-        window = float(bursts["window"].get(c, scales[-1])) if c in bursts.index else scales[-1]
-        t_hit = np.sort(t_days[pos][hit[pos] & known[pos]])
-        if p["created_window_days"] is not None:
-            med = float(np.nanmedian(t_days[pos])) if known[pos].any() else math.nan
-            together = known[pos] & (
-                np.abs(np.nan_to_num(t_days[pos] - med, nan=np.inf))
-                <= float(p["created_window_days"])
-            )
-        elif len(t_hit):
-            j = np.searchsorted(t_hit, t_hit + window, side="right") - np.arange(len(t_hit))
-            start = float(t_hit[int(np.argmax(j))])
-            together = known[pos] & (t_days[pos] >= start) & (t_days[pos] <= start + window)
-        else:
-            together = np.zeros(n, dtype=bool)
+        window = float(bursts["window"].get(c, env.scales[-1]))
+        together = env.together(t_days[pos], hit[pos], window)
         sh = shared_all[shared_all["comp"].to_numpy() == c]
         n_strong = int(sh[sh["kind"].isin(POOL_KINDS)]["ident"].nunique())
         per_instrument = n / n_strong if n_strong and n > household else 0.0
-        coupon = hit[pos]
         is_new = is_new_all[pos]
-        parts = [
-            ("significance", sig, min_sig, 0.3),
-            ("group_size", float(n), float(min_size), 0.05),
-            ("coupon_order_share", coupon_share, float(p["min_coupon_share"]), 0.25),
-            ("created_together_share", float(together.mean()), 0.5, 0.2),
-            ("new_account_share", float(is_new.mean()), 0.5, 0.15),
-            ("accounts_per_instrument", per_instrument, 2.0, 0.05),
-        ]
-        score, signals = weighted_score(parts)
-        if score < float(p["min_score"]):
-            continue
-        extra = {
-            "pos": pos,
-            "sh": sh,
-            "coupon": coupon,
-            "together": together,
-            "is_new": is_new,
-            "per_instrument": per_instrument,
-            "window": window,
-        }
-        passing.append((int(c), score, signals, extra))
-    if not passing:
-        return []
-    group_accounts = set(acc_names[np.concatenate([x[3]["pos"] for x in passing])].tolist())
-    group_orders = (
-        orders[orders["buyer_id"].astype(str).isin(group_accounts)]
-        if orders is not None and len(orders)
-        else None
-    )
-    findings: list[Finding] = []
-    for _c, score, signals, x in passing:
-        findings.append(
-            _finding(
-                names=acc_names[x["pos"]],
-                degree=degree[nodes[x["pos"]]],
-                score=score,
-                signals=signals,
-                x=x,
-                group_orders=group_orders,
-                now=now,
-                p=p,
-                small_amount=small_amount,
-                info=info,
-                max_evidence=max_evidence,
-            )
+        score, signals = env.score(
+            significance=sig,
+            n=n,
+            coupon_share=float(hit[pos].mean()),
+            together_share=float(together.mean()),
+            new_share=float(is_new.mean()),
+            per_instrument=per_instrument,
         )
-    return rank(findings)
+        out.append(
+            {
+                "names": np.asarray(acc_names[pos], dtype=object),
+                "degree": degree[nodes[pos]].astype(float),
+                "n": n,
+                "score": score,
+                "signals": signals,
+                "significance": sig,
+                "sh": sh,
+                "coupon": hit[pos],
+                "together": together,
+                "is_new": is_new,
+                "per_instrument": per_instrument,
+                "window": window,
+            }
+        )
+    return out, linked_names
+
+
+def _loner_groups(
+    summary: pd.DataFrame,
+    created: pd.Series,
+    orders: pd.DataFrame | None,
+    data_start: pd.Timestamp,
+    linked: pd.Index,
+    env: _Env,
+) -> list[dict[str, Any]]:
+    """Incentive farms among accounts that share nothing with anyone: the cohorts of
+    :func:`loner_cohorts` (accounts of one or two orders), those at two sellers joined
+    by :func:`_pair_cohorts`. A cohort also takes the accounts of more orders made over
+    its span whose first order, as small and quick, went to its seller: the burst is the
+    operation's, whether or not each account ordered again (a commission ring's buyers
+    made together), and it is judged, like a group tied by identifiers, by the share of
+    its accounts that placed one or two orders (``min_coupon_share``)."""
+    if not len(summary):
+        return []
+    n_orders = summary["n_orders"].to_numpy(dtype=float)
+    made_all = _days(created.reindex(summary.index))
+    ordered_all = _days(summary["first_ts"])
+    known = (
+        (n_orders >= 1)
+        & ~np.isnan(made_all)
+        & ~np.isnan(ordered_all)
+        & ~np.asarray(summary.index.isin(linked), dtype=bool)
+    )
+    ok = known & (n_orders <= 2)
+    if ok.sum() < env.min_size:
+        return []
+    ranks = coupon_ranks(orders, summary, created, data_start)
+    coupon_all = (ranks["amount_rank"] * ranks["delay_rank"]).to_numpy(dtype=float)
+    seller_all, _ = pd.factorize(summary["first_seller"].astype(str))
+    rows = np.flatnonzero(ok)
+    seller_code = seller_all[rows]
+    made = made_all[rows]
+    ordered = ordered_all[rows]
+    tie = np.arange(len(rows))  # the summary is sorted by account id
+    cohorts = loner_cohorts(
+        seller_code,
+        made,
+        ordered,
+        coupon_all[rows],
+        tie,
+        env.now_days,
+        env.scales,
+        env.min_sig,
+        env.min_size,
+    )
+    if not cohorts:
+        return []
+    # accounts of three orders or more, by seller then creation: a cohort's other members
+    more = np.flatnonzero(known & (n_orders > 2))
+    more = more[np.lexsort((made_all[more], seller_all[more]))]
+    key_more = seller_all[more].astype(float) * 1e6 + made_all[more] - env.start_days
+    # every account's first order by seller then time: the crowds a cohort is checked for
+    firsts = np.flatnonzero(~np.isnan(ordered_all))
+    firsts = firsts[np.lexsort((ordered_all[firsts], seller_all[firsts]))]
+    first_seller = seller_all[firsts]
+    span_days = max(env.scales[0], env.now_days - env.start_days)
+    out: list[dict[str, Any]] = []
+    empty_shared = pd.DataFrame(
+        {c: pd.Series([], dtype=object) for c in ("account_id", "kind", "value", "ident")}
+    )
+    for group in _pair_cohorts(cohorts, seller_code, made, env.scales[0], env.min_sig):
+        parts = []
+        for i in group:
+            c_rows, _sig, _window, level = cohorts[i]
+            x = float(seller_code[c_rows[0]])
+            at = firsts[
+                np.searchsorted(first_seller, int(x), side="left") : np.searchsorted(
+                    first_seller, int(x), side="right"
+                )
+            ]
+            others = np.sort(ordered_all[np.setdiff1d(at, rows[c_rows])])
+            crowd = crowd_members(
+                made[c_rows], ordered[c_rows], others, len(others) / span_days, env.min_sig
+            )
+            c_rows = c_rows[~crowd]
+            if not len(c_rows):
+                continue
+            lo = x * 1e6 + float(made[c_rows].min()) - env.start_days
+            hi = x * 1e6 + float(made[c_rows].max()) - env.start_days
+            ext = more[
+                np.searchsorted(key_more, lo, side="left") : np.searchsorted(
+                    key_more, hi, side="right"
+                )
+            ]
+            parts += [rows[c_rows], ext[coupon_all[ext] <= level]]
+        if not parts:
+            continue
+        pos = np.unique(np.concatenate(parts))
+        sig = max(cohorts[i][1] for i in group)
+        window = max(cohorts[i][2] for i in group)
+        n = len(pos)
+        hit = n_orders[pos] <= 2
+        coupon_share = float(hit.mean())
+        if coupon_share < float(env.p["min_coupon_share"]):
+            continue
+        is_new = env.is_new(made_all[pos])
+        together = env.together(made_all[pos], hit, window)
+        score, signals = env.score(
+            significance=sig,
+            n=n,
+            coupon_share=coupon_share,
+            together_share=float(together.mean()),
+            new_share=float(is_new.mean()),
+            per_instrument=0.0,
+        )
+        out.append(
+            {
+                "names": np.asarray(summary.index[pos], dtype=object),
+                "degree": np.full(n, float(n - 1)),
+                "n": n,
+                "score": score,
+                "signals": signals,
+                "significance": sig,
+                "sh": empty_shared,
+                "coupon": hit,
+                "together": together,
+                "is_new": is_new,
+                "per_instrument": 0.0,
+                "window": window,
+            }
+        )
+    return out
 
 
 def _finding(
     *,
-    names: pd.Index,
-    degree: np.ndarray,
-    score: float,
-    signals: list[Signal],
     x: dict[str, Any],
     group_orders: pd.DataFrame | None,
     now: pd.Timestamp,
@@ -1164,12 +1540,13 @@ def _finding(
     max_evidence: int,
 ) -> Finding:
     """One reported group: members, evidence and explanation."""
-    group = [str(a) for a in names]
+    group = [str(a) for a in x["names"]]
+    score, signals = x["score"], x["signals"]
     n = len(group)
     order = np.argsort(np.asarray(group, dtype=object), kind="stable")
     group = [group[i] for i in order]
     coupon, together, is_new = x["coupon"][order], x["together"][order], x["is_new"][order]
-    deg = degree[order] / max(1, n - 1)
+    deg = x["degree"][order] / max(1, n - 1)
     own = (is_new.astype(float) + coupon.astype(float) + np.minimum(1.0, deg)) / 3.0
     mscores = np.clip(score * (0.6 + 0.4 * own), 0.0, 1.0)
     members = [
