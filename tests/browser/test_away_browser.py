@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.market import Market
 
 from ringscope.api.auth import add_user
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.graphs.sharing import SharedFile
-
-from .market import Market
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -35,10 +34,10 @@ def _free_port() -> int:
 
 
 def test_an_investigator_sees_the_app_step_aside_for_a_job_and_come_back(
-    browser: Any, market: Market, tmp_path: Path
+    browser: Any, app_market: Market, tmp_path: Path
 ) -> None:
     store = tmp_path / "served.duckdb"
-    shutil.copy(market.store_path, store)
+    shutil.copy(app_market.store_path, store)
     with EmbeddedStore(store) as held:
         before: dict[str, list[str]] = {}
         for d in held.decisions():
