@@ -359,3 +359,43 @@ def test_an_empty_store_serves_an_empty_queue(tmp_path: Path) -> None:
         }
         assert "No detection run yet" in c.get("/").text
         assert ok(c.get("/api/audit")) == []
+
+
+def test_search_finds_each_kind_of_id_by_its_start(api: httpx.Client) -> None:
+    """Prefix search over the stored ids, grouped; identifier values for investigators
+    only; the page goes straight to a whole id's page; every search is audited."""
+    f = queue(api)["items"][0]
+    member = ok(api.get(f"/api/findings/{f['id']}"))["members"][0]["account_id"]
+    around = ok(api.get(f"/api/entities/Account:{member}/neighbourhood", params={"limit": 200}))
+    order = next((n["id"] for n in around["nodes"] if n["label"] == "Order"), None)
+    ident = next(n for n in around["nodes"] if n["label"] == "Identifier")
+    kind, value = ident["id"].split(":", 1)
+
+    found = ok(api.get("/api/search", params={"q": member[:-1]}))
+    assert member in [i["id"] for i in found["groups"]["accounts"]]
+    assert all(i["id"].startswith(member[:-1]) for g in found["groups"].values() for i in g)
+    assert found["exact"] == []
+    whole = ok(api.get("/api/search", params={"q": member}))
+    assert [e["url"] for e in whole["exact"]] == [f"/entities/Account:{member}"]
+    by_value = ok(api.get("/api/search", params={"q": value[: max(3, len(value) - 2)]}))
+    hit = next(i for i in by_value["groups"]["identifiers"] if i["value"] == value)
+    assert (hit["id"], hit["kind"], hit["accounts"] >= 1) == (ident["id"], kind, True)
+    assert f["id"] in [
+        i["id"] for i in ok(api.get("/api/search", params={"q": f["id"][:8]}))["groups"]["findings"]
+    ]
+    if order is not None:
+        assert order in [
+            i["id"] for i in ok(api.get("/api/search", params={"q": order}))["groups"]["orders"]
+        ]
+    # a viewer searches everything but identifier values
+    seen = ok(api.get("/api/search", params={"q": value}, headers=auth("test-viewer")))
+    assert "identifiers" not in seen["groups"] and seen["identifiers"] is False
+    # the page: a whole id goes to its page, a start lists the results
+    page = api.get("/search", params={"q": member}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == f"/entities/Account:{member}"
+    listing = api.get("/search", params={"q": member[:-1]})
+    assert listing.status_code == 200 and f'href="/entities/Account:{member}"' in listing.text
+    error(api.get("/api/search", params={"q": ""}), 422)
+    error(api.get("/api/search", params={"q": "x" * 201}), 422)
+    audited = ok(api.get("/api/audit", params={"action": "search", "limit": 50}))
+    assert member in [e["subject"] for e in audited]

@@ -280,7 +280,16 @@ def create_app(
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
     from ringscope.api.routes import access as access_routes
-    from ringscope.api.routes import audit, ecosystem, entities, findings, health, pages, runs
+    from ringscope.api.routes import (
+        audit,
+        ecosystem,
+        entities,
+        findings,
+        health,
+        pages,
+        runs,
+        search,
+    )
 
     app.include_router(health.router)
     app.include_router(access_routes.router)
@@ -289,6 +298,8 @@ def create_app(
     app.include_router(entities.router)
     app.include_router(audit.router)
     app.include_router(pages.router)
+    app.include_router(search.router)
+    app.include_router(search.pages)
     app.include_router(ecosystem.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

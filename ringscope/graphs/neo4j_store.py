@@ -80,13 +80,9 @@ Splitting a batch into smaller transactions was measured and does not pay: 300,0
 relationships cost the server as much CPU or more in 20,000-row transactions as in
 one (see the Neo4j section of ``benchmarks/README.md``).
 
-Speed: on 1M events (1.6M relationships), 2 shared cores, the load costs ~267 CPU
-seconds of the Neo4j server and ~35 of the client, ~5,300 relationships per CPU
-second (the version that merged every node and set role labels in extra passes:
-~4,900); a busy machine gave 2,300-2,400 relationships/s of wall time, a quiet one
-~4,100 before these changes. The server's own cost per relationship (40-110 µs of
-CPU with nothing else in the statement) bounds a Cypher load on these machines well
-below the 50,000 relationships/s the embedded store exceeds.
+Speed: a Cypher load is bounded by the server's own cost per relationship on these
+machines; today's figures and how to measure them are in the Neo4j section of
+``benchmarks/README.md`` (``benchmarks/neo4j_load.py``).
 """
 
 from __future__ import annotations

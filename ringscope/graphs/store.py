@@ -175,6 +175,15 @@ class GraphStore(LoadTarget, Protocol):
         """A whole table in the normalised form of ``ringscope.contract``, sorted by key."""
         ...
 
+    def search(
+        self, prefix: str, *, limit: int = 20, identifiers: bool = True
+    ) -> dict[str, list[dict[str, object]]]:
+        """Ids that start with ``prefix``, ``limit`` a group, smallest first:
+        ``accounts``, ``streams``, ``orders`` (``{"id", ...shown columns}``) and, with
+        ``identifiers``, ``identifiers`` (``{"id": "<kind>:<value>", "kind", "value",
+        "accounts"}``). ``ValueError`` for an empty prefix or ``limit`` < 1."""
+        ...
+
     def neighbourhood(
         self,
         seeds: Sequence[NodeRef],

@@ -794,6 +794,43 @@ class DuckTables:
             rows = dict(con.execute(sql).fetchall())
         return {name: int(rows[name]) for name in TABLES}
 
+    #: What :meth:`search` looks in: (group, table, id column, shown columns).
+    SEARCHED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+        ("accounts", "accounts", "account_id", ("roles",)),
+        ("streams", "streams", "stream_id", ("creator_id", "title")),
+        ("orders", "orders", "order_id", ("buyer_id", "creator_id")),
+    )
+
+    def search(
+        self, prefix: str, *, limit: int, identifiers: bool
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Ids that start with ``prefix`` (case as stored), ``limit`` a group, smallest
+        first: accounts, streams, orders and (with ``identifiers``) identifier values,
+        each value once with its kind and how many accounts have it. A whole table is
+        scanned (a prefix has no index), at the most once per group."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self.reading("search") as con:
+            for group, table, key, shown in self.SEARCHED:
+                cols = ", ".join(q(c) for c in (key, *shown))
+                rows = con.execute(
+                    f"SELECT {cols} FROM main.{q(table)} WHERE starts_with({q(key)}, $p) "
+                    f"ORDER BY {q(key)} LIMIT $n",
+                    {"p": prefix, "n": limit},
+                ).fetchall()
+                out[group] = [dict(zip(("id", *shown), r, strict=True)) for r in rows]
+            if identifiers:
+                rows = con.execute(
+                    "SELECT kind, value, count(DISTINCT account_id) FROM main.identifiers "
+                    "WHERE starts_with(value, $p) GROUP BY kind, value "
+                    "ORDER BY value, kind LIMIT $n",
+                    {"p": prefix, "n": limit},
+                ).fetchall()
+                out["identifiers"] = [
+                    {"id": f"{k}:{v}", "kind": k, "value": v, "accounts": int(n)}
+                    for k, v, n in rows
+                ]
+        return out
+
     def is_empty(self) -> bool:
         """Whether no load is recorded and every table is empty."""
         return not self.loads() and not any(self.counts().values())
@@ -854,6 +891,17 @@ class TableStore:
     def counts(self) -> dict[str, int]:
         """Rows per contract table (every table, 0 when empty)."""
         return self._tables.counts()
+
+    def search(
+        self, prefix: str, *, limit: int = 20, identifiers: bool = True
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Accounts, streams, orders and identifier values whose id starts with
+        ``prefix``, ``limit`` a group (see :meth:`DuckTables.search`)."""
+        if not prefix:
+            raise ValueError("prefix: must not be empty")
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        return self._tables_for("search").search(prefix, limit=limit, identifiers=identifiers)
 
     def table_arrow(
         self, name: str, *, columns: Sequence[str] | None = None, ordered: bool = True

@@ -92,6 +92,29 @@ def test_queue_filter_form_and_pages(tab: Recorded, app: ServedApp) -> None:
     only_the_app(tab, app)
 
 
+def test_search_box_on_every_page(tab: Recorded, app: ServedApp) -> None:
+    """An investigator types the start of an account id in the box at the top of a
+    cluster page, reads the grouped results, opens the account; then types a whole
+    finding id and lands on the finding."""
+    page = tab.page
+    top = api(app, "/api/findings")["items"][0]
+    member = api(app, f"/api/findings/{top['id']}")["members"][0]["account_id"]
+    page.goto(f"/findings/{top['id']}")
+    page.fill("#search-box", member[:-1])
+    page.press("#search-box", "Enter")
+    page.wait_for_url("**/search?q=**")
+    accounts = page.locator("#group-accounts li a").all_inner_texts()
+    assert member in accounts and all(a.startswith(member[:-1]) for a in accounts)
+    page.click(f"#group-accounts a:text-is('{member}')")
+    page.wait_for_url(f"**/entities/Account:{member}")
+    page.fill("#search-box", top["id"])
+    page.click("form.search button")
+    page.wait_for_url(f"**/findings/{top['id']}")
+    assert page.locator("#explanation").is_visible()
+    assert tab.errors == []
+    only_the_app(tab, app)
+
+
 def test_cluster_page_draws_the_graph(tab: Recorded, app: ServedApp) -> None:
     page = tab.page
     top = api(app, "/api/findings")["items"][0]
