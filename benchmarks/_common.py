@@ -3,7 +3,12 @@
 A generated marketplace is cached under ``<cache>/m<events>_s<seed>`` (the same
 layout as ``lockstep_quality.py``) and reused while its ``truth.csv`` exists;
 ``truth.csv`` is written last, so a folder without it is an interrupted run and
-is generated again.
+is generated again. A random world (``robustness.py``) is cached the same way under
+``<cache>/worlds/w<seed>_b<max_buyers>``.
+
+Seeds: below :data:`REPORT_FROM` they are for tuning (the default policy, the
+baselines' grids), from it on for reporting; no figure reported as held out comes
+from a tuning seed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import resource
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +27,30 @@ from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.evaluate import read_truth
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.loaders.pipeline import LoadReport, load_export, read_export_tables
+from ringscope.loaders.synthetic import WorldParams
 
 DEFAULT_CACHE = Path(os.environ.get("RINGSCOPE_BENCH_CACHE", "/tmp/ringscope-bench"))
+#: Seeds from this one on are reporting seeds; those below tune.
+REPORT_FROM = 1000
+
+
+def check_report_seeds(seeds: list[int], allow_tuning: bool = False) -> str | None:
+    """An error message when a reporting seed list holds tuning seeds (None when fine)."""
+    low = sorted(s for s in seeds if s < REPORT_FROM)
+    if low and not allow_tuning:
+        return (
+            f"seeds {low} are tuning seeds (below {REPORT_FROM}): report on seeds >= "
+            f"{REPORT_FROM}, or pass --allow-tuning-seeds to look at tuning worlds"
+        )
+    return None
+
+
+def check_tune_seeds(seeds: list[int]) -> str | None:
+    """An error message when a tuning seed list holds reporting seeds (None when fine)."""
+    high = sorted(s for s in seeds if s >= REPORT_FROM)
+    if high:
+        return f"--tune-seeds {high} are reporting seeds: tune on seeds below {REPORT_FROM}"
+    return None
 
 
 def market_dir(cache: Path, events: int, seed: int) -> Path:
@@ -32,16 +60,46 @@ def market_dir(cache: Path, events: int, seed: int) -> Path:
 
 def ensure_market(cache: Path, events: int, seed: int) -> tuple[Path, float]:
     """The cached marketplace's folder, generated when missing; and the seconds spent."""
-    folder = market_dir(cache, events, seed)
-    if (folder / "truth.csv").is_file():
-        return folder, 0.0
     from ringscope.loaders.synthetic import generate
 
+    folder = market_dir(cache, events, seed)
+    return folder, _generate_once(folder, lambda: generate(folder, events=events, seed=seed))
+
+
+def _generate_once(folder: Path, make: Callable[[], object]) -> float:
+    """Run ``make`` unless ``folder`` holds a finished export (its ``truth.csv``, written
+    last); the seconds spent (0 when cached)."""
+    if (folder / "truth.csv").is_file():
+        return 0.0
     if folder.exists():
         shutil.rmtree(folder)
     t0 = time.perf_counter()
-    generate(folder, events=events, seed=seed)
-    return folder, time.perf_counter() - t0
+    make()
+    return time.perf_counter() - t0
+
+
+def world_dir(cache: Path, seed: int, max_buyers: int) -> Path:
+    """Folder of the cached random world of ``seed`` with at most ``max_buyers`` buyers."""
+    return Path(cache) / "worlds" / f"w{seed}_b{max_buyers}"
+
+
+def ensure_world(cache: Path, seed: int, max_buyers: int) -> tuple[Path, float]:
+    """The cached random world's folder, generated when missing; and the seconds spent.
+
+    The world is ``WorldParams.random(seed)`` of ``ringscope.loaders.synthetic``, with at
+    most ``max_buyers`` buyers (see :func:`world_params`); ``generate`` writes its
+    ``world.json`` beside ``truth.csv``."""
+    from ringscope.loaders.synthetic import generate
+
+    folder = world_dir(cache, seed, max_buyers)
+    world = world_params(seed, max_buyers)
+    return folder, _generate_once(folder, lambda: generate(folder, seed=seed, world=world))
+
+
+def world_params(seed: int, max_buyers: int) -> WorldParams:
+    """``WorldParams.random(seed)``, resized to ``max_buyers`` buyers when it has more."""
+    world = WorldParams.random(seed)
+    return world.resized(max_buyers) if world.buyers > max_buyers else world
 
 
 def read_market_tables(folder: Path) -> MarketTables:

@@ -2,18 +2,22 @@
 
 Usage::
 
-    python benchmarks/lockstep_quality.py --events 200000 --seeds 3 4 5 [--dense]
+    python benchmarks/lockstep_quality.py --events 200000 --seeds 1000 1001 1002 [--dense]
 
 For each seed a marketplace is generated (or reused) under ``--work``, its tables
 are read with pandas (timestamps parsed as UTC), the detectors run, and the
 findings are matched to ``truth.csv`` by :func:`ringscope.algorithms.evaluate.evaluate`
-(the official rule: a planted ring is found when one finding covers at least half of
-its members and at least half of the finding's members are in it). The truth lists a
-farm's target creators as ring members too; the lockstep detector names them as
-beneficiaries, not members, and a farm still matches because its bots are the large
-majority of the ring (``--bots-only`` repeats the match on the bots alone). False
-positives on hard negatives: the share of each hard-negative kind's accounts that any
-finding names as a member.
+(the strict rule: a planted ring is found when one finding holds more than half of
+its members, more than half of the finding's members are in it, and the finding's
+kind finds the ring's kind; one finding per ring, duplicates count as wrong). The
+truth lists a farm's target creators as ring members too; the lockstep detector names
+them as beneficiaries, not members, and a farm still matches because its bots are
+the large majority of the ring (``--bots-only`` repeats the match on the bots alone).
+False positives on hard negatives: the share of each hard-negative kind's accounts
+that any finding names as a member.
+
+Seeds below 1000 tune the detectors; seeds from 1000 on report. The benchmark
+refuses seeds below 1000 unless ``--allow-tuning-seeds``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _common import DEFAULT_CACHE, check_report_seeds, ensure_market
 
 from ringscope.algorithms.dense import detect_dense_blocks
-from ringscope.algorithms.evaluate import evaluate
+from ringscope.algorithms.evaluate import evaluate, is_hard_negative
 from ringscope.algorithms.lockstep import detect_lockstep
 from ringscope.model import Finding
 
@@ -36,7 +41,6 @@ TS_COLUMNS = {
     "engagements": ["ts"],
     "orders": ["ts", "refunded_at"],
 }
-HARD_NEGATIVES = ("household", "carrier_ip", "viral_stream", "fan_club")
 
 
 def read_table(folder: Path, name: str) -> pd.DataFrame:
@@ -57,49 +61,24 @@ def read_table(folder: Path, name: str) -> pd.DataFrame:
     return df
 
 
-def ensure_market(work: Path, events: int, seed: int) -> Path:
-    folder = work / f"m{events}_s{seed}"
-    if not (folder / "truth.csv").exists():
-        from ringscope.loaders.synthetic import generate
-
-        generate(folder, events=events, seed=seed)
-    return folder
-
-
 def ring_quality(
     findings: list[Finding], truth: pd.DataFrame, kind: str = "engagement_farm"
 ) -> dict[str, float]:
-    rings = {
-        rid: set(g["account_id"].astype(str))
-        for rid, g in truth[(truth["kind"] == kind) & (truth["role"] != "creator")].groupby(
-            "ring_id"
-        )
-    }
-    found_rings: set[str] = set()
-    good = 0
-    for f in findings:
-        members = set(f.member_ids)
-        hit = False
-        for rid, ring in rings.items():
-            inter = len(members & ring)
-            if inter >= 0.5 * len(ring) and inter >= 0.5 * len(members):
-                found_rings.add(str(rid))
-                hit = True
-        good += hit
-    flagged = set().union(*(set(f.member_ids) for f in findings)) if findings else set()
+    """Recall of ``kind``'s rings without their creators, precision of all ``findings``
+    and false positives per hard-negative kind, by :func:`evaluate`'s strict rule."""
+    t = truth.astype(str)
+    hard = t["kind"].map(is_hard_negative).astype(bool)
+    sub = t[hard | ((t["kind"] == kind) & (t["role"] != "creator"))]
+    r = evaluate(findings, sub)
+    km = r.by_kind.get(kind)
     out: dict[str, float] = {
-        "rings": len(rings),
-        "findings": len(findings),
-        "recall": len(found_rings) / max(len(rings), 1),
-        "precision": good / len(findings) if findings else 1.0,
+        "rings": float(km.rings) if km else 0.0,
+        "findings": float(len(findings)),
+        "recall": float(km.recall or 0.0) if km else 0.0,
+        "precision": float(r.ring_precision) if r.ring_precision is not None else 1.0,
     }
-    for hn in HARD_NEGATIVES:
-        accts = set(truth[truth["kind"].str.startswith(hn)]["account_id"].astype(str))
-        out[f"fp_{hn}"] = len(accts & flagged) / max(len(accts), 1)
-    hn_all = set(
-        truth[truth["kind"].str.startswith(HARD_NEGATIVES)]["account_id"].astype(str)
-    ) - set(truth[truth["ring_id"].str.match(r"^(ef|cr|if|mc)-")]["account_id"].astype(str))
-    out["fp_hard_negatives"] = len(hn_all & flagged) / max(len(hn_all), 1)
+    for hn, h in sorted(r.hard_negatives.items()):
+        out[f"fp_{hn}"] = float(h.fp_rate or 0.0)
     return out
 
 
@@ -123,13 +102,17 @@ def official_quality(findings: list[Finding], truth: pd.DataFrame) -> dict[str, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/ringscope-bench"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
+    ap.add_argument("--allow-tuning-seeds", action="store_true")
+    ap.add_argument("--work", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--dense", action="store_true", help="also run the dense-block detector")
     ap.add_argument("--bots-only", action="store_true", help="also match farms on their bots alone")
     args = ap.parse_args()
+    problem = check_report_seeds(args.seeds, args.allow_tuning_seeds)
+    if problem:
+        ap.error(problem)
     for seed in args.seeds:
-        folder = ensure_market(args.work, args.events, seed)
+        folder, _ = ensure_market(args.work, args.events, seed)
         tables = {
             n: read_table(folder, n) for n in ("accounts", "streams", "engagements", "orders")
         }

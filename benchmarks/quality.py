@@ -2,24 +2,28 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/quality.py                      # seeds 3 4 5, 200k events
-    .venv/bin/python benchmarks/quality.py --seeds 3 4 5 6 --events 200000 --full
+    .venv/bin/python benchmarks/quality.py                 # seeds 1000 1001 1002, 200k events
+    .venv/bin/python benchmarks/quality.py --seeds 1000 1001 1002 1003 --events 200000 --full
     .venv/bin/python benchmarks/quality.py --methods ringscope louvain --json out.json
 
 Each marketplace is generated once and cached under ``--cache`` (generation is
 not timed). The tables are read and checked without a store; ringscope runs
 ``detect_tables`` with the default policy, and every baseline of
-``baselines.py`` runs on the same tables. All methods are scored by
-``ringscope.algorithms.evaluate.evaluate`` (the 50/50 matching rule). The
-default policy was tuned on seeds 1 and 2: report on seeds 3 and up.
+``baselines.py`` runs on the same tables with the parameters its grid search
+chose on the tuning marketplaces (``--tune-seeds``, same size; cached). All
+methods are scored by ``ringscope.algorithms.evaluate.evaluate`` (strict: more
+than half both ways, the finding's kind, one to one).
+
+Seeds below 1000 tune (the default policy was tuned on seeds 1 to 3, the
+baselines on ``--tune-seeds``); seeds from 1000 on report. The benchmark refuses
+to report on a seed below 1000 unless ``--allow-tuning-seeds``.
 
 Printed, per method and pooled over the marketplaces:
 
 - per abuse kind and ring size band (members of every role): rings, rings
-  found, ring recall; findings attributed to the band and how many of them match
-  a ring, ring precision. A finding is attributed to the ring it matches, else to
-  the abuse ring it overlaps most; findings that touch no abuse ring count only
-  in the overall precision;
+  found and ring recall, strict and kind-blind;
+- per finding kind: findings, matched findings and precision, strict and
+  kind-blind;
 - account-level precision, recall, F1 (from pooled counts) and ROC AUC (mean);
 - the share of accounts of each hard-negative kind that some finding names;
 - a summary line per method and ringscope's account-F1 margin over the best
@@ -32,7 +36,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,101 +44,34 @@ import numpy as np
 import pandas as pd
 from _common import (
     DEFAULT_CACHE,
+    check_report_seeds,
+    check_tune_seeds,
     ensure_market,
     load_average,
     read_market_tables,
     read_market_truth,
 )
-from baselines import BASELINES
+from baselines import METHODS as BASELINES
+from baselines import TuningWorld, run_baselines, tune
 
 from ringscope.algorithms.base import MarketTables
-from ringscope.algorithms.evaluate import ABUSE_KINDS, evaluate, is_hard_negative
+from ringscope.algorithms.evaluate import ABUSE_KINDS, SIZE_BANDS, EvaluationReport, evaluate
 from ringscope.cli import scores_rows
 from ringscope.jobs.detect import detect_tables
 from ringscope.model import Finding
 from ringscope.policy import default_policy
 
-BANDS = ("<5", "5-10", "11-50", "51+")
+METHODS = ("ringscope", *BASELINES)
 F1_MARGIN_TARGET = 0.2
-
-
-def band(size: int) -> str:
-    """Size band of a ring by its number of members."""
-    if size < 5:
-        return "<5"
-    if size <= 10:
-        return "5-10"
-    if size <= 50:
-        return "11-50"
-    return "51+"
-
-
-def _ringscope(tables: MarketTables, seed: int) -> list[Finding]:
-    del seed  # the policy carries its own seed
-    findings, _ = detect_tables(tables, default_policy())
-    return findings
-
-
-METHODS: dict[str, Callable[[MarketTables, int], list[Finding]]] = {
-    "ringscope": _ringscope,
-    **BASELINES,
-}
-
-
-# ---------------------------------------------------------------------- per-band counts
-
-
-def band_counts(findings: list[Finding], truth: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Rings, found rings, attributed and matched findings per ``kind/band``."""
-    t = truth.astype(str)
-    abuse = t[~t["kind"].map(is_hard_negative).astype(bool)]
-    abuse = abuse[["ring_id", "kind", "account_id"]].drop_duplicates()
-    ring_size = abuse.groupby("ring_id")["account_id"].nunique()
-    ring_kind = abuse.groupby("ring_id")["kind"].first()
-    kind_of = dict(zip(ring_kind.index.astype(str), ring_kind.astype(str), strict=True))
-    ring_key = {str(r): f"{kind_of[str(r)]}/{band(int(n))}" for r, n in ring_size.items()}
-
-    out: dict[str, dict[str, int]] = {}
-
-    def cell(key: str) -> dict[str, int]:
-        return out.setdefault(key, {"rings": 0, "found": 0, "findings": 0, "matched": 0})
-
-    for key in ring_key.values():
-        cell(key)["rings"] += 1
-
-    rows = [(i, a) for i, f in enumerate(findings) for a in set(f.member_ids)]
-    if not rows:
-        return out
-    members = pd.DataFrame(rows, columns=["finding", "account_id"])
-    f_size = members.groupby("finding").size()
-    pairs = members.merge(abuse[["ring_id", "account_id"]], on="account_id")
-    if pairs.empty:
-        return out
-    ov = pairs.groupby(["finding", "ring_id"]).size().rename("n").reset_index()
-    n = ov["n"].to_numpy()
-    ov["match"] = (2 * n >= ring_size.reindex(ov["ring_id"]).to_numpy()) & (
-        2 * n >= f_size.reindex(ov["finding"]).to_numpy()
-    )
-    for rid in set(ov.loc[ov["match"], "ring_id"]):
-        cell(ring_key[rid])["found"] += 1
-    # attribution: the matched ring (largest overlap), else the largest overlap
-    ov = ov.sort_values(["finding", "match", "n", "ring_id"], ascending=[True, False, False, True])
-    best = ov.drop_duplicates("finding")
-    for rid, matched in zip(best["ring_id"], best["match"], strict=True):
-        c = cell(ring_key[rid])
-        c["findings"] += 1
-        c["matched"] += int(matched)
-    return out
 
 
 # ---------------------------------------------------------------------- one marketplace
 
 
-def measure(method: str, tables: MarketTables, truth: pd.DataFrame, seed: int) -> dict[str, Any]:
-    """Run one method on one marketplace and score it."""
-    t0 = time.perf_counter()
-    findings = METHODS[method](tables, seed)
-    seconds = time.perf_counter() - t0
+def measure(
+    findings: list[Finding], seconds: float, tables: MarketTables, truth: pd.DataFrame
+) -> dict[str, Any]:
+    """Score one method's findings on one marketplace."""
     scores = pd.DataFrame(
         [(a, s) for a, s, _ in scores_rows(findings)], columns=["account_id", "score"]
     )
@@ -148,6 +84,8 @@ def measure(method: str, tables: MarketTables, truth: pd.DataFrame, seed: int) -
         "findings": report.findings,
         "ring_recall": report.ring_recall,
         "ring_precision": report.ring_precision,
+        "ring_recall_any_kind": report.ring_recall_any_kind,
+        "ring_precision_any_kind": report.ring_precision_any_kind,
         "accounts": {
             "predicted": acc.predicted,
             "tp": acc.tp,
@@ -158,17 +96,35 @@ def measure(method: str, tables: MarketTables, truth: pd.DataFrame, seed: int) -
             "f1": acc.f1,
             "auc": acc.auc,
         },
-        "bands": band_counts(findings, truth),
+        "bands": band_counts(report),
         "hard_negatives": {
             k: {"accounts": h.accounts, "flagged": h.flagged_accounts, "fp_rate": h.fp_rate}
             for k, h in report.hard_negatives.items()
         },
-        "by_finding_kind": {k: asdict_fk(v) for k, v in report.by_finding_kind.items()},
+        "by_finding_kind": {
+            k: {
+                "findings": v.findings,
+                "matched": v.matched,
+                "matched_any_kind": v.matched_any_kind,
+            }
+            for k, v in report.by_finding_kind.items()
+        },
     }
 
 
-def asdict_fk(v: Any) -> dict[str, Any]:
-    return {"findings": v.findings, "matched": v.matched, "precision": v.precision}
+def band_counts(report: EvaluationReport) -> dict[str, dict[str, int]]:
+    """Rings, found rings (strict and kind-blind) per ``kind/band``."""
+    return {
+        f"{kind}/{b}": {"rings": m.rings, "found": m.found, "found_any_kind": m.found_any_kind}
+        for kind, bands in report.by_kind_band.items()
+        for b, m in bands.items()
+    }
+
+
+def run_ringscope(tables: MarketTables) -> tuple[list[Finding], float]:
+    t0 = time.perf_counter()
+    findings, _ = detect_tables(tables, default_policy())
+    return findings, time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------- pooling
@@ -189,13 +145,15 @@ class Pooled:
 
     def summary(self) -> dict[str, Any]:
         bands: dict[str, dict[str, int]] = {}
+        fkinds: dict[str, dict[str, int]] = {}
         hn: dict[str, dict[str, int]] = {}
         tp = fp = fn = 0
         for r in self.runs:
-            for key, c in r["bands"].items():
-                acc = bands.setdefault(key, {"rings": 0, "found": 0, "findings": 0, "matched": 0})
-                for k, v in c.items():
-                    acc[k] += v
+            for pooled, per_run in ((bands, r["bands"]), (fkinds, r["by_finding_kind"])):
+                for key, c in per_run.items():
+                    acc = pooled.setdefault(key, dict.fromkeys(c, 0))
+                    for k, v in c.items():
+                        acc[k] += v
             for kind, h in r["hard_negatives"].items():
                 a = hn.setdefault(kind, {"accounts": 0, "flagged": 0})
                 a["accounts"] += h["accounts"]
@@ -208,9 +166,17 @@ class Pooled:
                 k: {
                     **c,
                     "recall": _ratio(c["found"], c["rings"]),
-                    "precision": _ratio(c["matched"], c["findings"]),
+                    "recall_any_kind": _ratio(c["found_any_kind"], c["rings"]),
                 }
                 for k, c in sorted(bands.items())
+            },
+            "by_finding_kind": {
+                k: {
+                    **c,
+                    "precision": _ratio(c["matched"], c["findings"]),
+                    "precision_any_kind": _ratio(c["matched_any_kind"], c["findings"]),
+                }
+                for k, c in sorted(fkinds.items())
             },
             "hard_negatives": {
                 k: {**h, "fp_rate": _ratio(h["flagged"], h["accounts"])}
@@ -240,22 +206,36 @@ def _f(x: float | None, width: int = 6) -> str:
 
 
 def print_tables(summaries: dict[str, dict[str, Any]]) -> None:
-    print("\nRing level, per abuse kind and size band (pooled over marketplaces)")
+    print("\nRing recall per abuse kind and size band (pooled over marketplaces; strict and")
+    print("kind-blind)")
     print(
         f"{'method':<21} {'kind':<16} {'band':<6} {'rings':>5} {'found':>5} {'recall':>6} "
-        f"{'finds':>5} {'match':>5} {'prec':>6}"
+        f"{'any':>5} {'recall':>6}"
     )
     for method, s in summaries.items():
         for kind in ABUSE_KINDS:
-            for b in BANDS:
+            for b in SIZE_BANDS:
                 c = s["bands"].get(f"{kind}/{b}")
                 if c is None:
                     continue
                 print(
                     f"{method:<21} {kind:<16} {b:<6} {c['rings']:>5} {c['found']:>5} "
-                    f"{_f(c['recall'])} {c['findings']:>5} {c['matched']:>5} {_f(c['precision'])}"
+                    f"{_f(c['recall'])} {c['found_any_kind']:>5} {_f(c['recall_any_kind'])}"
                 )
         print()
+
+    print("Finding precision per finding kind (pooled; strict and kind-blind)")
+    print(
+        f"{'method':<21} {'finding kind':<18} {'finds':>5} {'right':>5} {'prec':>6} "
+        f"{'any':>5} {'prec':>6}"
+    )
+    for method, s in summaries.items():
+        for kind, c in s["by_finding_kind"].items():
+            print(
+                f"{method:<21} {kind:<18} {c['findings']:>5} {c['matched']:>5} "
+                f"{_f(c['precision'])} {c['matched_any_kind']:>5} {_f(c['precision_any_kind'])}"
+            )
+    print()
 
     print("Account level (P/R/F1 from pooled counts; AUC: mean over marketplaces)")
     print(
@@ -310,19 +290,43 @@ def print_summary(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
+    ap.add_argument("--tune-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--allow-tuning-seeds", action="store_true")
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--full", action="store_true", help="also one marketplace of 1M events")
-    ap.add_argument("--full-seed", type=int, default=3, help="seed of the --full marketplace")
+    ap.add_argument("--full-seed", type=int, default=1000, help="seed of the --full marketplace")
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = ap.parse_args(argv)
+    seeds = args.seeds + ([args.full_seed] if args.full else [])
+    for problem in (
+        check_report_seeds(seeds, args.allow_tuning_seeds),
+        check_tune_seeds(args.tune_seeds),
+    ):
+        if problem:
+            ap.error(problem)
 
     markets = [(args.events, s) for s in args.seeds]
     if args.full:
         markets.append((1_000_000, args.full_seed))
-    print(f"{load_average()}; marketplaces: {markets}")
+    print(f"{load_average()}; marketplaces (events, seed): {markets}")
+
+    baselines = [m for m in args.methods if m != "ringscope"]
+    params: dict[str, Any] = {}
+    if baselines:
+
+        def reader(folder: Path) -> Any:
+            return lambda: (read_market_tables(folder), read_market_truth(folder))
+
+        tuning = []
+        for seed in args.tune_seeds:
+            folder, _ = ensure_market(args.cache, args.events, seed)
+            tuning.append(TuningWorld(folder.name, seed, reader(folder)))
+        chosen = tune(tuning, args.cache / "quality-tuning", baselines)
+        params = {m: c["params"] for m, c in chosen.items()}
+        print(f"baselines tuned on seeds {args.tune_seeds} ({args.events:,} events): {params}")
 
     pooled = {m: Pooled() for m in args.methods}
     per_market: list[dict[str, Any]] = []
@@ -331,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         tables = read_market_tables(folder)
         truth = read_market_truth(folder)
         entry: dict[str, Any] = {"events": events, "seed": seed, "methods": {}}
+        found = {"ringscope": run_ringscope(tables)} if "ringscope" in args.methods else {}
+        found.update(run_baselines(tables, seed, params))
         for method in args.methods:
-            r = measure(method, tables, truth, seed)
+            r = measure(*found[method], tables, truth)
             pooled[method].runs.append(r)
             entry["methods"][method] = r
             a = r["accounts"]
@@ -352,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"markets": per_market, "pooled": summaries, "margin": margin},
+                {
+                    "markets": per_market,
+                    "baseline_params": params,
+                    "pooled": summaries,
+                    "margin": margin,
+                },
                 indent=2,
                 default=str,
             )

@@ -9,11 +9,14 @@ import pandas as pd
 import pytest
 
 from ringscope.algorithms.evaluate import (
+    ABUSE_KINDS,
     ROW_COLUMNS,
     evaluate,
     is_hard_negative,
+    mapped_truth_kinds,
     read_truth,
     roc_auc,
+    size_band,
 )
 from ringscope.errors import InputError
 from ringscope.loaders.synthetic import generate
@@ -33,7 +36,7 @@ def finding(kind: str, members: str | list[str], score: float = 0.9) -> Finding:
     )
 
 
-def truth_frame(rings: dict[str, tuple[str, str]]) -> pd.DataFrame:
+def truth_frame(rings: dict[str, tuple[str, str | list[str]]]) -> pd.DataFrame:
     """``{ring_id: (kind, member letters)}`` as a truth table."""
     rows = [
         {"ring_id": rid, "kind": kind, "account_id": a, "role": "member"}
@@ -98,43 +101,59 @@ def test_no_findings() -> None:
 
 def test_half_right_by_hand() -> None:
     findings = [
-        # covers 2/4 of ef-1 and 2/3 of the finding is in it: a match (50/50 rule holds)
-        finding("engagement_farm", "abz"),
-        # covers 3/4 of cr-1 but only 3/7 of the finding is in it: no match
+        # 3/4 of ef-1 and 3/4 of the finding is in it, of a kind that finds farms: right
+        finding("engagement_farm", "abcz"),
+        # covers 3/4 of cr-1 but only 3/7 of the finding is in it: too broad
         finding("commission_ring", "efgpqrs"),
         # flags the household: 2/2 of it, all of the finding
         finding("identity_cluster", "xy"),
-        # matches the money cycle, with a finding kind meant for engagement
+        # holds the whole money cycle, but is a kind meant for engagement: wrong kind
         finding("dense_block", "mno"),
     ]
     scores = pd.DataFrame(
         {"account_id": ["a", "b", "e", "x", "m"], "score": [0.9, 0.8, 0.7, 0.95, 0.1]}
     )
     r = evaluate(findings, TRUTH, scores)
-    # rings: ef-1 and mc-1 found out of 4
-    assert r.rings_found == 2
-    assert r.ring_recall == 0.5
-    # findings: 1st and 4th match an abuse ring; the household finding does not count
-    assert r.findings_matched == 2
-    assert r.ring_precision == 0.5
+    # strict: only ef-1 is found, by the first finding
+    assert (r.rings_found, r.ring_recall) == (1, 0.25)
+    assert (r.findings_matched, r.ring_precision) == (1, 0.25)
+    # kind-blind: the dense block finds the money cycle too
+    assert (r.rings_found_any_kind, r.ring_recall_any_kind) == (2, 0.5)
+    assert (r.findings_matched_any_kind, r.ring_precision_any_kind) == (2, 0.5)
     assert r.by_kind["engagement_farm"].recall == 1.0
-    assert r.by_kind["engagement_farm"].recall_mapped == 1.0
-    assert r.by_kind["money_cycle"].recall == 1.0
+    assert r.by_kind["money_cycle"].recall == 0.0
     assert r.by_kind["money_cycle"].recall_mapped == 0.0
+    assert r.by_kind["money_cycle"].recall_any_kind == 1.0
     assert r.by_kind["commission_ring"].recall == 0.0
+    assert r.by_kind["commission_ring"].recall_any_kind == 0.0
     assert r.by_kind["commission_ring"].account_recall == 0.75
-    assert r.by_finding_kind["dense_block"].precision == 1.0
-    assert r.by_finding_kind["dense_block"].precision_mapped == 0.0
+    assert r.by_finding_kind["dense_block"].precision == 0.0
+    assert r.by_finding_kind["dense_block"].precision_any_kind == 1.0
     assert r.by_finding_kind["identity_cluster"].precision == 0.0
-    # accounts: predicted = a b z e f g p q r s x y m n o (15); positives = 15 letters a-o
-    # tp = a b e f g m n o (8), fp = z p q r s x y (7), fn = c d h i j k l (7)
+    assert r.by_finding_kind["identity_cluster"].precision_any_kind == 0.0
+    reasons = {o.kind: o.reason for o in r.finding_outcomes}
+    assert reasons == {
+        "engagement_farm": "right",
+        "commission_ring": "too broad",
+        "identity_cluster": "hard negative",
+        "dense_block": "wrong kind",
+    }
+    rings = {o.ring_id: o.reason for o in r.ring_outcomes}
+    assert rings == {
+        "ef-1": "found",
+        "cr-1": "too broad",
+        "if-1": "no finding",
+        "mc-1": "wrong kind",
+    }
+    # accounts: predicted = a b c z e f g p q r s x y m n o (16); positives = a-o (15)
+    # tp = a b c e f g m n o (9), fp = z p q r s x y (7), fn = d h i j k l (6)
     a = r.accounts
-    assert (a.predicted, a.tp, a.fp, a.fn) == (15, 8, 7, 7)
-    assert a.precision == pytest.approx(8 / 15)
-    assert a.recall == pytest.approx(8 / 15)
-    assert a.f1 == pytest.approx(16 / 30)
+    assert (a.predicted, a.tp, a.fp, a.fn) == (16, 9, 7, 6)
+    assert a.precision == pytest.approx(9 / 16)
+    assert a.recall == pytest.approx(9 / 15)
+    assert a.f1 == pytest.approx(18 / 31)
     # hard negatives: household 2/2 accounts, 1/1 group; carrier 4/6 accounts, and the
-    # second finding matches the carrier group (4 of its 6, 4 of the finding's 7)
+    # second finding holds 4 of the carrier group's 6 accounts: a majority
     hh, ci = r.hard_negatives["household"], r.hard_negatives["carrier_ip"]
     assert (hh.flagged_accounts, hh.fp_rate, hh.flagged_groups, hh.group_flag_rate) == (
         2,
@@ -153,11 +172,220 @@ def test_half_right_by_hand() -> None:
     assert r.accounts.scored_universe == 23
 
 
-def test_fifty_fifty_rule_edges() -> None:
+def test_exactly_half_is_no_match() -> None:
     truth = truth_frame({"r": ("money_cycle", "abcd")})
-    assert evaluate([finding("money_cycle", "abxy")], truth).ring_recall == 1.0
-    assert evaluate([finding("money_cycle", "abxyz")], truth).ring_recall == 0.0
+    # more than half on both sides: a match
+    assert evaluate([finding("money_cycle", "abcx")], truth).ring_recall == 1.0
+    # exactly half of the ring (2 of 4), all of the finding
+    r = evaluate([finding("money_cycle", "ab")], truth)
+    assert (r.ring_recall, r.ring_recall_any_kind, r.ring_precision) == (0.0, 0.0, 0.0)
+    assert r.ring_outcomes[0].reason == "fragment"
+    assert r.finding_outcomes[0].reason == "fragment"
+    # 3 of 4 of the ring, but exactly half of the finding (3 of 6)
+    r = evaluate([finding("money_cycle", "abcxyz")], truth)
+    assert (r.ring_recall, r.ring_precision) == (0.0, 0.0)
+    assert r.ring_outcomes[0].reason == "too broad"
+    assert r.finding_outcomes[0].reason == "too broad"
+    # exactly half on both sides
+    assert evaluate([finding("money_cycle", "abxy")], truth).ring_recall == 0.0
     assert evaluate([finding("money_cycle", "a")], truth).ring_recall == 0.0
+
+
+def test_wrong_kind_matches_only_kind_blind() -> None:
+    truth = truth_frame({"r": ("commission_ring", "abcde")})
+    r = evaluate([finding("engagement_farm", "abcde")], truth)
+    assert (r.ring_recall, r.ring_precision) == (0.0, 0.0)
+    assert (r.ring_recall_any_kind, r.ring_precision_any_kind) == (1.0, 1.0)
+    ring, found = r.ring_outcomes[0], r.finding_outcomes[0]
+    assert (ring.reason, ring.finding, ring.finding_any_kind) == (
+        "wrong kind",
+        "",
+        found.finding_id,
+    )
+    assert (found.reason, found.ring, found.ring_any_kind) == ("wrong kind", "", "r")
+    assert "do not find commission_ring" in found.detail
+    # the kinds that do find a commission ring
+    for kind in ("commission_ring", "identity_cluster", "dense_orders", "label_propagation"):
+        assert evaluate([finding(kind, "abcde")], truth).ring_recall == 1.0, kind
+
+
+def test_finding_kinds_mapping() -> None:
+    truth = truth_frame(
+        {
+            "mc": ("money_cycle", "abc"),
+            "mf": ("money_flow", "defg"),
+            "ef": ("engagement_farm", "hijk"),
+        }
+    )
+    for kind in ("money_cycle", "money_flow"):
+        r = evaluate([finding(kind, "abc"), finding(kind, "defg")], truth)
+        assert r.by_kind["money_cycle"].recall == 1.0, kind
+        assert r.by_kind["money_flow"].recall == 1.0, kind
+        assert r.ring_precision == 1.0
+    assert evaluate([finding("dense_block", "hijk")], truth).ring_recall == pytest.approx(1 / 3)
+    assert evaluate([finding("dense_block", "abc")], truth).ring_recall == 0.0
+    # a kind nobody mapped finds nothing, and says so
+    r = evaluate([finding("brand_new", "abc")], truth)
+    assert (r.ring_recall, r.ring_recall_any_kind) == (0.0, pytest.approx(1 / 3))
+    assert r.unmapped_finding_kinds == ("brand_new",)
+    assert mapped_truth_kinds("brand_new", ABUSE_KINDS) == ()
+    assert set(mapped_truth_kinds("label_propagation", ["x", "y"])) == {"x", "y"}
+
+
+def test_merged_finding_is_judged_by_its_own_kind() -> None:
+    """A finding merged from several detectors' parts keeps their names in ``detectors``;
+    only its ``kind`` decides which rings it can find."""
+    truth = truth_frame({"r": ("incentive_farm", "abcd")})
+    parts = (DetectorInfo("lockstep", "2"), DetectorInfo("identifiers", "1"))
+    merged = Finding.build(
+        kind="engagement_farm",
+        score=0.9,
+        members=[Member(a, "member", 0.9) for a in "abcd"],
+        explanation="",
+        detector=parts[0],
+        detectors=parts,
+    )
+    r = evaluate([merged], truth)
+    assert (r.ring_recall, r.ring_recall_any_kind) == (0.0, 1.0)
+
+
+def test_two_fragments_of_one_ring_one_right_one_wrong() -> None:
+    truth = truth_frame({"r": ("engagement_farm", "abcdef")})
+    # both hold 4 of 6 and are all ring members: equal Jaccard, the higher score wins
+    better = finding("engagement_farm", "abcd", score=0.9)
+    worse = finding("engagement_farm", "cdef", score=0.8)
+    for order in ([better, worse], [worse, better]):
+        r = evaluate(order, truth)
+        assert (r.rings_found, r.ring_recall) == (1, 1.0)
+        assert (r.findings_matched, r.ring_precision) == (1, 0.5)
+        assert r.ring_outcomes[0].finding == better.id
+        by_id = {o.finding_id: o for o in r.finding_outcomes}
+        assert by_id[better.id].reason == "right"
+        assert by_id[worse.id].reason == "duplicate"
+        assert better.id in by_id[worse.id].detail
+        # kind-blind is one to one too
+        assert r.ring_precision_any_kind == 0.5
+    # the larger overlap wins whatever the scores
+    big = finding("engagement_farm", "abcde", score=0.1)
+    r = evaluate([better, big], truth)
+    assert r.ring_outcomes[0].finding == big.id
+    # equal on every count: the smaller id wins, whatever the order
+    one, two = finding("dense_block", "abcd"), finding("engagement_farm", "abcd")
+    first = min(one.id, two.id)
+    assert evaluate([one, two], truth).ring_outcomes[0].finding == first
+    assert evaluate([two, one], truth).ring_outcomes[0].finding == first
+    # a small fragment matches nothing and is wrong
+    r = evaluate([better, finding("engagement_farm", "ef")], truth)
+    assert r.ring_precision == 0.5
+    assert sorted(o.reason for o in r.finding_outcomes) == ["fragment", "right"]
+
+
+def test_a_finding_spanning_two_rings_matches_at_most_one() -> None:
+    # disjoint rings: holding both wholly is exactly half of the finding for each
+    truth = truth_frame({"r1": ("money_cycle", "abcd"), "r2": ("money_cycle", "efgh")})
+    r = evaluate([finding("money_cycle", "abcdefgh")], truth)
+    assert (r.ring_recall, r.ring_precision) == (0.0, 0.0)
+    assert {o.reason for o in r.ring_outcomes} == {"too broad"}
+    # overlapping rings (c and d in both): the finding is a candidate for each
+    truth = truth_frame({"r1": ("money_cycle", "abcd"), "r2": ("money_cycle", "cdef")})
+    r = evaluate([finding("money_cycle", "bcde")], truth)
+    assert (r.rings_found, r.findings_matched) == (1, 1)
+    assert (r.ring_recall, r.ring_precision) == (0.5, 1.0)
+    got = {o.ring_id: o.reason for o in r.ring_outcomes}
+    assert got == {"r1": "found", "r2": "taken"}  # equal overlaps: the smaller ring id
+    # with a second finding for r2 both rings are found, one finding each
+    r = evaluate([finding("money_cycle", "bcde"), finding("money_cycle", "cdef")], truth)
+    assert (r.ring_recall, r.ring_precision) == (1.0, 1.0)
+    assert {o.ring_id: o.finding for o in r.ring_outcomes}["r2"] == finding(
+        "money_cycle", "cdef"
+    ).id
+
+
+def test_size_bands() -> None:
+    assert [size_band(n) for n in (1, 3, 10, 11, 50, 51, 200, 201)] == [
+        "1-2",
+        "3-10",
+        "3-10",
+        "11-50",
+        "11-50",
+        "51-200",
+        "51-200",
+        "201+",
+    ]
+    small = [f"s{i}" for i in range(5)]
+    mid = [f"m{i}" for i in range(20)]
+    big = [f"b{i}" for i in range(60)]
+    huge = [f"h{i}" for i in range(250)]
+    truth = pd.concat(
+        [
+            truth_frame({"small": ("engagement_farm", small)}),
+            truth_frame({"mid": ("engagement_farm", mid)}),
+            truth_frame({"big": ("commission_ring", big)}),
+            truth_frame({"huge": ("engagement_farm", huge)}),
+        ]
+    )
+    findings = [
+        finding("engagement_farm", small),
+        finding("engagement_farm", huge[:200]),  # 200 of 250: found, a 51-200 finding
+        finding("engagement_farm", big),  # wrong kind
+        finding("engagement_farm", mid[:5]),  # a fragment
+    ]
+    r = evaluate(findings, truth)
+    assert set(r.by_band) == {"3-10", "11-50", "51-200", "201+"}
+    assert (r.by_band["3-10"].rings, r.by_band["3-10"].recall) == (1, 1.0)
+    assert r.by_band["11-50"].recall == 0.0
+    assert (r.by_band["51-200"].recall, r.by_band["51-200"].recall_any_kind) == (0.0, 1.0)
+    assert r.by_band["201+"].recall == 1.0
+    assert r.by_kind_band["engagement_farm"]["201+"].found == 1
+    assert set(r.by_kind_band["commission_ring"]) == {"51-200"}
+    # findings by their own size: 5 (right), 200 (right), 60 (wrong kind), 5 (fragment)
+    assert (r.by_finding_band["3-10"].findings, r.by_finding_band["3-10"].precision) == (2, 0.5)
+    fb = r.by_finding_band["51-200"]
+    assert (fb.findings, fb.matched, fb.matched_any_kind) == (2, 1, 2)
+    assert r.by_finding_kind_band["engagement_farm"]["51-200"].precision == 0.5
+    rows = r.to_rows()
+    assert ("rings by kind and size", "engagement_farm 201+", "recall", "1.000") in rows
+    assert ("findings by size", "51-200", "precision", "0.500") in rows
+
+
+def test_hard_negative_groups_count_when_a_finding_holds_most_of_them() -> None:
+    truth = truth_frame(
+        {
+            "r": ("incentive_farm", "abcdefgh"),
+            "hn-household-1": ("household", "xyz"),
+            "hn-household-2": ("household", "uv"),
+            "hn-carrier_ip-1": ("carrier_ip", "klmnopqrst"),
+        }
+    )
+    # the farm's finding swallowed two of a household's three; one account of the other
+    # household; three of the carrier IP's ten; an ordinary account
+    findings = [
+        finding("identity_cluster", "abcdefghxy"),
+        finding("identity_cluster", "uklmw"),
+    ]
+    r = evaluate(findings, truth)
+    hh = r.hard_negatives["household"]
+    assert (hh.groups, hh.accounts, hh.flagged_accounts, hh.flagged_groups) == (2, 5, 3, 1)
+    assert (hh.fp_rate, hh.group_flag_rate) == (0.6, 0.5)
+    ci = r.hard_negatives["carrier_ip"]
+    assert (ci.flagged_accounts, ci.flagged_groups, ci.fp_rate) == (3, 0, 0.3)
+    # the farm is still found (8 of 8, 8 of the finding's 10); the second is a hard negative
+    assert r.ring_recall == 1.0
+    assert [o.reason for o in sorted(r.finding_outcomes, key=lambda o: o.size)] == [
+        "hard negative",
+        "right",
+    ]
+    assert "carrier_ip 3, household 1" in r.wrong_findings()[0].detail
+    assert r.missed_rings() == []
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import ringscope.algorithms.evaluate as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 5 and result.failed == 0
 
 
 def test_accounts_in_abuse_and_hard_negatives_count_as_abuse() -> None:
