@@ -1,10 +1,12 @@
 """Helpers shared by the benchmarks: cached marketplaces, tables, stores, peak RSS.
 
-A generated marketplace is cached under ``<cache>/m<events>_s<seed>`` (the same
-layout as ``lockstep_quality.py``) and reused while its ``truth.csv`` exists;
-``truth.csv`` is written last, so a folder without it is an interrupted run and
-is generated again. A random world (``robustness.py``) is cached the same way under
-``<cache>/worlds/w<seed>_b<max_buyers>``.
+A generated marketplace is cached under ``<cache>/m<events>_s<seed>_g<generator>`` (the
+same layout as ``lockstep_quality.py``), a random world (``robustness.py``) under
+``<cache>/worlds/w<seed>_b<max_buyers>_g<generator>``, where ``<generator>`` is a hash of
+the synthetic generator's source (:func:`generator_key`): a change to the generator makes
+new folders instead of reusing worlds it would no longer make. Each is generated into a
+folder of its own process and renamed into place when finished, so two benchmarks (or a
+crash half-way) never leave or read a half-written world.
 
 Seeds: below :data:`REPORT_FROM` they are for tuning (the default policy, the
 baselines' grids), from it on for reporting; no figure reported as held out comes
@@ -13,6 +15,7 @@ from a tuning seed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import shutil
@@ -53,9 +56,25 @@ def check_tune_seeds(seeds: list[int]) -> str | None:
     return None
 
 
+_GENERATOR_KEY: list[str] = []
+
+
+def generator_key() -> str:
+    """A short hash of the synthetic generator's source files (read once per process)."""
+    if not _GENERATOR_KEY:
+        import ringscope.loaders.synthetic as synthetic
+
+        h = hashlib.sha256()
+        for f in sorted(Path(synthetic.__file__).parent.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _GENERATOR_KEY.append(h.hexdigest()[:8])
+    return _GENERATOR_KEY[0]
+
+
 def market_dir(cache: Path, events: int, seed: int) -> Path:
     """Folder of the cached marketplace of ``events`` events and ``seed``."""
-    return Path(cache) / f"m{events}_s{seed}"
+    return Path(cache) / f"m{events}_s{seed}_g{generator_key()}"
 
 
 def ensure_market(cache: Path, events: int, seed: int) -> tuple[Path, float]:
@@ -63,24 +82,35 @@ def ensure_market(cache: Path, events: int, seed: int) -> tuple[Path, float]:
     from ringscope.loaders.synthetic import generate
 
     folder = market_dir(cache, events, seed)
-    return folder, _generate_once(folder, lambda: generate(folder, events=events, seed=seed))
+    return folder, _generate_once(folder, lambda out: generate(out, events=events, seed=seed))
 
 
-def _generate_once(folder: Path, make: Callable[[], object]) -> float:
-    """Run ``make`` unless ``folder`` holds a finished export (its ``truth.csv``, written
-    last); the seconds spent (0 when cached)."""
+def _generate_once(folder: Path, make: Callable[[Path], object]) -> float:
+    """Unless ``folder`` holds a finished export, run ``make`` on a folder of this process's
+    own and rename it to ``folder``; the seconds spent (0 when cached). Another process
+    that finished the same world first wins; this one's copy is removed."""
     if (folder / "truth.csv").is_file():
         return 0.0
-    if folder.exists():
-        shutil.rmtree(folder)
+    work = folder.with_name(f"{folder.name}.part-{os.getpid()}")
+    if work.exists():
+        shutil.rmtree(work)
     t0 = time.perf_counter()
-    make()
-    return time.perf_counter() - t0
+    make(work)
+    seconds = time.perf_counter() - t0
+    try:
+        work.rename(folder)
+    except OSError:  # made meanwhile by another process (or a leftover without truth.csv)
+        if (folder / "truth.csv").is_file():
+            shutil.rmtree(work)
+        else:
+            shutil.rmtree(folder)
+            work.rename(folder)
+    return seconds
 
 
 def world_dir(cache: Path, seed: int, max_buyers: int) -> Path:
     """Folder of the cached random world of ``seed`` with at most ``max_buyers`` buyers."""
-    return Path(cache) / "worlds" / f"w{seed}_b{max_buyers}"
+    return Path(cache) / "worlds" / f"w{seed}_b{max_buyers}_g{generator_key()}"
 
 
 def ensure_world(cache: Path, seed: int, max_buyers: int) -> tuple[Path, float]:
@@ -93,7 +123,7 @@ def ensure_world(cache: Path, seed: int, max_buyers: int) -> tuple[Path, float]:
 
     folder = world_dir(cache, seed, max_buyers)
     world = world_params(seed, max_buyers)
-    return folder, _generate_once(folder, lambda: generate(folder, seed=seed, world=world))
+    return folder, _generate_once(folder, lambda out: generate(out, seed=seed, world=world))
 
 
 def world_params(seed: int, max_buyers: int) -> WorldParams:

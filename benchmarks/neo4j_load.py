@@ -17,7 +17,7 @@ the server's JVM and this process (side file included), and relationships per CP
 second: figures that, unlike the wall time, hardly depend on what else runs.
 
 ``--bulk`` also measures the first-load path of ``ringscope neo4j-import``
-(``ringscope.graphs.neo4j_bulk.bulk_import``) into a new local Neo4j home: loading and
+(``ringscope.loaders.neo4j_import.bulk_import``) into a new local Neo4j home: loading and
 checking the export into the side file, writing the import CSV files, ``neo4j-admin
 database import full``, and starting the server with the store's constraints and
 indexes online; seconds per phase and relationships/s of the import alone, of CSV
@@ -43,10 +43,11 @@ import neo4j
 
 from ringscope.graphs import cypher
 from ringscope.graphs.embedded import EmbeddedStore
-from ringscope.graphs.neo4j_bulk import bulk_import
+from ringscope.graphs.graph_model import NODES, RELS
 from ringscope.graphs.neo4j_local import BENCH_CONF, start_local_neo4j
 from ringscope.graphs.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jStore
 from ringscope.graphs.store import GraphStore
+from ringscope.loaders.neo4j_import import bulk_import
 from ringscope.loaders.pipeline import load_export
 from ringscope.loaders.synthetic import generate
 from ringscope.model import REL_TYPES
@@ -171,22 +172,20 @@ def bare_unwind(driver: neo4j.Driver, database: str) -> float:
 
 
 def load_statements() -> dict[str, str]:
-    """Every statement ``Neo4jStore.write_batch`` may run, by name."""
-    out = {
-        "accounts (MERGE)": cypher.merge_accounts(("Creator", "Buyer")),
-        "accounts (CREATE)": cypher.create_accounts(("Creator", "Buyer")),
-        "streams (MERGE)": cypher.MERGE_STREAMS,
-        "streams (CREATE)": cypher.CREATE_STREAMS,
-        "products (MERGE)": cypher.MERGE_PRODUCTS,
-        "products (CREATE)": cypher.CREATE_PRODUCTS,
-        "orders (MERGE)": cypher.MERGE_ORDERS,
-        "orders (CREATE)": cypher.CREATE_ORDERS,
-        **{f"identifiers {k} (MERGE)": s for k, s in cypher.MERGE_IDENTIFIERS.items()},
-        **{f"identifiers {k} (CREATE)": s for k, s in cypher.CREATE_IDENTIFIERS.items()},
-    }
-    for rel, (merge, create) in cypher.REL_STATEMENTS.items():
-        out[f"{rel} (MERGE)"] = merge
-        out[f"{rel} (CREATE)"] = create
+    """Every statement ``Neo4jStore.write_batch`` may run, by name (labels with extra
+    ones: with the first two of them)."""
+    out: dict[str, str] = {}
+    for label, node in NODES.items():
+        for create in (False, True):
+            mode = "CREATE" if create else "MERGE"
+            out[f"{label} ({mode})"] = cypher.node_statement(node, create=create)
+            if node.extra_labels:
+                extra = node.extra_labels[:2]
+                statement = cypher.node_statement(node, extra, create=create)
+                out[f"{label}:{':'.join(extra)} ({mode})"] = statement
+    for rel, r in RELS.items():
+        out[f"{rel} (MERGE)"] = cypher.rel_statement(r, create=False)
+        out[f"{rel} (CREATE)"] = cypher.rel_statement(r, create=True)
     return out
 
 

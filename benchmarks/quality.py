@@ -56,8 +56,8 @@ from baselines import TuningWorld, run_baselines, tune
 
 from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.evaluate import ABUSE_KINDS, SIZE_BANDS, EvaluationReport, evaluate
-from ringscope.cli import scores_rows
 from ringscope.jobs.detect import detect_tables
+from ringscope.jobs.reports import scores_rows
 from ringscope.model import Finding
 from ringscope.policy import default_policy
 

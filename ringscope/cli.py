@@ -10,7 +10,6 @@ environment the traceback is printed too, before that line.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ringscope import __version__, csvsafe
+from ringscope import __version__
 from ringscope.errors import RingscopeError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
@@ -54,6 +53,8 @@ StoreOpt = Annotated[
 RunOpt = Annotated[
     str | None, typer.Option("--run", help="Run id (default: the latest succeeded run).")
 ]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")]
 
 
 #: Longest error message printed whole.
@@ -128,16 +129,20 @@ def _progress(quiet: bool = False) -> Progress:
 # ----------------------------------------------------------------------------- library calls
 
 
-def _open(store: str | None) -> Any:
+@contextmanager
+def _opened(store_uri: str | None) -> Iterator[Any]:
+    """The store at ``store_uri`` (default: settings), closed when the block ends."""
     from ringscope.graphs import open_store
 
-    return open_store(store)
+    store = open_store(store_uri)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
-    from ringscope.jobs.lock import exclusive_store
-    from ringscope.loaders.pipeline import load_export
-    from ringscope.settings import get_settings
+    from ringscope.jobs.job import run_load
 
     with _progress(quiet) as bar:
         tasks: dict[str, Any] = {}
@@ -147,12 +152,7 @@ def _load(store_uri: str | None, data_dir: Path, quiet: bool = False) -> Any:
                 tasks[table] = bar.add_task(f"load {table}", total=None)
             bar.update(tasks[table], completed=rows)
 
-        settings = get_settings()
-        uri = store_uri or settings.store
-        holding = exclusive_store(uri, settings.work_dir, settings, what="ringscope load")
-        with holding as (store, held):
-            held.phase("loading")
-            report = load_export(store, data_dir, progress=progress)
+        report = run_load(data_dir, store_uri=store_uri, progress=progress)
         for t in tasks.values():
             bar.update(t, total=bar.tasks[t].completed)
     return report
@@ -242,40 +242,12 @@ def _print_queue(findings: list[Any], top: int = 10, run: Any = None) -> None:
 
 
 def _findings_of(store_uri: str | None, run: str | None) -> tuple[str, list[Any]]:
-    from ringscope.errors import NotFoundError
+    """The id and findings of run ``run`` (default: the latest), the store closed after."""
+    from ringscope.jobs.reports import run_findings
 
-    store = _open(store_uri)
-    try:
-        run_obj = store.get_run(run) if run else store.latest_run()
-        if run_obj is None:
-            raise NotFoundError(
-                "the store holds no succeeded run yet: run `ringscope detect` first"
-            )
-        return run_obj.id, store.findings(run_obj.id)
-    finally:
-        store.close()
-
-
-def findings_document(run_id: str, findings: list[Any]) -> dict[str, Any]:
-    """The findings JSON of DESIGN.md (stable across runs on the same data)."""
-    keys = ("id", "kind", "score", "members", "beneficiaries", "signals", "explanation", "detector")
-    return {
-        "run_id": run_id,
-        "findings": [{k: f.to_dict(evidence=False)[k] for k in keys} for f in findings],
-    }
-
-
-def scores_rows(findings: list[Any]) -> list[tuple[str, float, str]]:
-    """Every account any finding touches, with its highest member score and that finding."""
-    best: dict[str, tuple[float, str]] = {}
-    for f in findings:
-        for m in f.members:
-            cur = best.get(m.account_id)
-            if cur is None or m.score > cur[0]:  # findings come ranked: ties keep the first
-                best[m.account_id] = (m.score, f.id)
-    rows = [(a, s, fid) for a, (s, fid) in best.items()]
-    rows.sort(key=lambda r: (-r[1], r[0]))
-    return rows
+    with _opened(store_uri) as store:
+        run_obj, found = run_findings(store, run)
+    return run_obj.id, found
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -396,7 +368,7 @@ def load(
 def _neo4j_import(
     data_dir: Path, home: Path | None, database: str, csv_only: Path | None, start: bool
 ) -> None:
-    from ringscope.graphs import neo4j_bulk
+    from ringscope.loaders import neo4j_import as neo4j_bulk
     from ringscope.settings import get_settings
 
     settings = get_settings()
@@ -518,9 +490,7 @@ def neo4j_import(
 @app.command()
 def detect(
     store: StoreOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
-    ] = None,
+    policy: PolicyOpt = None,
     engine: Annotated[
         str, typer.Option("--engine", help="local (the store's tables) or spark (--data).")
     ] = "local",
@@ -539,8 +509,10 @@ def detect(
     ] = None,
 ) -> None:
     """Run every detector once: prints the run id and a summary."""
-    if engine not in ("local", "spark"):
-        _fail(f"--engine must be local or spark, not {engine!r}", EXIT_USAGE)
+    from ringscope.engines import ENGINES
+
+    if engine not in ENGINES:
+        _fail(f"--engine must be {' or '.join(ENGINES)}, not {engine!r}", EXIT_USAGE)
     if engine == "spark" and data is None:
         _fail("--engine spark needs --data: the Parquet export to read", EXIT_USAGE)
     if engine == "local" and (data is not None or spark_master is not None):
@@ -560,8 +532,9 @@ def detect(
         _print_queue(result.findings, run=result.run)
         err.print(json.dumps(result.run.summary, sort_keys=True))
         if out is not None:
-            doc = findings_document(result.run.id, result.findings)
-            _write(json.dumps(doc, indent=1, sort_keys=True) + "\n", out)
+            from ringscope.jobs.reports import findings_json
+
+            _write(findings_json(result.run.id, result.findings), out)
 
 
 @app.command()
@@ -570,9 +543,7 @@ def job(
         Path | None, typer.Argument(help="Export folder of this run (optional).")
     ] = None,
     store: StoreOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file (YAML or TOML).")
-    ] = None,
+    policy: PolicyOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress or tables; only the summary.")
     ] = False,
@@ -625,67 +596,30 @@ def findings(
     store: StoreOpt = None,
     run: RunOpt = None,
     format: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
-    ] = None,
+    out: OutOpt = None,
 ) -> None:
     """The findings of a run, ranked."""
     if format not in ("json", "csv"):
         _fail(f"--format must be json or csv, not {format!r}", EXIT_USAGE)
+    from ringscope.jobs.reports import findings_csv, findings_json
+
     with _errors():
         run_id, fs = _findings_of(store, run)
-        if format == "json":
-            _write(json.dumps(findings_document(run_id, fs), indent=1, sort_keys=True) + "\n", out)
-        else:
-            buf = io.StringIO()
-            w = csvsafe.writer(buf)
-            w.writerow(
-                [
-                    "run_id",
-                    "id",
-                    "kind",
-                    "score",
-                    "size",
-                    "members",
-                    "beneficiaries",
-                    "detector",
-                    "explanation",
-                ]
-            )
-            for f in fs:
-                w.writerow(
-                    [
-                        run_id,
-                        f.id,
-                        f.kind,
-                        f"{f.score:.6f}",
-                        len(f.members),
-                        "|".join(f.member_ids),
-                        "|".join(b.account_id for b in f.beneficiaries),
-                        f.detector.name,
-                        f.explanation,
-                    ]
-                )
-            _write(buf.getvalue(), out)
+        _write((findings_json if format == "json" else findings_csv)(run_id, fs), out)
 
 
 @app.command()
 def scores(
     store: StoreOpt = None,
     run: RunOpt = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
-    ] = None,
+    out: OutOpt = None,
 ) -> None:
     """CSV account_id,score,finding_id: each flagged account's highest member score."""
+    from ringscope.jobs.reports import scores_csv
+
     with _errors():
         _, fs = _findings_of(store, run)
-        buf = io.StringIO()
-        w = csvsafe.writer(buf)
-        w.writerow(["account_id", "score", "finding_id"])
-        for a, s, fid in scores_rows(fs):
-            w.writerow([a, f"{s:.6f}", fid])
-        _write(buf.getvalue(), out)
+        _write(scores_csv(fs), out)
 
 
 @app.command()
@@ -695,21 +629,14 @@ def evaluate(
     run: RunOpt = None,
 ) -> None:
     """Precision and recall per kind against planted truth (table on stderr, JSON on stdout)."""
-    import pandas as pd
-
     from ringscope.algorithms.evaluate import ROW_COLUMNS, read_truth
-    from ringscope.algorithms.evaluate import evaluate as ev
+    from ringscope.jobs.reports import evaluate_run
 
     with _errors():
         truth = read_truth(truth_csv)
-        run_id, fs = _findings_of(store, run)
-        sc = pd.DataFrame(scores_rows(fs), columns=["account_id", "score", "finding_id"])
-        st = _open(store)
-        try:
-            accounts = st.table("accounts", columns=["account_id"])["account_id"].tolist()
-        finally:
-            st.close()
-        report = ev(fs, truth, sc, all_accounts=accounts)
+        with _opened(store) as st:
+            evaluated, report = evaluate_run(st, truth, run)
+        run_id = evaluated.id
         t = Table(title=f"evaluation of {run_id}")
         for c in ROW_COLUMNS:
             t.add_column(c, justify="right" if c == "value" else "left")
@@ -722,20 +649,6 @@ def evaluate(
 
 policy_app = typer.Typer(help="Detection policy: suggestions from investigators' decisions.")
 app.add_typer(policy_app, name="policy")
-
-
-def decided_findings(store: Any, runs: int = 30) -> list[Any]:
-    """The latest finding of each decided case, over the last ``runs`` succeeded runs."""
-    cases = {d.finding_id for d in store.decisions()}
-    found: dict[str, Any] = {}
-    for run in store.runs(status="succeeded", limit=runs):
-        if not cases - found.keys():
-            break
-        for f in store.findings(run.id):
-            case = f.case_id or f.id
-            if case in cases and case not in found:
-                found[case] = f
-    return list(found.values())
 
 
 @policy_app.command("suggest")
@@ -752,21 +665,16 @@ def policy_suggest(
     """Threshold changes suggested by the decisions, with their effect on the latest run's
     queue; nothing is applied."""
     from ringscope.jobs.feedback import decision_metrics
-    from ringscope.jobs.suggest import as_policy_yaml, suggest
+    from ringscope.jobs.suggest import as_policy_yaml, suggest_from_store
     from ringscope.policy import load_policy
 
     if format not in ("text", "json"):
         _fail(f"--format: use text or json, not {format!r}", EXIT_USAGE)
     with _errors():
         pol = load_policy(policy)
-        s = _open(store)
-        try:
-            latest = s.latest_run()
-            current = s.findings(latest.id) if latest else []
-            out = suggest(pol, decided_findings(s), s.decisions(), current, min_decided=min_decided)
+        with _opened(store) as s:
+            out = suggest_from_store(pol, s, min_decided=min_decided)
             metrics = decision_metrics(s)
-        finally:
-            s.close()
         if format == "json":
             doc = {"suggestions": [x.to_dict() for x in out], "decisions": metrics}
             print(json.dumps(doc, sort_keys=True, indent=2))
@@ -816,8 +724,7 @@ def _export(
     except KeyError:  # a uid without an account (a container's arbitrary uid)
         who = f"uid {os.geteuid()}"
     key = get_settings().redaction_key.get_secret_value()
-    store = _open(store_uri)
-    try:
+    with _opened(store_uri) as store:
         return export_case(
             store,
             finding_id,
@@ -828,8 +735,6 @@ def _export(
             redact_accounts=redact_accounts,
             key=key,
         )
-    finally:
-        store.close()
 
 
 @app.command()

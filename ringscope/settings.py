@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         default="neo4j",
         validation_alias=AliasChoices("NEO4J_DATABASE", "RINGSCOPE_NEO4J_DATABASE"),
     )
-    #: Where a Neo4j store keeps the raw events (columnar side file), per DESIGN.md.
+    #: Where a Neo4j store keeps the raw events (columnar side file), per docs/design.md.
     columnar_path: str = Field(default="ringscope-events.duckdb")
     work_dir: str = Field(default="var", description="rejects, exports, local Neo4j data")
     #: Detectors run at once in a detection run; 0: two when two cores are available.

@@ -1,13 +1,35 @@
-"""Shared fixtures. Each area keeps its fixtures in its own clearly marked section."""
+"""Shared fixtures. Each area keeps its fixtures in its own clearly marked section.
+
+Where a test goes:
+
+- ``tests/test_<area>.py``: one area of the library or the command (loaders, a detector,
+  the API, the CLI, ...), on the embedded store;
+- ``tests/contract/``: tests that run on every store (the embedded store and Neo4j, its
+  ``store`` fixture is parametrised over both): a store's behaviour, and anything that
+  must answer the same on both;
+- ``tests/browser/``: the pages in a real Chromium (marked ``browser``);
+- ``tests/security/``: access, redaction, hostile inputs and the reverse proxy;
+- ``tests/data/``: the small export and the golden files.
+
+Helpers (plain functions and classes) are in ``tests/helpers/``, imported as
+``from helpers.market import ...``; fixtures are here, or in a folder's ``conftest.py``
+when only that folder uses them. A test module never imports from another test module.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers.market import Market, shared_market
+from helpers.stores import open_neo4j
+
+if TYPE_CHECKING:
+    from ringscope.graphs.embedded import EmbeddedStore
+    from ringscope.graphs.neo4j_store import Neo4jStore
 
 # =========================================================================== Neo4j
 # ``neo4j_uri``: ``NEO4J_URI`` when set (with ``NEO4J_USER``/``NEO4J_PASSWORD``),
@@ -41,27 +63,42 @@ def neo4j_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local.stop()
 
 
-def _neo4j_auth() -> tuple[str, str] | None:
-    password = os.environ.get("NEO4J_PASSWORD")
-    return (os.environ.get("NEO4J_USER", "neo4j"), password) if password else None
-
-
 @pytest.fixture
-def neo4j_store(neo4j_uri: str, tmp_path: Path) -> Iterator[object]:
+def neo4j_store(neo4j_uri: str, tmp_path: Path) -> Iterator[Neo4jStore]:
     """A Neo4jStore on an emptied database and a new columnar file."""
-    from ringscope.graphs.neo4j_store import Neo4jStore
-
-    store = Neo4jStore(
-        neo4j_uri,
-        auth=_neo4j_auth(),
-        database=os.environ.get("NEO4J_DATABASE", "neo4j"),
-        columnar_path=tmp_path / "events.duckdb",
-    )
-    store.wipe(erase_audit_log=True)  # an emptied database: the audit log too
+    store = open_neo4j(neo4j_uri, tmp_path)
     try:
         yield store
     finally:
         store.close()
+
+
+# =========================================================================== stores
+# ``store``: an empty embedded store (one DuckDB file) for one test. Under
+# tests/contract/ the folder's own ``store`` replaces it: one per kind of store.
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """An empty embedded store in ``tmp_path / "store.duckdb"``, closed after the test."""
+    from ringscope.graphs.embedded import EmbeddedStore
+
+    s = EmbeddedStore(tmp_path / "store.duckdb")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# =========================================================================== the app
+# ``app_market``: the generated marketplace with two detection runs that the API, page,
+# access and security tests share (``tests/helpers/market.py``), built once per test
+# session. Serve a private copy of it (``served_copy``): one process per DuckDB file.
+
+
+@pytest.fixture(scope="session")
+def app_market(tmp_path_factory: pytest.TempPathFactory) -> Market:
+    return shared_market(tmp_path_factory.getbasetemp())
 
 
 # =========================================================================== (other areas below)

@@ -3,7 +3,7 @@ and the login cookie, the reverse-proxy mode, the audit of refusals, viewers' re
 security headers, and no secret in any log.
 
 The real app served by uvicorn on a localhost port, real HTTP; data: the generated
-marketplace of ``tests/browser/market.py``.
+marketplace of ``tests/helpers/market.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser.market import Market, ServedApp, access_for, auth, key_of, served_copy, shared_market
+from helpers.app import ServedApp, access_for, auth, key_of
+from helpers.market import Market, served_copy
 
 from ringscope.api.auth import Access, Users, add_user, hash_key
 from ringscope.api.refusals import RefusalLimits
@@ -33,19 +34,14 @@ ROLES = ("viewer", "investigator", "admin")
 USER_OF = {"viewer": "test-viewer", "investigator": "test-investigator", "admin": "test-admin"}
 
 
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
-    return shared_market(tmp_path_factory.getbasetemp())
-
-
 #: Every refusal of these tests written to the audit log in full (the limits themselves are
 #: tested in tests/security/test_proxy_and_audit.py).
 AUDIT_ALL = RefusalLimits(per_client=100_000, per_period=100_000)
 
 
 @pytest.fixture(scope="module")
-def app(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    with served_copy(market, tmp_path_factory.mktemp("access"), refusals=AUDIT_ALL) as served:
+def app(app_market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    with served_copy(app_market, tmp_path_factory.mktemp("access"), refusals=AUDIT_ALL) as served:
         yield served
 
 
@@ -319,10 +315,13 @@ def test_no_secret_in_logs(
     assert "sha256" not in settings and "rsk_" not in settings
 
 
-def test_the_reverse_proxy_mode(market: Market, tmp_path: Path) -> None:
+def test_the_reverse_proxy_mode(app_market: Market, tmp_path: Path) -> None:
     users = access_for({"alice": "investigator", "victor": "viewer"}).users
     proxied = Access(users, mode="proxy", proxy_user_header="X-Forwarded-User")
-    with served_copy(market, tmp_path / "p", proxied) as app, httpx.Client(base_url=app.url) as c:
+    with (
+        served_copy(app_market, tmp_path / "p", proxied) as app,
+        httpx.Client(base_url=app.url) as c,
+    ):
         assert (
             c.get("/api/me", headers={"X-Forwarded-User": "alice"}).json()["role"] == "investigator"
         )
@@ -333,7 +332,7 @@ def test_the_reverse_proxy_mode(market: Market, tmp_path: Path) -> None:
         assert c.get("/api/me", headers=auth("alice")).status_code == 401
     distrusted = Access(users, mode="proxy", trusted_proxies=("10.0.0.1",))
     with (
-        served_copy(market, tmp_path / "q", distrusted) as app,
+        served_copy(app_market, tmp_path / "q", distrusted) as app,
         httpx.Client(base_url=app.url) as c,
     ):
         r = c.get("/api/me", headers={"X-Forwarded-User": "alice"})

@@ -1,11 +1,12 @@
 """The JSON API end to end: the real app served by uvicorn on a localhost port, real HTTP.
 
-Data: a generated marketplace with two detection runs (see ``tests/browser/market.py``).
+Data: a generated marketplace with two detection runs (see ``tests/helpers/market.py``).
 The client signs in as an admin unless a test says otherwise (roles: tests/test_access.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,20 +14,16 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser.market import XSS_SELLER, Market, auth, served_copy, shared_market
+from helpers.app import auth
+from helpers.market import XSS_SELLER, Market, served_copy
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
-    return shared_market(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def api(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def api(app_market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with (
-        served_copy(market, tmp_path_factory.mktemp("api")) as app,
+        served_copy(app_market, tmp_path_factory.mktemp("api")) as app,
         httpx.Client(base_url=app.url, timeout=30, headers=auth("test-admin")) as client,
     ):
         yield client
@@ -75,10 +72,12 @@ def test_runs(api: httpx.Client) -> None:
     assert error(api.get("/api/runs/run-nope"), 404)["error"] == "NotFoundError"
 
 
-def test_queue_raises_a_confirmed_case_that_grew_first(api: httpx.Client, market: Market) -> None:
+def test_queue_raises_a_confirmed_case_that_grew_first(
+    api: httpx.Client, app_market: Market
+) -> None:
     q = queue(api)
     first = q["items"][0]
-    assert first["case_id"] == market.confirmed_case
+    assert first["case_id"] == app_market.confirmed_case
     assert first["raised_again"] and first["status"] == "grown" and first["decision"] == "confirmed"
     rest = [i["score"] for i in q["items"][1:]]
     assert rest == sorted(rest, reverse=True)
@@ -93,13 +92,15 @@ def test_queue_paging_and_sorting(api: httpx.Client) -> None:
     assert by_size == sorted(by_size)
 
 
-def test_queue_filters(api: httpx.Client, market: Market) -> None:
+def test_queue_filters(api: httpx.Client, app_market: Market) -> None:
     everything = queue(api)["items"]
     kind = everything[-1]["kind"]
     assert {i["kind"] for i in queue(api, kind=kind)["items"]} == {kind}
-    assert {i["case_id"] for i in queue(api, status="grown")["items"]} == {market.confirmed_case}
+    assert {i["case_id"] for i in queue(api, status="grown")["items"]} == {
+        app_market.confirmed_case
+    }
     assert [i["case_id"] for i in queue(api, decision="confirmed")["items"]] == [
-        market.confirmed_case
+        app_market.confirmed_case
     ]
     assert all(i["decision"] != "confirmed" for i in queue(api, decision="undecided")["items"])
     scored = queue(api, min_score=0.8, max_score=0.95)["items"]
@@ -134,17 +135,17 @@ def test_queue_of_an_unknown_run_is_404(api: httpx.Client) -> None:
     error(api.get("/api/findings", params={"run": "run-nope"}), 404)
 
 
-def test_finding_detail_has_history_and_decisions(api: httpx.Client, market: Market) -> None:
+def test_finding_detail_has_history_and_decisions(api: httpx.Client, app_market: Market) -> None:
     top = queue(api)["items"][0]
     d = ok(api.get(f"/api/findings/{top['id']}"))
     assert d["members"] and d["signals"] and d["explanation"] and d["evidence"]
     assert d["beneficiaries"] and d["detector"]["name"]
     assert [h["status"] for h in d["history"]] == ["grown", "new"]
-    assert d["history"][1]["finding_id"] == market.confirmed_case != top["id"]
+    assert d["history"][1]["finding_id"] == app_market.confirmed_case != top["id"]
     assert d["decisions"][0]["decision"] == "confirmed"
-    assert d["decisions"][0]["case_id"] == market.confirmed_case
+    assert d["decisions"][0]["case_id"] == app_market.confirmed_case
     # the case id finds the case's finding too
-    assert ok(api.get(f"/api/findings/{market.confirmed_case}"))["id"] == top["id"]
+    assert ok(api.get(f"/api/findings/{app_market.confirmed_case}"))["id"] == top["id"]
 
 
 def test_unknown_finding_is_404_everywhere(api: httpx.Client) -> None:
@@ -292,7 +293,10 @@ def test_pages_escape_hostile_names_and_link_nothing_external(api: httpx.Client)
 
 
 def test_big_clusters_get_the_collapsed_view(api: httpx.Client) -> None:
-    f = queue(api)["items"][0]
+    # the largest network that 30 nodes can draw, members first: more than 10 members, and
+    # a neighbourhood of more than 30 nodes
+    drawable = [i for i in queue(api, limit=500)["items"] if 10 < i["size"] <= 30]
+    f = max(drawable, key=lambda i: (i["size"], i["id"]))
     r = api.get(f"/findings/{f['id']}", params={"budget": 10})
     assert r.status_code == 200 and 'id="too-big"' in r.text and "Collapsed view" not in r.text
     full = api.get(f"/findings/{f['id']}", params={"budget": 30, "view": "full"})
@@ -300,6 +304,20 @@ def test_big_clusters_get_the_collapsed_view(api: httpx.Client) -> None:
     error(api.get(f"/findings/{f['id']}", params={"budget": 5}), 422)
     error(api.get(f"/findings/{f['id']}", params={"view": "sideways"}), 422)
     error(api.get("/findings/no-such"), 404)
+
+
+def test_drawing_anyway_a_finding_of_more_members_than_the_budget(api: httpx.Client) -> None:
+    """The collapsed view's "draw the first 30 nodes anyway" link draws 30 members, not
+    the collapsed view again."""
+    f = max(queue(api, limit=500)["items"], key=lambda i: (i["size"], i["id"]))
+    assert f["size"] > 30
+    collapsed = api.get(f"/findings/{f['id']}", params={"budget": 30})
+    assert "Showing the collapsed view" in collapsed.text
+    assert 'href="?view=full&amp;budget=30"' in collapsed.text
+    full = api.get(f"/findings/{f['id']}", params={"budget": 30, "view": "full"})
+    assert full.status_code == 200 and "Showing the first 30 nodes" in full.text
+    stats = re.search(r'id="graph-stats">(\d+) nodes', full.text)
+    assert stats is not None and int(stats.group(1)) == 30, full.text[:2000]
 
 
 def test_decision_form_records_and_redirects(api: httpx.Client) -> None:
@@ -326,7 +344,7 @@ def test_static_assets_are_served(api: httpx.Client) -> None:
 
 
 def test_an_empty_store_serves_an_empty_queue(tmp_path: Path) -> None:
-    from browser.market import ServedApp
+    from helpers.app import ServedApp
 
     with (
         ServedApp(tmp_path / "empty.duckdb") as app,

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from browser.market import access_for, auth, fill_store
+from helpers.app import access_for, auth
+from helpers.stores import fill_store
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error

@@ -562,7 +562,7 @@ def test_the_app_serves_and_redacts_identifiers_of_every_kind(
     default_run: tuple[Path, Any, Any],
 ) -> None:
     import httpx
-    from browser.market import ServedApp, access_for, auth
+    from helpers.app import ServedApp, access_for, auth
 
     folder, result, _ = default_run
     (farm,) = _kind(result.findings, "identity_cluster")

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from browser.market import Market, auth, served_copy, shared_market
+from helpers.app import auth
+from helpers.market import Market, served_copy
 
 from ringscope.graphs.embedded import EmbeddedStore
 
@@ -18,13 +19,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
-    return shared_market(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def served(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served_copy(market, tmp_path_factory.mktemp("eco")) as app:
+def served(app_market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with served_copy(app_market, tmp_path_factory.mktemp("eco")) as app:
         yield app.url
 
 
@@ -32,11 +28,11 @@ def get(url: str, path: str, user: str = "test-viewer", **params: Any) -> httpx.
     return httpx.get(url + path, params=params, headers=auth(user), timeout=60)
 
 
-def test_the_dashboards_numbers_match_the_store(served: str, market: Market) -> None:
+def test_the_dashboards_numbers_match_the_store(served: str, app_market: Market) -> None:
     r = get(served, "/api/ecosystem")
     assert r.status_code == 200, r.text
     eco = r.json()
-    with EmbeddedStore(market.store_path) as store:
+    with EmbeddedStore(app_market.store_path) as store:
         runs = [x for x in store.runs() if x.status == "succeeded"]
         latest = store.findings(runs[0].id)
         orders, ev = store.table("orders"), store.table("engagements")

@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from test_embedded_data import MARKET, frame, load_market
+from helpers.tiny_market import MARKET, frame, load_market
 
 from ringscope.contract import TABLES
 from ringscope.errors import NotFoundError, StoreError
@@ -33,13 +33,6 @@ from ringscope.model import (
     Signal,
     TableReport,
 )
-
-
-@pytest.fixture
-def store(tmp_path: FsPath) -> Iterator[EmbeddedStore]:
-    s = EmbeddedStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,22 +3,14 @@ tables, rollbacks, reopened files and several store objects on one file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_embedded_data import frame
+from helpers.tiny_market import frame
 
 from ringscope.graphs.embedded import EmbeddedStore
-
-
-@pytest.fixture
-def store(tmp_path: FsPath) -> Iterator[EmbeddedStore]:
-    s = EmbeddedStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
 
 
 def events(n: int, start: int = 0) -> pd.DataFrame:

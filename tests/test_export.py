@@ -189,7 +189,8 @@ def store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def store(store_file: Path, tmp_path: Path) -> Iterator[EmbeddedStore]:
+def export_store(store_file: Path, tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A private copy of :func:`store_file`, for one test."""
     copy = tmp_path / "s.duckdb"
     shutil.copy(store_file, copy)
     with EmbeddedStore(copy) as s:
@@ -214,9 +215,9 @@ def export(store: EmbeddedStore, finding: Finding, **kw: Any) -> dict[str, bytes
 # ----------------------------------------------------------------------------- contents
 
 
-def test_file_list_checksums_and_manifest(store: EmbeddedStore, tmp_path: Path) -> None:
+def test_file_list_checksums_and_manifest(export_store: EmbeddedStore, tmp_path: Path) -> None:
     f = golden_finding()
-    result = export_case(store, f.id, who="tester", via="test")
+    result = export_case(export_store, f.id, who="tester", via="test")
     with zipfile.ZipFile(io.BytesIO(result.data)) as z:
         assert z.namelist() == list(FILES)
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
@@ -239,7 +240,7 @@ def test_file_list_checksums_and_manifest(store: EmbeddedStore, tmp_path: Path) 
     assert manifest["run_id"] == RUN_ID
     assert manifest["policy_digest"] == default_policy().digest()
     assert manifest["policy"]["version"] == default_policy().version
-    assert manifest["data_fingerprint"] == store.fingerprint()
+    assert manifest["data_fingerprint"] == export_store.fingerprint()
     assert manifest["loads"][0]["fingerprint"] and manifest["loads"][0]["tables"]
     assert manifest["detectors"] == [
         {"name": "commission", "version": "1.2.0", "params": {"min_buyers": 3, "window_days": 30}}
@@ -261,15 +262,15 @@ def test_file_list_checksums_and_manifest(store: EmbeddedStore, tmp_path: Path) 
         assert f"## {heading}" in summary
     assert "confirmed" in summary and "analyst-1" in summary
     assert files["graph.png"].startswith(b"\x89PNG\r\n\x1a\n")
-    log = store.audit_log(action="export")
+    log = export_store.audit_log(action="export")
     assert log[0]["who"] == "tester" and log[0]["subject"] == f.id
     assert detail(log[0])["redacted"] is False
 
 
-def test_two_exports_differ_only_in_the_manifest_creation_time(store: EmbeddedStore) -> None:
+def test_two_exports_differ_only_in_the_manifest_creation_time(export_store: EmbeddedStore) -> None:
     f = golden_finding()
-    a = export(store, f, now=datetime(2026, 12, 2, tzinfo=UTC))
-    b = export(store, f, now=datetime(2027, 1, 5, tzinfo=UTC))
+    a = export(export_store, f, now=datetime(2026, 12, 2, tzinfo=UTC))
+    b = export(export_store, f, now=datetime(2027, 1, 5, tzinfo=UTC))
     assert list(a) == list(b)
     for name in FILES:
         if name not in ("manifest.json", "SHA256SUMS"):
@@ -277,13 +278,13 @@ def test_two_exports_differ_only_in_the_manifest_creation_time(store: EmbeddedSt
     ma, mb = json.loads(a["manifest.json"]), json.loads(b["manifest.json"])
     assert ma.pop("created_at") != mb.pop("created_at")
     assert ma == mb
-    same = export_case(store, f.id, who="t", via="test", now=NOW).data
-    assert same == export_case(store, f.id, who="t", via="test", now=NOW).data
+    same = export_case(export_store, f.id, who="t", via="test", now=NOW).data
+    assert same == export_case(export_store, f.id, who="t", via="test", now=NOW).data
 
 
 @pytest.mark.parametrize("name", ["members.csv", "evidence.csv", "signals.json", "summary.md"])
-def test_golden_files(store: EmbeddedStore, name: str, update_golden: bool) -> None:
-    got = export(store, golden_finding(), now=NOW)[name]
+def test_golden_files(export_store: EmbeddedStore, name: str, update_golden: bool) -> None:
+    got = export(export_store, golden_finding(), now=NOW)[name]
     path = GOLDEN / name
     if update_golden:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,9 +293,9 @@ def test_golden_files(store: EmbeddedStore, name: str, update_golden: bool) -> N
     assert got.decode() == path.read_text("utf-8")
 
 
-def test_graph_is_self_contained_and_holds_the_nodes(store: EmbeddedStore) -> None:
+def test_graph_is_self_contained_and_holds_the_nodes(export_store: EmbeddedStore) -> None:
     f = golden_finding()
-    page = export(store, f)["graph.html"].decode()
+    page = export(export_store, f)["graph.html"].decode()
     # nothing the page would fetch: no external script, style sheet, image or font
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert not re.search(r"""url\(\s*["']?\s*(https?:)?//""", page, re.I)
@@ -310,8 +311,8 @@ def test_graph_is_self_contained_and_holds_the_nodes(store: EmbeddedStore) -> No
     assert data["edges"]
 
 
-def test_hostile_names_are_escaped(store: EmbeddedStore) -> None:
-    files = export(store, xss_finding())
+def test_hostile_names_are_escaped(export_store: EmbeddedStore) -> None:
+    files = export(export_store, xss_finding())
     for name in ("summary.html", "graph.html"):
         text = files[name].decode()
         assert "<img src=x" not in text, name
@@ -328,14 +329,16 @@ def _all_text(files: dict[str, bytes]) -> str:
     return "\n".join(v.decode("utf-8", "replace") for k, v in files.items() if k != "graph.png")
 
 
-def test_redaction_removes_identifiers_and_accounts_consistently(store: EmbeddedStore) -> None:
+def test_redaction_removes_identifiers_and_accounts_consistently(
+    export_store: EmbeddedStore,
+) -> None:
     f = golden_finding()
-    plain = export(store, f)
+    plain = export(export_store, f)
     assert "pm-16" in _all_text(plain)
-    a = export(store, f, redact=True, key=KEY)
-    b = export(store, f, redact=True, redact_accounts=True, key=KEY)
-    c = export(store, f, redact=True, redact_accounts=True, key=KEY)
-    idf = store.table("identifiers")
+    a = export(export_store, f, redact=True, key=KEY)
+    b = export(export_store, f, redact=True, redact_accounts=True, key=KEY)
+    c = export(export_store, f, redact=True, redact_accounts=True, key=KEY)
+    idf = export_store.table("identifiers")
     ids = set(f.member_ids) | {"cr-004", "sl-003"}
     values = set(idf[idf["account_id"].isin(ids)]["value"].astype(str)) | {"pm-16"}
     for files in (a, b):
@@ -353,7 +356,7 @@ def test_redaction_removes_identifiers_and_accounts_consistently(store: Embedded
         if name not in ("manifest.json", "SHA256SUMS"):
             assert b[name] == c[name], name
     assert json.loads(b["manifest.json"])["redaction"]["accounts"] is True
-    log = store.audit_log(action="export", limit=1)
+    log = export_store.audit_log(action="export", limit=1)
     assert detail(log[0])["redacted"] is True and detail(log[0])["redacted_accounts"] is True
 
 
@@ -364,15 +367,15 @@ def _graph_data(page: bytes) -> dict[str, Any]:
     return data
 
 
-def test_redacted_graph_labels_and_tooltips_are_made_of_tokens(store: EmbeddedStore) -> None:
+def test_redacted_graph_labels_and_tooltips_are_made_of_tokens(export_store: EmbeddedStore) -> None:
     """Labels are shortened after redaction (a shortened label is the start of a token,
     never of a value), and every account id in a tooltip is replaced: the orders' buyers
     and sellers, the streams' creators, not only the case's members."""
     f = golden_finding()
-    files = export(store, f, redact=True, redact_accounts=True, key=KEY)
+    files = export(export_store, f, redact=True, redact_accounts=True, key=KEY)
     nodes = _graph_data(files["graph.html"])["nodes"]
-    accounts = set(store.table("accounts")["account_id"].astype(str))
-    idf = store.table("identifiers")
+    accounts = set(export_store.table("accounts")["account_id"].astype(str))
+    idf = export_store.table("identifiers")
     raw = accounts | set(idf["value"].astype(str))
     raw |= {f"{k}:{v}" for k, v in zip(idf["kind"], idf["value"], strict=True)}
     shortened = [n["label"][:-1] for n in nodes if n["label"].endswith("…")]
@@ -397,11 +400,11 @@ def test_redacted_graph_labels_and_tooltips_are_made_of_tokens(store: EmbeddedSt
     assert any(n["id"].startswith("Identifier:payment:payment-") for n in nodes)
 
 
-def test_redaction_without_a_key_is_a_clear_error(store: EmbeddedStore) -> None:
+def test_redaction_without_a_key_is_a_clear_error(export_store: EmbeddedStore) -> None:
     from ringscope.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RINGSCOPE_REDACTION_KEY"):
-        export_case(store, golden_finding().id, who="t", via="test", redact=True, key="")
+        export_case(export_store, golden_finding().id, who="t", via="test", redact=True, key="")
 
 
 # ----------------------------------------------------------------------------- CLI and API
@@ -459,9 +462,9 @@ def test_cli_export(store_file: Path, tmp_path: Path) -> None:
     assert [detail(e)["redacted"] for e in log] == [True, False]
 
 
-def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from browser.market import access_for, auth
+def test_api_download(export_store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
+    from helpers.app import access_for, auth
 
     from ringscope.api.app import create_app
     from ringscope.settings import get_settings
@@ -471,7 +474,9 @@ def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> 
     get_settings.cache_clear()
     try:
         access = access_for({"api-user": "investigator"})
-        with TestClient(create_app(store=store, access=access), headers=auth("api-user")) as client:
+        with TestClient(
+            create_app(store=export_store, access=access), headers=auth("api-user")
+        ) as client:
             r = client.get(f"/api/findings/{f.id}/export")
             assert r.status_code == 200
             assert r.headers["content-type"] == "application/zip"
@@ -482,14 +487,14 @@ def test_api_download(store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> 
             assert r.status_code == 400 and "RINGSCOPE_REDACTION_KEY" in r.json()["detail"]
             page = client.get(f"/findings/{f.id}")
             assert f'href="/api/findings/{f.id}/export"' in page.text
-        log = store.audit_log(who="api-user", action="export")
+        log = export_store.audit_log(who="api-user", action="export")
         assert len(log) == 1 and detail(log[0])["channel"] == "api"
     finally:
         get_settings.cache_clear()
 
 
-def test_a_tampered_file_fails_the_checksums(store: EmbeddedStore, tmp_path: Path) -> None:
-    data = export_case(store, golden_finding().id, who="tester", via="test").data
+def test_a_tampered_file_fails_the_checksums(export_store: EmbeddedStore, tmp_path: Path) -> None:
+    data = export_case(export_store, golden_finding().id, who="tester", via="test").data
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         z.extractall(tmp_path / "case")
     members = tmp_path / "case" / "members.csv"

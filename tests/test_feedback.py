@@ -133,7 +133,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def store(loaded: Path, tmp_path: Path) -> EmbeddedStore:
+def feedback_store(loaded: Path, tmp_path: Path) -> EmbeddedStore:
+    """A private copy of :func:`loaded`, for one test (it closes it)."""
     shutil.copy(loaded, tmp_path / "store.duckdb")
     return EmbeddedStore(tmp_path / "store.duckdb")
 
@@ -147,45 +148,45 @@ def member_scores(findings: list[Finding]) -> dict[str, float]:
 
 
 def test_a_confirmed_ring_raises_its_unflagged_accomplices(
-    store: EmbeddedStore, loaded: Path
+    feedback_store: EmbeddedStore, loaded: Path
 ) -> None:
     ring = set((loaded.parent / "ring.txt").read_text(encoding="utf-8").split())
-    with store:
-        first = run_detection(store)
+    with feedback_store:
+        first = run_detection(feedback_store)
         found = max(first.findings, key=lambda f: len(ring & set(f.member_ids)))
         assert len(ring & set(found.member_ids)) >= len(ring) / 2
         before = member_scores(first.findings)
         accomplices = [f"accomplice-{k}" for k in range(3)]
         assert all(before.get(a, 0.0) == 0.0 for a in accomplices)
-        store.record_decision(decide(found.case_id, "confirmed"))
-        second = run_detection(store)
+        feedback_store.record_decision(decide(found.case_id, "confirmed"))
+        second = run_detection(feedback_store)
     after = member_scores(second.findings)
     assert second.run.summary["labels_from_decisions"] == len(found.members)
     raised = [a for a in accomplices if after.get(a, 0.0) > 0.0]
     assert len(raised) >= 2, after
 
 
-def test_a_dismissed_finding_is_not_raised_on_the_next_run(store: EmbeddedStore) -> None:
-    with store:
-        first = run_detection(store)
+def test_a_dismissed_finding_is_not_raised_on_the_next_run(feedback_store: EmbeddedStore) -> None:
+    with feedback_store:
+        first = run_detection(feedback_store)
         top = first.findings[0]
-        store.record_decision(decide(top.case_id, "dismissed"))
-        second = run_detection(store)
+        feedback_store.record_decision(decide(top.case_id, "dismissed"))
+        second = run_detection(feedback_store)
         again = next(f for f in second.findings if f.case_id == top.case_id)
         held = second.run.summary["suppressed"]
         assert again.id in held and held[again.id]["members"] == len(top.members)
-        third = run_detection(store)  # still held, against the same baseline
+        third = run_detection(feedback_store)  # still held, against the same baseline
         assert third.run.summary["suppressed"] == held
         assert set(third.run.summary["suppressed"]) <= {f.id for f in third.findings}
 
 
-def test_precision_and_time_to_decision_per_detector(store: EmbeddedStore) -> None:
-    with store:
-        run = run_detection(store)
+def test_precision_and_time_to_decision_per_detector(feedback_store: EmbeddedStore) -> None:
+    with feedback_store:
+        run = run_detection(feedback_store)
         a, b = run.findings[0], run.findings[1]
-        store.record_decision(decide(a.case_id, "confirmed"))
-        store.record_decision(decide(b.case_id, "dismissed"))
-        metrics = decision_metrics(store)
+        feedback_store.record_decision(decide(a.case_id, "confirmed"))
+        feedback_store.record_decision(decide(b.case_id, "dismissed"))
+        metrics = decision_metrics(feedback_store)
     assert sum(m["findings"] for m in metrics) == len(run.findings)
     assert sum(m["confirmed"] for m in metrics) == 1 and sum(m["dismissed"] for m in metrics) == 1
     for m in metrics:
@@ -195,12 +196,12 @@ def test_precision_and_time_to_decision_per_detector(store: EmbeddedStore) -> No
         assert m["policy"].startswith(default_policy().version)
 
 
-def test_policy_suggest_command(store: EmbeddedStore, tmp_path: Path) -> None:
-    with store:
-        run = run_detection(store)
+def test_policy_suggest_command(feedback_store: EmbeddedStore, tmp_path: Path) -> None:
+    with feedback_store:
+        run = run_detection(feedback_store)
         for f in run.findings:
-            store.record_decision(decide(f.case_id, "dismissed"))
-    path = str(store.path)
+            feedback_store.record_decision(decide(f.case_id, "dismissed"))
+    path = str(feedback_store.path)
     p = subprocess.run(
         [sys.executable, "-m", "ringscope.cli", "policy", "suggest", "--store", path,
          "--min-decided", "1", "--format", "json"],
@@ -213,16 +214,18 @@ def test_policy_suggest_command(store: EmbeddedStore, tmp_path: Path) -> None:
     assert all(m["precision"] in (0.0, None) for m in doc["decisions"])
 
 
-def test_the_apps_queue_leaves_held_back_findings_out_unless_asked(store: EmbeddedStore) -> None:
+def test_the_apps_queue_leaves_held_back_findings_out_unless_asked(
+    feedback_store: EmbeddedStore,
+) -> None:
     from ringscope.api.queries import queue
 
-    with store:
-        first = run_detection(store)
+    with feedback_store:
+        first = run_detection(feedback_store)
         top = first.findings[0]
-        store.record_decision(decide(top.case_id, "dismissed"))
-        second = run_detection(store)
+        feedback_store.record_decision(decide(top.case_id, "dismissed"))
+        second = run_detection(feedback_store)
         held = set(second.run.summary["suppressed"])
-        shown = {i.finding.id for i in queue(store).items}
-        everything = {i.finding.id for i in queue(store, held=True).items}
+        shown = {i.finding.id for i in queue(feedback_store).items}
+        everything = {i.finding.id for i in queue(feedback_store, held=True).items}
     assert held and not held & shown and held <= everything
     assert everything - held == shown

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import Hop, gallery_orders, money_orders, ordinary_trade
 
+from ringscope.algorithms.cycles import KIND as CYCLE_KIND
+from ringscope.algorithms.cycles import detect_money_cycles
 from ringscope.algorithms.flows import KIND, detect_money_flows
 from ringscope.errors import InputError
 from ringscope.loaders.pipeline import read_export_tables
@@ -18,49 +21,7 @@ from ringscope.loaders.synthetic._flows import TYPOLOGIES, plant_money_flows, ty
 from ringscope.loaders.synthetic._world import World
 from ringscope.model import Finding, canonical_json
 
-T0 = pd.Timestamp("2026-09-01", tz="UTC")
-Hop = tuple[str, str, float, float]  # payer, payee, amount, hours after T0
-
-
-def _orders(hops: list[Hop]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "order_id": [f"o{i:06d}" for i in range(len(hops))],
-            "buyer_id": [h[0] for h in hops],
-            "seller_id": [h[1] for h in hops],
-            "product_id": "p",
-            "amount": [float(h[2]) for h in hops],
-            "status": "completed",
-            "ts": (T0 + pd.to_timedelta([h[3] for h in hops], unit="h")).astype(
-                "datetime64[us, UTC]"
-            ),
-            "creator_id": None,
-            "commission": float("nan"),
-        }
-    )
-
-
-def ordinary_trade(seed: int = 0) -> list[Hop]:
-    """30 days of shopping: 400 buyers, 15 shops of uneven popularity, amounts ~ 25.
-
-    A few shops also buy from each other now and then, as sellers restocking do.
-    """
-    rng = np.random.default_rng(seed)
-    n = 3000
-    pop = rng.lognormal(0.0, 1.0, 15)
-    shop = rng.choice(15, size=n, p=pop / pop.sum())
-    buyer = rng.choice(400, size=n, p=(w := rng.lognormal(0, 1, 400)) / w.sum())
-    price = np.round(rng.lognormal(np.log(25.0), 0.8, 15), 2)
-    qty = 1 + (rng.random(n) < 0.2)
-    hours = rng.uniform(0, 30 * 24, n)
-    hops: list[Hop] = [
-        (f"b{b:03d}", f"s{s:02d}", float(price[s] * q), float(h))
-        for b, s, q, h in zip(buyer, shop, qty, hours, strict=True)
-    ]
-    for _ in range(60):
-        a, b = rng.choice(15, 2, replace=False)
-        hops.append((f"s{a:02d}", f"s{b:02d}", float(price[b]), float(rng.uniform(0, 720))))
-    return hops
+_orders = money_orders
 
 
 # --------------------------------------------------------------------------- the gallery
@@ -185,19 +146,28 @@ def _typology(f: Finding) -> str:
     return str(f.evidence["typology"][0]["typology"])
 
 
+def money(orders: pd.DataFrame) -> list[Finding]:
+    """Both money detectors' findings: money that goes round is ``money_cycles``'."""
+    return detect_money_flows(orders, seed=0) + detect_money_cycles(orders, seed=0)
+
+
 @pytest.fixture(scope="module")
 def gallery_findings() -> list[Finding]:
-    hops = ordinary_trade()
-    for h, _, _ in GALLERY.values():
-        hops += h
-    for make in NEGATIVES.values():
-        hops += make()
-    return detect_money_flows(_orders(hops), seed=0)
+    return detect_money_flows(
+        gallery_orders(ordinary_trade(), GALLERY.values(), NEGATIVES.values()), seed=0
+    )
 
 
-def test_gallery_finds_exactly_the_planted_flows(gallery_findings: list[Finding]) -> None:
+@pytest.fixture(scope="module")
+def gallery_money() -> list[Finding]:
+    return money(gallery_orders(ordinary_trade(), GALLERY.values()))
+
+
+def test_gallery_finds_exactly_the_planted_flows(
+    gallery_findings: list[Finding], gallery_money: list[Finding]
+) -> None:
     got = sorted((tuple(f.member_ids), _typology(f)) for f in gallery_findings)
-    want = sorted((tuple(sorted(m)), t) for _, m, t in GALLERY.values())
+    want = sorted((tuple(sorted(m)), t) for _, m, t in GALLERY.values() if t != "cycle")
     assert got == want
     for f in gallery_findings:
         assert f.kind == KIND
@@ -205,18 +175,26 @@ def test_gallery_finds_exactly_the_planted_flows(gallery_findings: list[Finding]
         assert _typology(f).replace("_", "-") in f.explanation
         assert next(s for s in f.signals if s.name == "significance").value >= 2.0
         assert 0.0 < f.score <= 1.0
+    # the cycles went round once: money_cycles reports them, one finding each
+    got = sorted((tuple(f.member_ids), _typology(f), f.kind) for f in gallery_money)
+    want = sorted(
+        (tuple(sorted(m)), t, CYCLE_KIND if t == "cycle" else KIND) for _, m, t in GALLERY.values()
+    )
+    assert got == want
 
 
 @pytest.mark.parametrize("name", sorted(GALLERY))
 def test_each_flow_alone_over_ordinary_trade(name: str) -> None:
     hops, members, typology = GALLERY[name]
-    found = detect_money_flows(_orders(ordinary_trade(seed=3) + hops), seed=0)
+    found = money(_orders(ordinary_trade(seed=3) + hops))
     assert [(set(f.member_ids), _typology(f)) for f in found] == [(members, typology)]
 
 
-def test_roles_say_who_paid_passed_on_and_received(gallery_findings: list[Finding]) -> None:
-    roles = {m.account_id: m.role for f in gallery_findings for m in f.members}
-    assert roles["cA"] == "source" and roles["cB"] == roles["cC"] == "mule"
+def test_roles_say_who_paid_passed_on_and_received(gallery_money: list[Finding]) -> None:
+    roles = {m.account_id: m.role for f in gallery_money for m in f.members}
+    cycle = next(f for f in gallery_money if "cA" in f.member_ids)
+    passed = next(s.value for s in cycle.signals if s.name == "passed_on_share")
+    assert cycle.kind == CYCLE_KIND and passed == 1.0  # each hop after the one that paid it
     assert roles["fiS0"] == "source" and roles["fiM"] == "mule" and roles["fiK"] == "sink"
     assert roles["foF"] == "source" and roles["foM"] == "mule" and roles["foR3"] == "sink"
     assert {roles[f"sgM{i}"] for i in range(4)} == {"mule"} and roles["sgK"] == "sink"
@@ -246,17 +224,26 @@ def test_look_alikes_are_not_flagged(name: str, gallery_findings: list[Finding])
     alone = detect_money_flows(_orders(ordinary_trade(seed=5) + NEGATIVES[name]()), seed=0)
     assert alone == []
     assert not accounts & {a for f in gallery_findings for a in f.member_ids}
+    cycles = detect_money_cycles(_orders(ordinary_trade(seed=5) + NEGATIVES[name]()), seed=0)
+    if name == "time_violating_cycle":
+        # no money passed on hop after hop, but goods went round once (each account paid
+        # before it was paid, like amounts, hours apart): a money cycle
+        assert [f.member_ids for f in cycles] == [("tvX", "tvY", "tvZ")]
+        passed = next(s.value for s in cycles[0].signals if s.name == "passed_on_share")
+        assert passed == 0.0
+    else:
+        assert cycles == []
 
 
 def test_the_cycle_needs_its_hops_in_time_order() -> None:
     hops = GALLERY["cycle_with_fee"][0]
-    assert detect_money_flows(_orders(ordinary_trade() + hops), seed=0)
+    assert detect_money_flows(_orders(ordinary_trade() + hops), seed=0, leave_cycles=False)
     # the second hop before the first, and every hop in reverse: from no account does the
     # money go round hop after hop
     early_second = [hops[0], (hops[1][0], hops[1][1], hops[1][2], 95.0), hops[2]]
     reverse = [(a, b, x, 250 - t) for a, b, x, t in hops]
     for bad in (early_second, reverse):
-        found = detect_money_flows(_orders(ordinary_trade() + bad), seed=0)
+        found = detect_money_flows(_orders(ordinary_trade() + bad), seed=0, leave_cycles=False)
         assert not {"cA", "cB", "cC"} <= {a for f in found for a in f.member_ids}
 
 
@@ -307,7 +294,7 @@ def test_generated_typology_market(tmp_path: Path, seed: int) -> None:
     truth = pd.read_csv(tmp_path / "truth.csv")
     planted = truth[truth["kind"] == "money_flow"]
     positives = set(planted["account_id"])
-    found = detect_money_flows(tables.orders, accounts=tables.accounts, seed=0)
+    found = money(tables.orders)
     scores: dict[str, float] = {}
     for f in found:
         for m in f.members:
@@ -397,8 +384,8 @@ def test_planting_refuses_bad_requests() -> None:
         plant_money_flows(World(seed=1, events=1000), np.random.default_rng(0), per_typology={})
 
 
-def test_repeated_cycles_are_named_cycles_too() -> None:
-    # the money-cycle detector's case: the same loop, round after round
+def test_repeated_cycles_are_left_to_money_cycles() -> None:
+    # the same loop, round after round: one money_cycles finding of four rounds
     rounds = [
         hop
         for r in range(4)
@@ -406,5 +393,10 @@ def test_repeated_cycles_are_named_cycles_too() -> None:
             ["rA", "rB", "rC", "rA"], [900.0, 880.0, 870.0], [72 * r + 1, 72 * r + 6, 72 * r + 12]
         )
     ]
-    found = detect_money_flows(_orders(ordinary_trade() + rounds), seed=0)
-    assert [(f.member_ids, _typology(f)) for f in found] == [(("rA", "rB", "rC"), "cycle")]
+    orders = _orders(ordinary_trade() + rounds)
+    found = money(orders)
+    assert [(f.member_ids, f.kind) for f in found] == [(("rA", "rB", "rC"), CYCLE_KIND)]
+    assert found[0].evidence["cycles"][0]["rounds"] == 4
+    # money_flows alone sees the loop too, and names it a cycle
+    alone = detect_money_flows(orders, seed=0, leave_cycles=False)
+    assert [(f.member_ids, _typology(f)) for f in alone] == [(("rA", "rB", "rC"), "cycle")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_loaders_helpers import ORDERS_HEAD, read_rejects, write_export
+from helpers.exports import ORDERS_HEAD, read_rejects, write_export
 from typer.testing import CliRunner
 
 from ringscope.cli import app

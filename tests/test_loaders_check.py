@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_loaders_helpers import ACCOUNTS, ENGAGEMENTS_HEAD, ORDERS_HEAD, one, write_export
+from helpers.exports import ACCOUNTS, ENGAGEMENTS_HEAD, ORDERS_HEAD, one, write_export
 
 from ringscope.contract import MAX_ID_LENGTH
 from ringscope.errors import InputError

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_loaders_helpers import (
+from helpers.exports import (
     ACCOUNTS,
     ENGAGEMENTS_HEAD,
     ORDERS_HEAD,
@@ -28,13 +27,6 @@ from ringscope.loaders.pipeline import (
 from ringscope.loaders.validate import REJECT_COLUMNS
 
 SMALL = Path(__file__).parent / "data" / "small-export"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
-    s = EmbeddedStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ringscope.graphs.neo4j_bulk import SideFileStore
+from ringscope.graphs.neo4j_store import SideFile
 
 SMALL = Path(__file__).resolve().parent / "data" / "small-export"
 
@@ -56,7 +56,7 @@ def test_csv_only_writes_the_files_the_command_names(tmp_path: Path) -> None:
         labels = row[":LABEL"].split(";")
         assert labels[0] == "Account"
         assert sorted(label.lower() for label in labels[1:]) == row["roles"].split("|")
-    with SideFileStore(tmp_path / "ringscope-events.duckdb") as side:
+    with SideFile(tmp_path / "ringscope-events.duckdb") as side:
         assert side.counts()["engagements"] == 60
         assert len(side.loads()) == 1
 

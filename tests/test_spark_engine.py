@@ -219,3 +219,52 @@ def test_spark_submit_entry_file_is_the_cli() -> None:
 
 
 _RUN_SUBMIT = "runpy.run_module('ringscope.engines.spark.submit', run_name='__main__')"
+
+
+def _summary(store: Any, run_id: str) -> dict[str, Any]:
+    """A run's summary without what differs by engine or by run (timings, run ids,
+    where the engine ran)."""
+    s = dict(store.get_run(run_id).summary)
+    for key in ("seconds", "engine", "spark_master", "export", "detector_engines"):
+        s.pop(key, None)
+    s["previous_run"] = s["previous_run"] is not None
+    return s
+
+
+def test_runs_on_spark_save_the_summary_of_local_runs(
+    spark: SparkSession, market: Path, tmp_path: Path
+) -> None:
+    """Two runs on each engine over the same export, the second after decisions on the
+    first's findings: the summaries are equal, health, labels from decisions, dismissed
+    cases held back and confirmed cases raised again included. The first run sees only
+    the last week of activity, so the second finds networks that have grown."""
+    from ringscope.engines.spark.detect import SparkEngine
+    from ringscope.graphs.embedded import EmbeddedStore
+    from ringscope.jobs.detect import run_detection
+    from ringscope.loaders.pipeline import load_export
+    from ringscope.model import Decision
+    from ringscope.policy import Policy
+
+    week = Policy.model_validate({**default_policy().model_dump(), "window_days": 7})
+    summaries = []
+    for engine in ("local", "spark"):
+        with EmbeddedStore(tmp_path / f"{engine}.duckdb") as store:
+            if engine == "local":
+                load_export(store, market, rejects_dir=tmp_path / "rejects")
+            how = None if engine == "local" else SparkEngine(spark, str(market))
+            first = run_detection(store, week, engine=how)
+            assert len(first.findings) >= 3, "the generated market plants networks"
+            for i, f in enumerate(first.findings):
+                decision = "dismissed" if i % 3 == 2 else "confirmed"
+                store.record_decision(
+                    Decision(f.case_id or f.id, decision, "analyst", first.run.started_at, "note")
+                )
+            second = run_detection(store, default_policy(), engine=how)
+            summaries.append((_summary(store, first.run.id), _summary(store, second.run.id)))
+    (local_first, local_second), (spark_first, spark_second) = summaries
+    assert local_first == spark_first
+    assert local_second == spark_second
+    assert local_second["labels_from_decisions"] > 0
+    assert local_second["suppressed"], "a dismissed case comes back unchanged"
+    assert local_second["raised_again"], "a confirmed case has grown"
+    assert local_second["health"]["creators"] and local_second["health"]["events_flagged"] > 0

@@ -22,11 +22,13 @@ DOCS = {
     "orders denser than camouflage can explain.",
     "commission_rings": "Commission rings: buyer groups ordering through one creator's affiliate "
     "links for one seller, then refunding or cancelling.",
-    "money_cycles": "Money cycles: accounts paying each other round a loop (A sells to B sells "
-    "to C sells to A), repeatedly and quickly.",
+    "money_cycles": "Money cycles: money going round a loop of accounts (A pays B pays C pays "
+    "A), once or many times, hops minutes to days apart, more coherent than ordinary trade "
+    "makes. Parameters: see the docstring of ringscope.algorithms.cycles.",
     "money_flows": "Money flows (laundering typologies): money passed on through accounts once, "
-    "hop after hop, amounts conserved: cycles, chains, fan-in/out, scatter-gather, "
-    "gather-scatter. Parameters: see the docstring of ringscope.algorithms.flows.",
+    "hop after hop, amounts conserved: chains, fan-in/out, scatter-gather, gather-scatter "
+    "(money that comes back round is money_cycles'). Parameters: see the docstring of "
+    "ringscope.algorithms.flows.",
     "shared_identifiers": "Shared identifiers: accounts tied by devices, payment methods, phones, "
     "addresses and IPs used by few accounts.",
     "label_propagation": "Guilt by association: personalised PageRank from investigator labels "

@@ -126,10 +126,6 @@ def empty_table(name: str) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _empty(name: str) -> pd.DataFrame:
-    return empty_table(name)
-
-
 @dataclass(frozen=True)
 class MarketTables:
     """The tables of one marketplace, normalised (see ``ringscope.contract``).
@@ -143,14 +139,14 @@ class MarketTables:
     values that :meth:`mapped` left as they are, with their counts.
     """
 
-    accounts: pd.DataFrame = field(default_factory=lambda: _empty("accounts"))
-    streams: pd.DataFrame = field(default_factory=lambda: _empty("streams"))
-    engagements: pd.DataFrame = field(default_factory=lambda: _empty("engagements"))
-    follows: pd.DataFrame = field(default_factory=lambda: _empty("follows"))
-    orders: pd.DataFrame = field(default_factory=lambda: _empty("orders"))
-    affiliations: pd.DataFrame = field(default_factory=lambda: _empty("affiliations"))
-    identifiers: pd.DataFrame = field(default_factory=lambda: _empty("identifiers"))
-    labels: pd.DataFrame = field(default_factory=lambda: _empty("labels"))
+    accounts: pd.DataFrame = field(default_factory=lambda: empty_table("accounts"))
+    streams: pd.DataFrame = field(default_factory=lambda: empty_table("streams"))
+    engagements: pd.DataFrame = field(default_factory=lambda: empty_table("engagements"))
+    follows: pd.DataFrame = field(default_factory=lambda: empty_table("follows"))
+    orders: pd.DataFrame = field(default_factory=lambda: empty_table("orders"))
+    affiliations: pd.DataFrame = field(default_factory=lambda: empty_table("affiliations"))
+    identifiers: pd.DataFrame = field(default_factory=lambda: empty_table("identifiers"))
+    labels: pd.DataFrame = field(default_factory=lambda: empty_table("labels"))
     as_of: datetime | None = None
     other_identifier_weight: float = OTHER_IDENTIFIER_WEIGHT
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)

@@ -3,10 +3,16 @@
 Laundering typologies (cycles, chains, fan-out, fan-in, scatter-gather, gather-scatter;
 IBM's AMLSim and the AMLworld data of Altman et al., NeurIPS 2023) move money *through*
 accounts: each hop comes after the hop that funded it and passes on what it received,
-unchanged or less a small fee. :mod:`ringscope.algorithms.cycles` needs a cycle to go round
-repeatedly; these go round once. The money graph is the one of
-:func:`~ringscope.algorithms.cycles.money_transfers` (buyer -> seller per order, seller ->
+unchanged or less a small fee. The money graph is the one of
+:func:`~ringscope.algorithms.money.transfer_arrays` (buyer -> seller per order, seller ->
 creator per commission).
+
+Money that goes round belongs to :mod:`ringscope.algorithms.cycles`: it reports every cycle,
+once round or many times, as one ``money_cycle`` finding, and this detector leaves out the
+patterns that use a transfer on a hop of such a cycle (``leave_cycles``), so that one cycle
+gives one finding. A pattern named ``cycle`` here is one whose money came back in a way the
+cycle search does not report (below its significance, or round a pattern of several
+branches).
 
 How it works
 ------------
@@ -67,14 +73,14 @@ or a probability computed from the market's own amounts and activity.
 Policy block ``money_flows``
 ----------------------------
 max_hop_days, max_fee, max_gather, max_node_chance, min_significance, hub_quantile,
-max_pattern_accounts, statuses, new_account_days, min_score, max_evidence: see
+max_pattern_accounts, leave_cycles, statuses, new_account_days, min_score, max_evidence: see
 :func:`detect_money_flows`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -86,12 +92,20 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.algorithms.base import check_random_state, iso
-from ringscope.algorithms.cycles import Transfers, transfer_arrays
+from ringscope.algorithms.cycles import money_cycle_transfers
 from ringscope.algorithms.identifiers import account_created, as_float, reference_time
+from ringscope.algorithms.money import (
+    Activity,
+    Transfers,
+    hub_discount,
+    market_activity,
+    new_accounts,
+    transfer_arrays,
+)
 from ringscope.model import DetectorInfo, Finding, Member, Signal, rank
 
 NAME = "money_flows"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 KIND = "money_flow"
 TYPOLOGIES = ("cycle", "chain", "fan_out", "fan_in", "scatter_gather", "gather_scatter")
 
@@ -128,49 +142,15 @@ def _check(
 
 
 @dataclass(frozen=True)
-class Market:
-    """What ordinary trade looks like: the amounts, and each account's activity.
+class Market(Activity):
+    """:class:`~ringscope.algorithms.money.Activity` and sums of market amounts.
 
-    ``amounts`` are every transfer's amount, sorted; ``sums[m - 2]`` holds sums of ``m``
-    amounts drawn from them (Monte-Carlo, seeded; sorted when first needed);
-    ``rate_in``/``rate_out`` are each account's payments in/out per second over ``span``
-    seconds; ``degree`` its distinct
-    counterparties; ``hub_degree`` the ``hub_quantile`` quantile of ``degree``.
+    ``sums[m - 2]`` holds sums of ``m`` amounts drawn from ``amounts`` (Monte-Carlo,
+    seeded; sorted when first needed).
     """
 
-    amounts: np.ndarray
-    sums: np.ndarray
-    n_in: np.ndarray
-    n_out: np.ndarray
-    rate_in: np.ndarray
-    rate_out: np.ndarray
-    degree: np.ndarray
-    hub_degree: float
-    span: float
-    mean: float = field(default=0.0)
-    var: float = field(default=0.0)
-    #: per account, its busiest days (count, day) of payments in and out, busiest first
-    busy_in: tuple[np.ndarray, np.ndarray] | None = None
-    busy_out: tuple[np.ndarray, np.ndarray] | None = None
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     sorted_sums: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def busiest_rate(
-        self, acc: np.ndarray, first_day: np.ndarray, last_day: np.ndarray, inflow: bool
-    ) -> np.ndarray:
-        """Each account's payment rate on its busiest day outside ``[first_day, last_day]``.
-
-        Marketplace trade comes in bursts (a live stream, a flash sale): a burst of an
-        account that has had such days before is ordinary for it.
-        """
-        busy = self.busy_in if inflow else self.busy_out
-        if busy is None:
-            return np.zeros(len(acc))
-        count, day = busy[0][acc], busy[1][acc]
-        outside = (day < first_day[:, None]) | (day > last_day[:, None])
-        # given a first payment that day, the others came at this rate (a day of one
-        # payment says nothing about bursts)
-        best = np.maximum(np.where(outside, count, 0).max(axis=1) - 1, 0)
-        return np.asarray(best / 86_400.0, dtype=float)
 
     def _sorted_sums(self, m: int) -> np.ndarray:
         got = self.sorted_sums.get(m)
@@ -212,58 +192,13 @@ def market_model(
     seed: int | np.random.Generator | None,
 ) -> Market:
     """The :class:`Market` of transfers ``src -> dst`` (account codes), amounts, times (s)."""
-    amounts = np.sort(amount)
+    act = market_activity(
+        src, dst, amount, t, n_accounts, hub_quantile=hub_quantile, min_span=max_hop
+    )
     rng = check_random_state(seed if seed is not None else 0)
-    draws = amounts[rng.integers(0, len(amounts), size=(_MC_SAMPLES, _MC_MAX))]
+    draws = act.amounts[rng.integers(0, len(act.amounts), size=(_MC_SAMPLES, _MC_MAX))]
     sums = np.cumsum(draws, axis=1)[:, 1:].T.copy()  # row m - 2: sums of m, sorted on use
-    n_in = np.bincount(dst, minlength=n_accounts)
-    n_out = np.bincount(src, minlength=n_accounts)
-    span = max(float(t.max() - t.min()), max_hop)
-    a, b = np.minimum(src, dst), np.maximum(src, dst)
-    pairs = np.unique(a.astype(np.int64) * n_accounts + b)
-    degree = np.bincount(
-        np.concatenate([pairs // n_accounts, pairs % n_accounts]), minlength=n_accounts
-    )
-    active = degree[degree > 0]
-    hub = float(np.quantile(active, hub_quantile)) if len(active) else 1.0
-    day = (t // 86_400).astype(np.int64)
-    return Market(
-        amounts=amounts,
-        sums=sums,
-        n_in=n_in,
-        n_out=n_out,
-        rate_in=n_in / span,
-        rate_out=n_out / span,
-        degree=degree,
-        hub_degree=max(hub, 1.0),
-        span=span,
-        mean=float(amounts.mean()),
-        var=float(amounts.var()),
-        busy_in=_busiest_days(dst, day, n_accounts),
-        busy_out=_busiest_days(src, day, n_accounts),
-    )
-
-
-def _busiest_days(
-    acc: np.ndarray, day: np.ndarray, n_accounts: int, keep: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each account's ``keep`` busiest days: counts and days, ``(n_accounts, keep)``."""
-    count = np.zeros((n_accounts, keep), dtype=np.int64)
-    days = np.full((n_accounts, keep), np.iinfo(np.int64).min, dtype=np.int64)
-    if not len(acc):
-        return count, days
-    d0 = int(day.min())
-    width = int(day.max()) - d0 + 1
-    key, cnt = np.unique(acc * width + (day - d0), return_counts=True)
-    a, d = key // width, key % width + d0
-    o = np.lexsort((d, -cnt, a))
-    a, d, cnt = a[o], d[o], cnt[o]
-    first = np.searchsorted(a, a, "left")
-    rank = np.arange(len(a)) - first
-    top = rank < keep
-    count[a[top], rank[top]] = cnt[top]
-    days[a[top], rank[top]] = d[top]
-    return count, days
+    return Market(**{f.name: getattr(act, f.name) for f in fields(Activity)}, sums=sums)
 
 
 def log_node_chance(
@@ -694,12 +629,6 @@ def _parallel(nodes: list[Node], src: np.ndarray, dst: np.ndarray) -> bool:
     return False
 
 
-def hub_discount(degree_outside: np.ndarray, hub_degree: float) -> np.ndarray:
-    """``1 / (1 + log2(d / hub_degree))`` above the hub degree, 1 at or below it."""
-    ratio = np.maximum(np.asarray(degree_outside, dtype=float) / hub_degree, 1.0)
-    return np.asarray(1.0 / (1.0 + np.log2(ratio)), dtype=float)
-
-
 # --------------------------------------------------------------------------- detector
 
 
@@ -714,6 +643,7 @@ def detect_money_flows(
     min_significance: float = 2.0,
     hub_quantile: float = 0.99,
     max_pattern_accounts: int = 300,
+    leave_cycles: bool = True,
     statuses: tuple[str, ...] = ("completed",),
     new_account_days: float = 30.0,
     min_score: float = 0.4,
@@ -727,7 +657,7 @@ def detect_money_flows(
     ----------
     orders : pandas.DataFrame
         Normalised ``orders`` table (the money graph of
-        :func:`~ringscope.algorithms.cycles.money_transfers`).
+        :func:`~ringscope.algorithms.money.money_transfers`).
     accounts : pandas.DataFrame, optional
         Normalised ``accounts`` table, for account ages in the explanation.
     max_hop_days : float
@@ -749,6 +679,12 @@ def detect_money_flows(
     max_pattern_accounts : int
         Groups of more accounts than this are not reported (a well-mixed market, not a
         pattern).
+    leave_cycles : bool
+        Leave to :func:`~ringscope.algorithms.cycles.detect_money_cycles` the money that
+        goes round: patterns that use a transfer on a hop of a cycle it finds (with its
+        default parameters) are not reported, so that one cycle gives one finding, of kind
+        ``money_cycle``, whether it went round once or many times. Turn off when
+        ``money_cycles`` does not run.
     statuses : tuple of str
         Orders of these statuses are payments (a refunded or cancelled order moved no
         money that stayed).
@@ -791,7 +727,7 @@ def detect_money_flows(
     ...     "seller_id": [f"s{i % 8}" for i in range(n)],
     ...     "amount": np.round(rng.lognormal(3, 0.6, n), 2),
     ...     "ts": t0 + pd.to_timedelta(rng.uniform(0, 30, n), unit="D")})
-    >>> hops = pd.DataFrame({"buyer_id": ["A", "B", "C"], "seller_id": ["B", "C", "A"],
+    >>> hops = pd.DataFrame({"buyer_id": ["A", "B", "C"], "seller_id": ["B", "C", "D"],
     ...     "amount": [2500.0, 2475.0, 2450.25],
     ...     "ts": [t0 + pd.Timedelta(hours=h) for h in (10, 16, 30)]})
     >>> orders = pd.concat([shop, hops], ignore_index=True).assign(
@@ -799,7 +735,11 @@ def detect_money_flows(
     ...     status="completed")
     >>> [(f.member_ids, f.evidence["typology"][0]["typology"])
     ...  for f in detect_money_flows(orders, seed=0)]
-    [(('A', 'B', 'C'), 'cycle')]
+    [(('A', 'B', 'C', 'D'), 'chain')]
+    >>> # money that comes back round is left to money_cycles
+    >>> back = orders.assign(seller_id=orders["seller_id"].replace({"D": "A"}))
+    >>> detect_money_flows(back, seed=0)
+    []
     """
     _check(max_hop_days, max_fee, max_gather, max_node_chance, hub_quantile, min_score)
     params: dict[str, Any] = {
@@ -810,6 +750,7 @@ def detect_money_flows(
         "min_significance": min_significance,
         "hub_quantile": hub_quantile,
         "max_pattern_accounts": max_pattern_accounts,
+        "leave_cycles": leave_cycles,
         "statuses": list(statuses),
         "new_account_days": new_account_days,
         "min_score": min_score,
@@ -846,14 +787,17 @@ def detect_money_flows(
         and len(p.roles) <= max_pattern_accounts
         and (len(p.nodes) > 1 or len(p.nodes[0].ins) > 1 or len(p.nodes[0].outs) > 1)
     ]
+    if patterns and leave_cycles:
+        taken = np.zeros(len(tr), dtype=bool)
+        taken[money_cycle_transfers(tr)] = True
+        patterns = [p for p in patterns if not taken[p.transfers].any()]
     if not patterns:
         return []
     now = reference_time((orders, "ts"), as_of=as_of)
     created = account_created(accounts)
     new: np.ndarray | None = None
     if len(created):
-        age = (now - created.reindex(pd.Index(names, dtype=object))).dt.total_seconds()
-        new = (age / 86400.0 <= new_account_days).fillna(False).to_numpy(dtype=bool)
+        new = new_accounts(names, created, now, new_account_days)
     shown = sorted({t for p in patterns for t in p.transfers[:max_evidence]})
     ctx = _Context(
         names=names,

@@ -82,9 +82,7 @@ def warm_up(store: GraphStore, run_cache: RunCache) -> None:
     try:
         run = store.latest_run()
         found = run_cache.findings(store, run) if run is not None else []
-        build = getattr(store, "build_graph_index", None)
-        if callable(build):
-            build()
+        store.warm_up()
         if found and found[0].members:
             # the statements of a walk, prepared by the server (Neo4j plans them once)
             store.neighbourhood([NodeRef("Account", found[0].members[0].account_id)], limit=10)

@@ -114,16 +114,7 @@ class Queue:
 def latest_decisions(store: GraphStore, cases: Iterable[str] | None = None) -> dict[str, str]:
     """The latest decision of every case that has one (only of ``cases`` when given:
     decisions on older cases pile up, every one kept, and a page needs its own)."""
-    own = getattr(store, "latest_decisions", None)
-    if callable(own):
-        latest: dict[str, str] = own(cases)
-        return latest
-    wanted = None if cases is None else set(cases)
-    out: dict[str, str] = {}
-    for d in store.decisions():  # oldest first: the last one wins
-        if wanted is None or d.finding_id in wanted:
-            out[d.finding_id] = d.decision
-    return out
+    return store.latest_decisions(cases)
 
 
 def queue_state(
@@ -131,11 +122,9 @@ def queue_state(
 ) -> tuple[Run | None, dict[str, str]]:
     """The run ``run`` (default the latest succeeded one) and :func:`latest_decisions`
     (of the cases ``cases_of(run)`` names, when given); through the store's
-    ``queue_state`` (one read) when it has one and ``run`` is not given."""
-    own = getattr(store, "queue_state", None)
-    if run is None and callable(own):
-        state: tuple[Run | None, dict[str, str]] = own(cases_of)
-        return state
+    ``queue_state`` (one read on Neo4j) when ``run`` is not given."""
+    if run is None:
+        return store.queue_state(cases_of)
     found = resolve_run(store, run)
     cases = None if found is None or cases_of is None else cases_of(found)
     return found, latest_decisions(store, cases)
@@ -345,12 +334,11 @@ def finding_state(
     """:func:`find_finding` (in the :data:`HISTORY_RUNS` newest succeeded runs first,
     unless ``run`` is given) and :func:`case_decisions`.
 
-    Without ``run``, on a store with a ``case_state`` (Neo4j), the runs and the
+    Without ``run``, through the store's ``case_state``: on Neo4j the runs and the
     decisions are read in one transaction (the finding is looked up in between, from
     ``cache``); otherwise one read after the other, with the same result.
     """
-    own = getattr(store, "case_state", None)
-    if run is None and callable(own):
+    if run is None:
         found: list[tuple[Run, Finding]] = []
 
         def case_of(runs: list[Run]) -> str:
@@ -358,7 +346,7 @@ def finding_state(
             f = found[0][1]
             return f.case_id or f.id
 
-        runs, decisions = own(case_of, limit=HISTORY_RUNS)
+        runs, decisions = store.case_state(case_of, limit=HISTORY_RUNS)
         r, f = found[0]
         return FindingState(r, f, runs, decisions)
     recent = None if run else succeeded_runs(store, limit=HISTORY_RUNS)
@@ -400,8 +388,4 @@ def entity(store: GraphStore, ref: NodeRef) -> Node:
 def findings_of_account(store: GraphStore, account_id: str, run: Run | None) -> list[Finding]:
     if run is None:
         return []
-    own = getattr(store, "findings_for_account", None)
-    if callable(own):
-        found: list[Finding] = own(account_id, run.id)
-        return found
-    return [f for f in store.findings(run.id) if account_id in f.member_ids]
+    return store.findings_for_account(account_id, run.id)

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 from ringscope.errors import ConfigError
 
+#: The engines ``ringscope detect --engine`` takes.
 ENGINES: tuple[str, ...] = ("local", "spark")
 
 
 class EngineUnavailable(ConfigError):
     """The chosen engine cannot run here (its packages are not installed)."""
-
-
-def check_engine(name: str) -> str:
-    """``name`` if it is a known engine, else a :class:`ConfigError` naming the known ones."""
-    if name not in ENGINES:
-        raise ConfigError(f"unknown engine {name!r} (engines: {', '.join(ENGINES)})")
-    return name

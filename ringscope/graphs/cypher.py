@@ -2,16 +2,17 @@
 
 Values always travel as parameters. Labels and relationship types appear in the
 text only from the whitelists of the graph model (:data:`NODE_LABELS`,
-:data:`REL_TYPES`, :data:`ROLE_LABELS`, :data:`IDENTIFIER_LABELS`); the few
+:data:`REL_TYPES`, and the extra labels of :mod:`ringscope.graphs.graph_model`); the
 statements that need one are built by the functions below, which refuse anything
-else.
+else. The load and rollback statements are generated from the model
+(:mod:`ringscope.graphs.graph_model`), one per node label and relationship type.
 
 Conventions of the stored graph:
 
 - every node of the model has a unique ``id`` (its platform id; an Identifier's
   is ``"<kind>:<value>"``);
-- nodes, and relationships of :data:`LOAD_ID_RELS`, carry ``_load_id``, the load
-  that created them (for rollbacks);
+- nodes, and the relationships the model marks ``load_id``, carry ``_load_id``, the
+  load that created them (for rollbacks);
 - relationships that windows look at carry ``_t0`` and ``_t1``: the start and end
   of their interval in microseconds since the epoch (``_t1`` absent means "still
   open"; a point in time has ``_t0 = _t1``; no ``_t0`` means "always kept").
@@ -20,21 +21,15 @@ Conventions of the stored graph:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
+from ringscope.graphs.graph_model import NODES, RELS, NodeType, RelType, nodes_of, rels_of
 from ringscope.model import NODE_LABELS, REL_TYPES
 
-#: Extra labels of an Account by role (role -> label).
-ROLE_LABELS: dict[str, str] = {"creator": "Creator", "seller": "Seller", "buyer": "Buyer"}
-#: Extra labels of an Identifier by kind (kind -> label).
-IDENTIFIER_LABELS: dict[str, str] = {
-    "device": "Device",
-    "ip": "IP",
-    "payment": "Payment",
-    "phone": "Phone",
-    "address": "Address",
-}
+#: Every label a node of the model may carry beyond its own (a whitelist).
+EXTRA_LABELS: tuple[str, ...] = tuple(label for n in NODES.values() for label in n.extra_labels)
 #: Nodes of the model that have a uniqueness constraint on ``id``.
 ID_LABELS: tuple[str, ...] = (*NODE_LABELS, "Run")
 #: The label of the one node that names the pair of a database and its side file (see
@@ -65,14 +60,15 @@ CONSTRAINTS: tuple[str, ...] = (
     # rollback step scans the whole label or relationship type).
     *(
         f"CREATE INDEX {label.lower()}_load_id IF NOT EXISTS FOR (n:{label}) ON (n._load_id)"
-        for label in ("Account", "Stream", "Order", "Product", "Identifier")
+        for label in NODES
     ),
     # Markers of batches whose side-file rows are not committed yet (see MARK_PENDING).
     "CREATE INDEX pending_batch_table IF NOT EXISTS FOR (n:_PendingBatch) ON (n.table)",
     "CREATE INDEX pending_batch_token IF NOT EXISTS FOR (n:_PendingBatch) ON (n.token)",
     *(
         f"CREATE INDEX {rel.lower()}_load_id IF NOT EXISTS FOR ()-[r:{rel}]-() ON (r._load_id)"
-        for rel in ("AFFILIATE_OF", "FOLLOWS", "USES", "SELLS")
+        for rel, r in RELS.items()
+        if r.load_id
     ),
 )
 
@@ -81,51 +77,24 @@ CONSTRAINTS: tuple[str, ...] = (
 AWAIT_INDEXES = "CALL db.awaitIndexes($timeout)"
 
 # --------------------------------------------------------------------------- loading
+# Every load statement is one ``UNWIND $rows`` over one label (and, for labels with extra
+# ones, one combination of them) or one relationship type; relationships are matched on
+# both ends by id (unique-index seeks). The rows come from the model's SQL
+# (``graph_model.node_rows``, ``rel_rows``, ``aggregate_rows``): a node's ``id`` and
+# properties, a relationship's ``_s``, ``_t`` (its ends' ids), properties, ``_t0`` and
+# ``_t1``. Two versions of each: CREATE, for elements the side file has just proved new
+# (a row new to the table; a product, identifier or SELLS pair no stored row had), used
+# when the store knows that no earlier write of the table can have reached Neo4j alone
+# (see ``Neo4jStore.write_batch``); and MERGE with absolute values otherwise, so that
+# writing a lost batch again repairs it exactly. ``$load_id`` marks what a load created.
 
 
 def _set(var: str, names: Sequence[str], src: str = "row") -> str:
     """``var.a = row.a, var.b = row.b, ...``: properties named one by one. (A map
     ``SET var += row.props`` hides which properties change, and the planner then adds
     Eager operators that buffer every row of the statement.) Names come from the
-    data contract, never from data; a ``null`` value removes the property."""
+    model, never from data; a ``null`` value removes the property."""
     return ", ".join(f"{var}.{name} = {src}.{name}" for name in names)
-
-
-#: Node properties per table (the contract's columns; missing values are ``null``).
-ACCOUNT_PROPS: tuple[str, ...] = ("account_id", "roles", "created_at", "country", "status")
-STREAM_PROPS: tuple[str, ...] = ("stream_id", "creator_id", "started_at", "ended_at", "title")
-ORDER_PROPS: tuple[str, ...] = (
-    "order_id",
-    "buyer_id",
-    "seller_id",
-    "product_id",
-    "amount",
-    "status",
-    "ts",
-    "creator_id",
-    "stream_id",
-    "commission",
-    "refunded_at",
-)
-ENGAGED_PROPS: tuple[str, ...] = (
-    "views",
-    "likes",
-    "comments",
-    "shares",
-    "gifts",
-    "gift_amount",
-    "first_ts",
-    "last_ts",
-)
-
-# Every load statement is one ``UNWIND $rows`` over one label (and, for accounts, one
-# combination of role labels) or one relationship type; relationships are matched on
-# both ends by id (unique-index seeks). Two versions of each: CREATE, for elements the
-# side file has just proved new (a row new to the table; a product, identifier or
-# SELLS pair no stored row had), used when the store knows that no earlier write of
-# the table can have reached Neo4j alone (see ``Neo4jStore.write_batch``); and MERGE
-# with absolute values otherwise, so that writing a lost batch again repairs it
-# exactly. ``$load_id`` marks what a load created.
 
 
 def _map(names: Sequence[str], src: str = "row") -> str:
@@ -136,180 +105,73 @@ def _map(names: Sequence[str], src: str = "row") -> str:
     )
 
 
-def _role_labels(labels: Sequence[str]) -> str:
-    """``:Creator:Buyer``: role labels, checked against the whitelist."""
-    unknown = [label for label in labels if label not in ROLE_LABELS.values()]
+def _extra_labels(node: NodeType, labels: Sequence[str]) -> str:
+    """``:Creator:Buyer``: extra labels of ``node``, checked against its whitelist."""
+    unknown = [label for label in labels if label not in node.extra_labels]
     if unknown:
-        raise ValueError(f"unknown role labels {unknown}")
+        raise ValueError(f"unknown {node.label} labels {unknown}")
     return "".join(f":{label}" for label in labels)
 
 
-def merge_accounts(labels: Sequence[str] = ()) -> str:
-    """Merge the accounts ``$rows`` by id, set their properties and the role ``labels``."""
-    extra = f", a{_role_labels(labels)}" if labels else ""
-    return f"""
+@functools.cache
+def node_statement(node: NodeType, labels: tuple[str, ...] = (), *, create: bool) -> str:
+    """Write the nodes ``$rows`` of ``node`` that carry the extra ``labels`` (one statement
+    per combination): CREATE them with their properties, or MERGE them by id and set
+    their properties (a node per distinct key: on creation only, its properties being
+    those of its id) and labels."""
+    extra = _extra_labels(node, labels)
+    names = [p.name for p in node.props]
+    if create:
+        return f"""
 UNWIND $rows AS row
-MERGE (a:Account {{id: row.id}})
-ON CREATE SET a._load_id = $load_id
-SET {_set("a", ACCOUNT_PROPS)}{extra}
+CREATE (:{node.label}{extra} {_map(names)})
 """
-
-
-def create_accounts(labels: Sequence[str] = ()) -> str:
-    """Create the accounts ``$rows`` with their properties and the role ``labels`` (the
-    accounts of one statement share their roles: one statement per role combination)."""
-    return f"""
+    merge = f"""
 UNWIND $rows AS row
-CREATE (:Account{_role_labels(labels)} {_map(ACCOUNT_PROPS)})
+MERGE (n:{node.label} {{id: row.id}})
 """
+    if node.one_per_row:
+        sets = _set("n", names) + (f", n{extra}" if extra else "")
+        return merge + f"ON CREATE SET n._load_id = $load_id\nSET {sets}\n"
+    merge += f"ON CREATE SET n._load_id = $load_id, {_set('n', names)}\n"
+    return merge + (f"SET n{extra}\n" if extra else "")
 
 
-MERGE_ACCOUNTS = merge_accounts()
-
-MERGE_STREAMS = f"""
-UNWIND $rows AS row
-MERGE (s:Stream {{id: row.id}})
-ON CREATE SET s._load_id = $load_id
-SET {_set("s", STREAM_PROPS)}
-"""
-
-CREATE_STREAMS = f"""
-UNWIND $rows AS row
-CREATE (:Stream {_map(STREAM_PROPS)})
-"""
-
-MERGE_PRODUCTS = """
-UNWIND $rows AS id
-MERGE (p:Product {id: id})
-ON CREATE SET p._load_id = $load_id, p.product_id = id
-"""
-
-CREATE_PRODUCTS = """
-UNWIND $rows AS id
-CREATE (:Product {id: id, product_id: id, _load_id: $load_id})
-"""
-
-MERGE_ORDERS = f"""
-UNWIND $rows AS row
-MERGE (o:Order {{id: row.id}})
-ON CREATE SET o._load_id = $load_id
-SET {_set("o", ORDER_PROPS)}
-"""
-
-CREATE_ORDERS = f"""
-UNWIND $rows AS row
-CREATE (:Order {_map(ORDER_PROPS)})
-"""
-
-#: The key of :data:`MERGE_IDENTIFIERS` and :data:`CREATE_IDENTIFIERS` for identifiers
-#: of kinds :data:`IDENTIFIER_LABELS` does not name: they get no label but ``Identifier``
-#: (a label is never made from data).
-OTHER_KIND = ""
-
-
-def identifier_statement_key(kind: str) -> str:
-    """The key of the statements that write identifiers of ``kind``."""
-    return kind if kind in IDENTIFIER_LABELS else OTHER_KIND
-
-
-MERGE_IDENTIFIERS: dict[str, str] = {
-    kind: f"""
-UNWIND $rows AS row
-MERGE (i:Identifier {{id: row.id}})
-ON CREATE SET i._load_id = $load_id, i.kind = row.kind, i.value = row.value
-{f"SET i:{label}" if label else ""}
-"""
-    for kind, label in {**IDENTIFIER_LABELS, OTHER_KIND: ""}.items()
-}
-
-CREATE_IDENTIFIERS: dict[str, str] = {
-    kind: f"""
-UNWIND $rows AS row
-CREATE (:Identifier{f":{label}" if label else ""} {_map(("kind", "value"))})
-"""
-    for kind, label in {**IDENTIFIER_LABELS, OTHER_KIND: ""}.items()
-}
-
-
-#: Relationship types whose rollback looks them up by ``_load_id`` (the others go with
-#: the node a load created: HOSTED with its Stream; PLACED, FOR, ATTRIBUTED_TO and
-#: IN_STREAM with their Order; ENGAGED is recomputed from the side file), so only
-#: these carry it: every property costs the load time in the statement and the commit.
-LOAD_ID_RELS: tuple[str, ...] = ("AFFILIATE_OF", "FOLLOWS", "USES", "SELLS")
-
-
-def _rel(
-    rel: str, a: tuple[str, str], b: tuple[str, str], props: Sequence[str], *, create: bool
-) -> str:
-    """``UNWIND $rows``: match both ends by id, then CREATE or MERGE the relationship
-    and set ``props`` (names of ``row`` fields) and, for :data:`LOAD_ID_RELS`,
-    ``_load_id`` (on create)."""
-    (a_label, a_key), (b_label, b_key) = a, b
+@functools.cache
+def rel_statement(rel: RelType, *, create: bool) -> str:
+    """``UNWIND $rows``: match both ends by id, then CREATE or MERGE the relationship and
+    set its properties, ``_t0`` and ``_t1``, and ``_load_id`` (on creation) when the
+    model marks it."""
+    names = [p.name for p in rel.props]
+    if rel.window is not None:
+        names += ["_t0"] if rel.window.kind == "since" else ["_t0", "_t1"]
     head = f"""
 UNWIND $rows AS row
-MATCH (a:{a_label} {{id: row.{a_key}}})
-MATCH (b:{b_label} {{id: row.{b_key}}})
+MATCH (a:{rel.source.label} {{id: row._s}})
+MATCH (b:{rel.target.label} {{id: row._t}})
 """
-    sets = _set("r", props)
-    load_id = rel in LOAD_ID_RELS
+    sets = _set("r", names)
     if create:
-        items = ", ".join((["r._load_id = $load_id"] if load_id else []) + ([sets] if sets else []))
-        return head + f"CREATE (a)-[r:{rel}]->(b)\n" + (f"SET {items}\n" if items else "")
-    body = f"MERGE (a)-[r:{rel}]->(b)\n"
-    if load_id:
+        items = ", ".join(
+            (["r._load_id = $load_id"] if rel.load_id else []) + ([sets] if sets else [])
+        )
+        return head + f"CREATE (a)-[r:{rel.type}]->(b)\n" + (f"SET {items}\n" if items else "")
+    body = f"MERGE (a)-[r:{rel.type}]->(b)\n"
+    if rel.load_id:
         body += "ON CREATE SET r._load_id = $load_id\n"
     return head + body + (f"SET {sets}\n" if sets else "")
 
 
-_ACC, _STR, _ORD, _PRD, _IDN = (
-    ("Account", "creator_id"),
-    ("Stream", "id"),
-    ("Order", "id"),
-    ("Product", "product_id"),
-    ("Identifier", "id"),
-)
-
-#: Relationship statements: type -> (MERGE version, CREATE version).
-REL_STATEMENTS: dict[str, tuple[str, str]] = {
-    name: (_rel(*args, create=False), _rel(*args, create=True))
-    for name, args in {
-        "HOSTED": ("HOSTED", _ACC, _STR, ("_t0", "_t1")),
-        "AFFILIATE_OF": (
-            "AFFILIATE_OF",
-            _ACC,
-            ("Account", "seller_id"),
-            ("commission_rate", "since", "_t0"),
-        ),
-        "FOLLOWS": ("FOLLOWS", ("Account", "follower_id"), _ACC, ("ts", "_t0", "_t1")),
-        "ENGAGED": (
-            "ENGAGED",
-            ("Account", "account_id"),
-            ("Stream", "stream_id"),
-            (*ENGAGED_PROPS, "_t0", "_t1"),
-        ),
-        "PLACED": ("PLACED", ("Account", "buyer_id"), _ORD, ("_t0", "_t1")),
-        "FOR": ("FOR", _ORD, _PRD, ("_t0", "_t1")),
-        "SELLS": ("SELLS", ("Account", "seller_id"), _PRD, ()),
-        "ATTRIBUTED_TO": ("ATTRIBUTED_TO", _ORD, _ACC, ("_t0", "_t1")),
-        "IN_STREAM": ("IN_STREAM", _ORD, ("Stream", "stream_id"), ("_t0", "_t1")),
-        "USES": (
-            "USES",
-            ("Account", "account_id"),
-            _IDN,
-            ("first_seen", "last_seen", "_t0", "_t1"),
-        ),
-    }.items()
-}
-
-#: ENGAGED holds the aggregate of every stored event of the pair (set, not incremented:
-#: the columnar side computes it, so writing it twice changes nothing).
-MERGE_ENGAGED = REL_STATEMENTS["ENGAGED"][0]
-
-DELETE_ENGAGED = """
+@functools.cache
+def delete_rels(rel: RelType) -> str:
+    """Delete the relationships ``$rows`` (``_s``, ``_t``) of ``rel``: aggregated ones whose
+    pair has no row left."""
+    return f"""
 UNWIND $rows AS row
-MATCH (:Account {id: row.account_id})-[r:ENGAGED]->(:Stream {id: row.stream_id})
+MATCH (:{rel.source.label} {{id: row._s}})-[r:{rel.type}]->(:{rel.target.label} {{id: row._t}})
 DELETE r
 """
+
 
 #: A batch's graph is written, its side-file rows not yet committed (one node per batch).
 MARK_PENDING = """
@@ -323,60 +185,77 @@ CLEAR_PENDING = "MATCH (m:_PendingBatch {token: $token}) DELETE m"
 CLEAR_PENDING_LOAD = "MATCH (m:_PendingBatch {table: $table, load_id: $load_id}) DELETE m"
 
 # --------------------------------------------------------------------------- rollback
+# What a load created for a table, in this order: the nodes of its rows (with their
+# relationships: HOSTED with its Stream; PLACED, FOR, ATTRIBUTED_TO and IN_STREAM with
+# their Order), the relationships marked with the load, those of distinct pairs no row
+# supports any more, then the nodes of distinct keys that nothing points at any more.
+# ENGAGED is recomputed from the side file instead.
 
-#: Nodes a load created for a table, removed with their relationships.
-ROLLBACK_NODES: dict[str, str] = {
-    table: f"""
+
+def _delete_nodes(label: str) -> str:
+    """Nodes a load created, with their relationships."""
+    return f"""
 MATCH (n:{label} {{_load_id: $load_id}})
 WITH n LIMIT $limit
 DETACH DELETE n
 RETURN count(*) AS removed
 """
-    for table, label in (("accounts", "Account"), ("streams", "Stream"), ("orders", "Order"))
-}
 
-#: Relationships a load created for a table.
-ROLLBACK_RELS: dict[str, str] = {
-    table: f"""
+
+def _delete_marked(rel: str) -> str:
+    """Relationships a load created."""
+    return f"""
 MATCH ()-[r:{rel} {{_load_id: $load_id}}]->()
 WITH r LIMIT $limit
 DELETE r
 RETURN count(*) AS removed
 """
-    for table, rel in (
-        ("affiliations", "AFFILIATE_OF"),
-        ("follows", "FOLLOWS"),
-        ("identifiers", "USES"),
-    )
-}
 
-#: Products and identifiers a load created that nothing points at any more.
-ROLLBACK_ORPHANS: dict[str, str] = {
-    table: f"""
+
+def _delete_orphans(label: str) -> str:
+    """Nodes a load created that nothing points at any more."""
+    return f"""
 MATCH (n:{label} {{_load_id: $load_id}})
 WHERE NOT EXISTS {{ (n)--() }}
 WITH n LIMIT $limit
 DELETE n
 RETURN count(*) AS removed
 """
-    for table, label in (("orders", "Product"), ("identifiers", "Identifier"))
-}
 
-#: SELLS relationships a load created that no stored order supports any more.
-ROLLBACK_SELLS = """
+
+#: Relationships of distinct pairs a load created that no stored row supports any more,
+#: per type: how Neo4j finds a supporting row (SELLS: an order of the seller for the
+#: product, found from the product).
+UNSUPPORTED: dict[str, str] = {
+    "SELLS": """
 MATCH (s:Account)-[r:SELLS {_load_id: $load_id}]->(p:Product)
 WHERE NOT EXISTS { MATCH (o:Order)-[:FOR]->(p) WHERE o.seller_id = s.id }
 WITH r LIMIT $limit
 DELETE r
 RETURN count(*) AS removed
-"""
+""",
+}
+
+
+@functools.cache
+def rollback_statements(table: str) -> tuple[str, ...]:
+    """The statements that remove what a load created for ``table``'s rows (each with
+    ``$load_id`` and ``$limit``, returning ``removed``; run until it is 0)."""
+    nodes, rels = nodes_of(table), rels_of(table)
+    return (
+        *(_delete_nodes(n.label) for n in nodes if n.one_per_row),
+        *(_delete_marked(r.type) for r in rels if r.load_id and r.grouping == "row"),
+        *(UNSUPPORTED[r.type] for r in rels if r.load_id and r.grouping == "distinct"),
+        *(_delete_orphans(n.label) for n in nodes if not n.one_per_row),
+    )
+
 
 # --------------------------------------------------------------------------- reading
 
 
 def count_label(label: str) -> str:
     """``MATCH (n:Label) RETURN count(n)`` for a whitelisted label (served by the count store)."""
-    allowed = (*NODE_LABELS, *ROLE_LABELS.values(), *IDENTIFIER_LABELS.values())
+    allowed = (*NODE_LABELS, *EXTRA_LABELS)
     if label not in allowed:
         raise ValueError(f"unknown node label {label!r}")
     return f"MATCH (n:{label}) RETURN count(n) AS n"

@@ -1,15 +1,16 @@
 """The embedded store: the whole marketplace graph in one local DuckDB file.
 
-The contract tables are stored as typed DuckDB tables (``VARCHAR``,
-``TIMESTAMPTZ`` in UTC, ``DOUBLE``), each with a hidden ``_load_id`` column that
-names the load which inserted the row. The graph model is not materialised: every
-relationship is derived from the tables when it is asked for (see the table in
-:mod:`ringscope.graphs.store`), so a load is one append per table and a walk is a
-few SQL queries per hop whatever the size of the store.
+The contract tables are stored as typed DuckDB tables, each with a hidden
+``_load_id`` column that names the load which inserted the row
+(:mod:`ringscope.graphs.tables`, the same layer as the Neo4j store's side file). The
+graph model is not materialised: every node and relationship is derived from the
+tables when it is asked for, by SQL generated from the model
+(:mod:`ringscope.graphs.graph_model`), so a load is one append per table and a walk
+is a few SQL queries per hop whatever the size of the store.
 
 Beyond :class:`~ringscope.graphs.store.GraphStore`, :class:`EmbeddedStore` offers
-:meth:`~EmbeddedStore.findings_for_account`, :meth:`~EmbeddedStore.table_arrow`,
-:meth:`~EmbeddedStore.schema_version` and context-manager support.
+:meth:`~EmbeddedStore.table_arrow`, :meth:`~EmbeddedStore.schema_version`,
+:meth:`~EmbeddedStore.build_graph_index` and context-manager support.
 
 Conventions of :meth:`EmbeddedStore.table`: strings come back in pandas' default
 string dtype (``str``; a missing value is NaN, test it with ``pandas.isna``),
@@ -59,50 +60,39 @@ import json
 import logging
 import os
 import pathlib
-import re
 import threading
-import time
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ringscope.contract import TABLES, TableSpec
-from ringscope.errors import NotFoundError, StoreError, StoreLocked
-from ringscope.graphs import _updates
+from ringscope.errors import NotFoundError, StoreError
 from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
-    FingerprintCache,
     as_utc,
     bounded_bfs,
     check_node_refs,
     check_rel_types,
     check_window,
-    combine_fingerprints,
     decision_with_utc,
     edge_key,
-    load_report_from_dict,
     pick_edge,
     props,
     ref_key,
     run_with,
 )
 from ringscope.graphs._groupcommit import GroupCommit
-from ringscope.graphs.store import Entity
+from ringscope.graphs.graph_model import GRAPH_TABLES, NODES, RELS, NodeType, RelType
+from ringscope.graphs.store import GraphStore
+from ringscope.graphs.tables import DuckTables, TableStore, execute, first_row, q
 from ringscope.model import (
-    NODE_LABELS,
-    REL_TYPES,
     BatchResult,
     Decision,
     Edge,
     Finding,
-    LoadReport,
     Node,
     NodeRef,
     Path,
@@ -115,12 +105,9 @@ from ringscope.model import (
 #: Version of the layout below; a file with another version is refused.
 SCHEMA_VERSION: Final = 1
 
-_SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
-
+#: The embedded store's own tables, beside the contract tables and ``loads``.
 _INTERNAL_TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS loads (seq BIGINT NOT NULL, load_id VARCHAR NOT NULL, "
-    "fingerprint VARCHAR NOT NULL, report VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)",
     "CREATE TABLE IF NOT EXISTS runs (seq BIGINT NOT NULL, id VARCHAR NOT NULL, "
     "started_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, finished_at TIMESTAMPTZ, "
     "policy VARCHAR NOT NULL, data_fingerprint VARCHAR NOT NULL, summary VARCHAR NOT NULL)",
@@ -134,179 +121,39 @@ _INTERNAL_TABLES: Final = (
     "note VARCHAR NOT NULL)",
 )
 
-_ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("streams", "stream_id")}
-
-_IDENTIFIER_ID: Final = "(kind || ':' || value)"
-
-
-def _q(name: str) -> str:
-    """Quote an identifier that comes from the contract (never from data)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _spec(table: str) -> TableSpec:
-    try:
-        return TABLES[table]
-    except KeyError:
-        raise ValueError(f"table: unknown table {table!r}; use one of {sorted(TABLES)}") from None
-
-
 # --------------------------------------------------------------------------- graph derivation
+# The nodes and relationships of the model (ringscope.graphs.graph_model), as SQL over
+# the contract tables.
 
 
-@dataclass(frozen=True, slots=True)
-class _Rel:
-    """How one relationship type is derived from a contract table.
-
-    ``window`` is ``("point", col)``, ``("interval", lo, hi)``, ``("since", col)``
-    or ``()`` (always kept). ``aggregate`` marks ENGAGED (one edge per
-    account and stream); ``distinct`` marks SELLS (distinct pairs).
-    """
-
-    type: str
-    table: str
-    src_label: str
-    src: str
-    dst_label: str
-    dst: str
-    when: str = "TRUE"
-    window: tuple[str, ...] = ()
-    aggregate: bool = False
-    distinct: bool = False
-    props: tuple[tuple[str, str], ...] = ()
+def _node_sql(node: NodeType, nodes: str | None) -> str:
+    """The stored nodes of ``node`` with their id (``_id``) and properties: those among
+    the ``(label, id)`` pairs of relation ``nodes``, or every one when ``None``."""
+    cols = ", ".join(f"{p.sql} AS {q(p.name)}" for p in node.props)
+    distinct = "" if node.one_per_row else "DISTINCT "
+    if nodes is not None:
+        where = f" WHERE {node.id} IN (SELECT id FROM {nodes} WHERE label = '{node.label}')"
+    else:
+        where = "" if node.one_per_row else f" WHERE {node.id} IS NOT NULL"
+    return f"SELECT {distinct}{node.id} AS _id, {cols} FROM main.{node.table}{where}"
 
 
-_ENGAGED_PROPS: Final = (
-    ("views", "count(*) FILTER (WHERE kind = 'view')"),
-    ("likes", "count(*) FILTER (WHERE kind = 'like')"),
-    ("comments", "count(*) FILTER (WHERE kind = 'comment')"),
-    ("shares", "count(*) FILTER (WHERE kind = 'share')"),
-    ("gifts", "count(*) FILTER (WHERE kind = 'gift')"),
-    ("gift_amount", "coalesce(sum(amount) FILTER (WHERE kind = 'gift'), 0.0)"),
-    ("first_ts", "min(ts)"),
-    ("last_ts", "max(ts)"),
-)
+def _count_sql(table: str, columns: Sequence[str] | None, where: str = "") -> str:
+    """How many rows of ``table`` (distinct values of ``columns`` when given) ``where``."""
+    if columns is None:
+        return f"SELECT count(*) FROM main.{table}{where}"
+    return f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(columns)} FROM main.{table}{where})"
 
-_RELS: Final = {
-    r.type: r
-    for r in (
-        _Rel(
-            "HOSTED",
-            "streams",
-            "Account",
-            "creator_id",
-            "Stream",
-            "stream_id",
-            window=("interval", "started_at", "ended_at"),
-        ),
-        _Rel(
-            "ENGAGED",
-            "engagements",
-            "Account",
-            "account_id",
-            "Stream",
-            "stream_id",
-            window=("interval", "min(ts)", "max(ts)"),
-            aggregate=True,
-            props=_ENGAGED_PROPS,
-        ),
-        _Rel(
-            "FOLLOWS",
-            "follows",
-            "Account",
-            "follower_id",
-            "Account",
-            "creator_id",
-            window=("point", "ts"),
-            props=(("ts", "ts"),),
-        ),
-        _Rel(
-            "PLACED", "orders", "Account", "buyer_id", "Order", "order_id", window=("point", "ts")
-        ),
-        _Rel("FOR", "orders", "Order", "order_id", "Product", "product_id", window=("point", "ts")),
-        _Rel("SELLS", "orders", "Account", "seller_id", "Product", "product_id", distinct=True),
-        _Rel(
-            "ATTRIBUTED_TO",
-            "orders",
-            "Order",
-            "order_id",
-            "Account",
-            "creator_id",
-            when="creator_id IS NOT NULL",
-            window=("point", "ts"),
-        ),
-        _Rel(
-            "IN_STREAM",
-            "orders",
-            "Order",
-            "order_id",
-            "Stream",
-            "stream_id",
-            when="stream_id IS NOT NULL",
-            window=("point", "ts"),
-        ),
-        _Rel(
-            "AFFILIATE_OF",
-            "affiliations",
-            "Account",
-            "creator_id",
-            "Account",
-            "seller_id",
-            window=("since", "since"),
-            props=(("commission_rate", "commission_rate"), ("since", "since")),
-        ),
-        _Rel(
-            "USES",
-            "identifiers",
-            "Account",
-            "account_id",
-            "Identifier",
-            _IDENTIFIER_ID,
-            window=("interval", "first_seen", "last_seen"),
-            props=(("first_seen", "first_seen"), ("last_seen", "last_seen")),
-        ),
-    )
+
+#: Per label and relationship type of the model: the SQL counting its elements.
+_COUNT_SQL: Final = {
+    **{n.label: _count_sql(n.table, None if n.one_per_row else n.key) for n in NODES.values()},
+    **{
+        r.type: _count_sql(r.table, None if r.grouping == "row" else r.ends, r.where)
+        for r in RELS.values()
+    },
 }
-assert tuple(_RELS) == REL_TYPES
 
-#: Per label: the SQL that gives a node's id and properties, with ``{nodes}`` the
-#: relation of wanted ``(label, id)`` pairs.
-_NODE_SQL: Final = {
-    "Account": "SELECT account_id AS _id, {cols} FROM main.accounts "
-    "WHERE account_id IN (SELECT id FROM {nodes} WHERE label = 'Account')",
-    "Stream": "SELECT stream_id AS _id, {cols} FROM main.streams "
-    "WHERE stream_id IN (SELECT id FROM {nodes} WHERE label = 'Stream')",
-    "Order": "SELECT order_id AS _id, {cols} FROM main.orders "
-    "WHERE order_id IN (SELECT id FROM {nodes} WHERE label = 'Order')",
-    "Product": "SELECT DISTINCT product_id AS _id, product_id FROM main.orders "
-    "WHERE product_id IN (SELECT id FROM {nodes} WHERE label = 'Product')",
-    "Identifier": f"SELECT DISTINCT {_IDENTIFIER_ID} AS _id, kind, value FROM main.identifiers "
-    f"WHERE {_IDENTIFIER_ID} IN (SELECT id FROM {{nodes}} WHERE label = 'Identifier')",
-}
-_NODE_TABLE: Final = {"Account": "accounts", "Stream": "streams", "Order": "orders"}
-
-#: Per label: every stored node with its properties, for the adjacency index.
-_INDEX_NODE_SQL: Final = {
-    "Account": "SELECT account_id AS _id, {cols} FROM main.accounts",
-    "Stream": "SELECT stream_id AS _id, {cols} FROM main.streams",
-    "Order": "SELECT order_id AS _id, {cols} FROM main.orders",
-    "Product": "SELECT DISTINCT product_id AS _id, product_id FROM main.orders "
-    "WHERE product_id IS NOT NULL",
-    "Identifier": f"SELECT DISTINCT {_IDENTIFIER_ID} AS _id, kind, value FROM main.identifiers "
-    f"WHERE {_IDENTIFIER_ID} IS NOT NULL",
-}
-assert set(_INDEX_NODE_SQL) == set(NODE_LABELS)
-
-#: Tables whose rows the adjacency index holds (its size limit counts them).
-_INDEX_TABLES: Final = (
-    "accounts",
-    "streams",
-    "engagements",
-    "follows",
-    "orders",
-    "affiliations",
-    "identifiers",
-)
 #: Default of :attr:`EmbeddedStore.graph_index_max_rows`: about 1 GB of memory at most.
 GRAPH_INDEX_MAX_ROWS: Final = 5_000_000
 
@@ -323,48 +170,51 @@ _DATA_VERSIONS: dict[str, int] = {}
 _DATA_VERSIONS_LOCK = threading.Lock()
 
 
-def _window_conditions(rel: _Rel, start: datetime | None, end: datetime | None) -> list[str]:
+def _window_conditions(rel: RelType, start: datetime | None, end: datetime | None) -> list[str]:
     """SQL conditions keeping ``rel`` inside ``[start, end)`` (``$start``/``$end``)."""
-    if not rel.window:
-        return []
-    kind, *cols = rel.window
+    w = rel.window
     out: list[str] = []
-    if kind == "point":
+    if w is None:
+        return out
+    if w.kind == "point":
         if start is not None:
-            out.append(f"{cols[0]} >= $start")
+            out.append(f"{w.start} >= $start")
         if end is not None:
-            out.append(f"{cols[0]} < $end")
-    elif kind == "interval":
+            out.append(f"{w.start} < $end")
+    elif w.kind == "interval":
         if end is not None:
-            out.append(f"{cols[0]} < $end")
+            out.append(f"{w.start} < $end")
         if start is not None:
-            out.append(f"({cols[1]} IS NULL OR {cols[1]} >= $start)")
-    elif kind == "since" and end is not None:
-        out.append(f"{cols[0]} < $end")
+            out.append(f"({w.end} IS NULL OR {w.end} >= $start)")
+    elif w.kind == "since" and end is not None:
+        out.append(f"{w.start} < $end")
     return out
 
 
-def _branch_sql(
-    rel: _Rel, outward: bool, front: str, start: datetime | None, end: datetime | None
-) -> str:
-    """Pairs (frontier node, neighbour) over ``rel`` with the frontier on one side."""
-    if outward:
-        f_label, f_expr, n_label, n_expr = rel.src_label, rel.src, rel.dst_label, rel.dst
-    else:
-        f_label, f_expr, n_label, n_expr = rel.dst_label, rel.dst, rel.src_label, rel.src
-    window = _window_conditions(rel, start, end)
-    where = [f"{f_expr} IN (SELECT id FROM {front} WHERE label = '{f_label}')", rel.when]
-    if not rel.aggregate:
-        where += window
-    sql = (
-        f"SELECT '{f_label}' AS f_label, {f_expr} AS f_id, '{n_label}' AS n_label, "
-        f"{n_expr} AS n_id FROM main.{rel.table} WHERE {' AND '.join(where)}"
-    )
-    if rel.aggregate:
-        sql += " GROUP BY ALL"
+def _windowed(rel: RelType, select: str, where: list[str], group: str, window: list[str]) -> str:
+    """``SELECT select FROM rel's table WHERE where``, inside the window: on the rows, or
+    for an aggregated relationship on the groups (``group``)."""
+    aggregate = rel.grouping == "aggregate"
+    conditions = [*where, rel.when, *([] if aggregate else window)]
+    sql = f"SELECT {select} FROM main.{rel.table} WHERE {' AND '.join(conditions)}"
+    if aggregate:
+        sql += f" GROUP BY {group}"
         if window:
             sql += " HAVING " + " AND ".join(window)
     return sql
+
+
+def _branch_sql(
+    rel: RelType, outward: bool, front: str, start: datetime | None, end: datetime | None
+) -> str:
+    """Pairs (frontier node, neighbour) over ``rel`` with the frontier on one side."""
+    here, there = (rel.source, rel.target) if outward else (rel.target, rel.source)
+    select = (
+        f"'{here.label}' AS f_label, {here.id} AS f_id, '{there.label}' AS n_label, "
+        f"{there.id} AS n_id"
+    )
+    where = [f"{here.id} IN (SELECT id FROM {front} WHERE label = '{here.label}')"]
+    return _windowed(rel, select, where, "ALL", _window_conditions(rel, start, end))
 
 
 def _adjacency_sql(
@@ -372,7 +222,7 @@ def _adjacency_sql(
     rels: Sequence[str],
     start: datetime | None,
     end: datetime | None,
-    labels: Iterable[str] = NODE_LABELS,
+    labels: Iterable[str] = NODES,
 ) -> str:
     """Every (frontier node, neighbour) pair over ``rels`` in either direction.
 
@@ -382,58 +232,40 @@ def _adjacency_sql(
     present = set(labels)
     parts = [
         _branch_sql(rel, outward, front, start, end)
-        for rel in (_RELS[t] for t in rels)
+        for rel in (RELS[t] for t in rels)
         for outward in (True, False)
-        if (rel.src_label if outward else rel.dst_label) in present
+        if (rel.source if outward else rel.target).label in present
     ]
     if not parts:
         return "SELECT NULL AS f_label, NULL AS f_id, NULL AS n_label, NULL AS n_id WHERE FALSE"
     return " UNION ALL ".join(f"({p})" for p in parts)
 
 
-def _edges_sql(rel: _Rel, nodes: str, start: datetime | None, end: datetime | None) -> str:
+def _edges_sql(rel: RelType, nodes: str, start: datetime | None, end: datetime | None) -> str:
     """Every ``rel`` relationship in the window between two nodes of ``nodes``."""
     where = [
-        f"{rel.src} IN (SELECT id FROM {nodes} WHERE label = '{rel.src_label}')",
-        f"{rel.dst} IN (SELECT id FROM {nodes} WHERE label = '{rel.dst_label}')",
-        rel.when,
+        f"{end_.id} IN (SELECT id FROM {nodes} WHERE label = '{end_.label}')"
+        for end_ in (rel.source, rel.target)
     ]
-    window = _window_conditions(rel, start, end)
-    if not rel.aggregate:
-        where += window
-    cols = ", ".join(
-        [f"{rel.src} AS _s", f"{rel.dst} AS _t"] + [f"{e} AS {n}" for n, e in rel.props]
+    cols = [f"{rel.source.id} AS _s", f"{rel.target.id} AS _t"]
+    cols += [f"{p.sql} AS {p.name}" for p in rel.props]
+    distinct = "DISTINCT " if rel.grouping == "distinct" else ""
+    return _windowed(
+        rel, distinct + ", ".join(cols), where, "_s, _t", _window_conditions(rel, start, end)
     )
-    distinct = "DISTINCT " if rel.distinct else ""
-    sql = f"SELECT {distinct}{cols} FROM main.{rel.table} WHERE {' AND '.join(where)}"
-    if rel.aggregate:
-        sql += " GROUP BY _s, _t"
-        if window:
-            sql += " HAVING " + " AND ".join(window)
-    return sql
 
 
-def _index_rel_sql(rel: _Rel) -> str:
+def _index_rel_sql(rel: RelType) -> str:
     """Every ``rel`` relationship with its window times (microseconds) and properties."""
-    _kind, *cols = rel.window or ("",)
-    w = [f"epoch_us({c})" if c else "NULL::BIGINT" for c in (*cols, "", "")[:2]]
-    select = [f"{rel.src} AS _s", f"{rel.dst} AS _t", f"{w[0]} AS _w0", f"{w[1]} AS _w1"]
-    select += [f"{e} AS {n}" for n, e in rel.props]
-    where = f"{rel.when} AND {rel.src} IS NOT NULL AND {rel.dst} IS NOT NULL"
-    distinct = "DISTINCT " if rel.distinct else ""
+    w = rel.window
+    times = (w.start, w.end if w.kind == "interval" else None) if w is not None else (None, None)
+    t0, t1 = (f"epoch_us({c})" if c else "NULL::BIGINT" for c in times)
+    select = [f"{rel.source.id} AS _s", f"{rel.target.id} AS _t", f"{t0} AS _w0", f"{t1} AS _w1"]
+    select += [f"{p.sql} AS {p.name}" for p in rel.props]
+    where = f"{rel.when} AND {rel.source.id} IS NOT NULL AND {rel.target.id} IS NOT NULL"
+    distinct = "DISTINCT " if rel.grouping == "distinct" else ""
     sql = f"SELECT {distinct}{', '.join(select)} FROM main.{rel.table} WHERE {where}"
-    return sql + " GROUP BY _s, _t" if rel.aggregate else sql
-
-
-def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> None:
-    """Run one statement to its end (DuckDB wants every result consumed)."""
-    con.execute(sql, params).fetchall()
-
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[Any, ...] | None:
-    """The first row of a query (the whole result is consumed)."""
-    rows = con.execute(sql, params).fetchall()
-    return rows[0] if rows else None
+    return sql + " GROUP BY _s, _t" if rel.grouping == "aggregate" else sql
 
 
 def _params(sql: str, **values: Any) -> dict[str, Any]:
@@ -441,64 +273,10 @@ def _params(sql: str, **values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if f"${k}" in sql}
 
 
-#: Seconds :meth:`EmbeddedStore.close` waits for an interrupted read to stop.
-CLOSE_WAIT_S: Final = 5.0
-
-
-def _close_connection(con: duckdb.DuckDBPyConnection) -> None:
-    """Close ``con``, interrupting the statement another thread runs on it, if any."""
-    deadline = time.monotonic() + CLOSE_WAIT_S
-    while True:
-        try:
-            con.close()
-            return
-        except duckdb.Error as e:  # in use by another thread
-            if time.monotonic() > deadline:
-                log.warning("a store connection could not be closed: %s", e)
-                return
-            with contextlib.suppress(duckdb.Error):
-                con.interrupt()
-            time.sleep(0.01)
-
-
-def _holder_pid(error: Exception) -> int | None:
-    """The process DuckDB names as holding a file's lock (``... held in EXE (PID 123)``)."""
-    found = re.search(r"\(PID (\d+)\)", str(error))
-    return int(found.group(1)) if found else None
-
-
-def _describe_pid(pid: int | None) -> str:
-    """`` (pid 123: ringscope serve ...)``: who holds the file, as far as this machine tells."""
-    if pid is None:
-        return ""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            words = [w.decode("utf-8", "replace") for w in f.read().split(b"\0") if w]
-    except OSError:
-        words = []
-    command = " ".join(pathlib.Path(words[0]).name if i == 0 else w for i, w in enumerate(words))
-    if len(command) > 160:
-        command = command[:160] + "…"
-    return f" (pid {pid}: {command})" if command else f" (pid {pid})"
-
-
-def _room_hint(error: Exception) -> str:
-    """What to do about a write that failed for want of room or permission."""
-    text = str(error)
-    if "No space left" in text or "File too large" in text or "Disk quota" in text:
-        return (
-            "; the store's disk is full (or a file size limit is reached): make room and run "
-            "the load again (committed batches are kept and skipped)"
-        )
-    if "Permission denied" in text or "Read-only file system" in text:
-        return "; the store's folder or file cannot be written by this user"
-    return ""
-
-
 # --------------------------------------------------------------------------- the store
 
 
-class EmbeddedStore:
+class EmbeddedStore(TableStore, GraphStore):
     """The default store: one DuckDB file (or ``:memory:``), persistent and transactional.
 
     Parameters
@@ -521,52 +299,31 @@ class EmbeddedStore:
     def __init__(self, path: str | pathlib.Path) -> None:
         self.path = str(path)
         self.uri = self.path
-        self._lock = threading.RLock()
-        self._local = threading.local()
-        self._cursors: list[tuple[weakref.ref[threading.Thread], duckdb.DuckDBPyConnection]] = []
         self._index_lock = threading.Lock()
         self._index: tuple[tuple[int, int], AdjacencyIndex | None] | None = None
         self._index_walks: tuple[tuple[int, int], int] = ((-1, -1), 0)
         self._index_building: tuple[int, int] | None = None
         self._index_built = threading.Event()
         self._audit_writer: GroupCommit[tuple[Any, ...]] = GroupCommit(self._write_audit)
-        self._fingerprint = FingerprintCache()
         self._version_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else os.path.realpath(self.path)
         )
-        if self.path != ":memory:":
-            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._con: duckdb.DuckDBPyConnection | None = None
-        #: Raised at each opening: a thread's read cursor belongs to one opening.
-        self._opening = 0
-        self._open()
+        self._tables = DuckTables(self.path, setup=self._setup)
 
     # ------------------------------------------------------------------ plumbing
-    def _open(self) -> None:
-        """Connect to the file, set the session up and check the schema."""
-        try:
-            con = duckdb.connect(self.path)
-        except duckdb.IOException as e:
-            if "lock" in str(e).lower():
-                pid = _holder_pid(e)
-                raise StoreLocked(
-                    f"store {self.path} is in use by another process{_describe_pid(pid)} "
-                    "(DuckDB allows one process at a time; close the other one)",
-                    pid,
-                ) from e
-            raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open store {self.path}: {e}{_room_hint(e)}") from e
-        with self._lock:
-            self._con = con
-            self._opening += 1
-        try:
-            _exec(con, "SET TimeZone = 'UTC'")
-            _exec(con, "SET enable_progress_bar = false")
-            self._setup()
-        except BaseException:
-            self.close()
-            raise
+    def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The store's own tables, and the check of the file's layout version."""
+        for stmt in _INTERNAL_TABLES:
+            execute(con, stmt)
+        row = first_row(con, "SELECT max(version) FROM schema_version")
+        version = row[0] if row else None
+        if version is None:
+            execute(con, "INSERT INTO schema_version VALUES ($v)", {"v": SCHEMA_VERSION})
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}; "
+                f"this ringscope reads version {SCHEMA_VERSION}"
+            )
 
     def reopen(self) -> None:
         """Open the file again after :meth:`close`, as the same store object.
@@ -577,96 +334,18 @@ class EmbeddedStore:
         fingerprint, the graph index) is read again: another process may have written.
         Raises :class:`~ringscope.errors.StoreLocked` while another process holds it.
         """
-        if self.path == ":memory:":
-            raise StoreError("an in-memory store cannot be opened again")
-        with self._lock:
-            if self._con is not None:
-                return
-            self._fingerprint.forget()
+        if self._tables.reopen():
             self._data_changed()
-            self._open()
 
-    def _setup(self) -> None:
-        with self._transaction("create schema") as con:
-            for stmt in _INTERNAL_TABLES:
-                _exec(con, stmt)
-            for spec in TABLES.values():
-                cols = ", ".join(f"{_q(c.name)} {_SQL_TYPES[c.type]}" for c in spec.columns)
-                _exec(
-                    con,
-                    f"CREATE TABLE IF NOT EXISTS main.{_q(spec.name)} ({cols}, _load_id VARCHAR)",
-                )
-            row = _one(con, "SELECT max(version) FROM schema_version")
-            version = row[0] if row else None
-            if version is None:
-                _exec(con, "INSERT INTO schema_version VALUES ($v)", {"v": SCHEMA_VERSION})
-            elif version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {version}; "
-                    f"this ringscope reads version {SCHEMA_VERSION}"
-                )
+    def _transaction(
+        self, what: str
+    ) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """One write transaction (see :meth:`DuckTables.transaction`)."""
+        return self._tables.transaction(what)
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            raise StoreError(f"store {self.path} is closed")
-        return self._con
-
-    @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction: committed at the end, rolled back on any error."""
-        with self._lock:
-            con = self._connection()
-            try:
-                _exec(con, "BEGIN TRANSACTION")
-            except duckdb.Error as e:
-                raise StoreError(f"{what}: {e}") from e
-            try:
-                yield con
-                _exec(con, "COMMIT")
-            except BaseException as e:
-                with contextlib.suppress(duckdb.Error):
-                    _exec(con, "ROLLBACK")
-                if isinstance(e, duckdb.Error):
-                    raise StoreError(f"{what}: {e}{_room_hint(e)}") from e
-                raise
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's read connection to the database (made on first use)."""
-        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
-        if cur is not None and self._con is not None and self._local.opening == self._opening:
-            return cur
-        with self._lock:
-            con = self._connection()
-            # cursors of threads that ended are closed (no thread can use them any more)
-            alive = []
-            for thread, old in self._cursors:
-                if thread() is None or not thread().is_alive():  # type: ignore[union-attr]
-                    with contextlib.suppress(duckdb.Error):
-                        old.close()
-                else:
-                    alive.append((thread, old))
-            try:
-                cur = con.cursor()
-                _exec(cur, "SET TimeZone = 'UTC'")
-                _exec(cur, "SET enable_progress_bar = false")
-            except duckdb.Error as e:
-                raise StoreError(f"store {self.path}: cannot open a read cursor: {e}") from e
-            alive.append((weakref.ref(threading.current_thread()), cur))
-            self._cursors = alive
-            self._local.opening = self._opening
-        self._local.cursor = cur
-        return cur
-
-    @contextlib.contextmanager
-    def _reading(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """This thread's read cursor (no lock: reads run side by side), errors translated."""
-        con = self._cursor()
-        try:
-            yield con
-        except duckdb.Error as e:
-            if self._con is None:
-                raise StoreError(f"{what}: store {self.path} is closed") from e
-            raise StoreError(f"{what}: {e}") from e
+    def _reading(self, what: str) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """This thread's read cursor (see :meth:`DuckTables.reading`)."""
+        return self._tables.reading(what)
 
     def _data_version(self) -> int:
         with _DATA_VERSIONS_LOCK:
@@ -683,7 +362,7 @@ class EmbeddedStore:
         view = f"{name}_in"
         con.register(view, data)
         try:
-            _exec(con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {view}")
+            execute(con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {view}")
         finally:
             con.unregister(view)
 
@@ -708,14 +387,8 @@ class EmbeddedStore:
         is interrupted: DuckDB refuses to close a connection in use, and the file would
         stay locked until that thread let go of its cursor, keeping out the job that
         the investigator app closes the file for."""
-        with self._lock:
-            if self._con is not None:
-                con, self._con = self._con, None
-                for _thread, cur in self._cursors:
-                    _close_connection(cur)
-                self._cursors = []
-                _close_connection(con)
-                self._index = None
+        self._tables.close()
+        self._index = None
 
     def __enter__(self) -> EmbeddedStore:
         return self
@@ -729,22 +402,13 @@ class EmbeddedStore:
     def schema_version(self) -> int:
         """The layout version of the file (:data:`SCHEMA_VERSION`)."""
         with self._reading("schema version") as con:
-            row = _one(con, "SELECT max(version) FROM schema_version")
+            row = first_row(con, "SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
     # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
-        """Write one validated, normalised batch of ``table`` in one transaction.
-
-        The batch is handed to DuckDB as an Arrow table. One hash join against
-        the stored table finds the rows whose key is stored: duplicates (same
-        values, ``NULL`` equal to ``NULL``) and conflicts (other values). Rows
-        repeating a key earlier in the same batch count as duplicates or
-        conflicts of that earlier row. The other rows are inserted straight
-        from the Arrow table (an anti-join on batch position), tagged with
-        ``load_id``. No primary-key index is kept: at millions of rows an ART
-        index on the four-column engagement key made loads several times
-        slower than a hash join per batch.
+        """Write one validated, normalised batch of ``table`` in one transaction
+        (see :meth:`DuckTables.write`).
 
         Raises
         ------
@@ -753,124 +417,10 @@ class EmbeddedStore:
         StoreError
             When the batch cannot be converted or written; nothing is written.
         """
-        spec = _spec(table)
-        missing = [c for c in spec.required if c not in frame.columns]
-        if missing:
-            raise ValueError(f"frame: table {table!r} needs columns {missing}")
-        n = len(frame)
-        if n == 0:
-            return BatchResult(inserted=0, duplicates=0)
-        present = [c.name for c in spec.columns if c.name in frame.columns]
-        try:
-            data = pa.Table.from_pandas(frame[present], preserve_index=False)
-        except (pa.ArrowException, TypeError, ValueError) as e:
-            raise StoreError(f"write {table}: batch cannot be converted: {e}") from e
-        data = data.append_column("_rs_pos", pa.array(np.arange(n, dtype=np.int64)))
-
-        casts = []
-        for c in spec.columns:
-            sql_type = _SQL_TYPES[c.type]
-            if c.name not in present:
-                expr = f"CAST(NULL AS {sql_type})"
-            else:
-                expr = f"CAST(f.{_q(c.name)} AS {sql_type})"
-            if c.name in present and c.type == "float":
-                expr = f"NULLIF({expr}, 'NaN'::DOUBLE)"
-            casts.append(f"{expr} AS {_q(c.name)}")
-        keys = spec.key
-        others = [c for c in spec.names if c not in keys]
-        src = f"(SELECT f._rs_pos, {', '.join(casts)} FROM _rs_frame f)"
-        on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
-        same = " AND ".join(f"s.{_q(c)} IS NOT DISTINCT FROM t.{_q(c)}" for c in others) or "TRUE"
-        duplicate, update = _updates.classify(spec)
-        cols = ", ".join(_q(c) for c in spec.names)
-        key_cols = ", ".join(_q(k) for k in keys)
-
-        with self._transaction(f"write {table}") as con:
-            con.register("_rs_frame", data)
-            try:
-                # Rows whose key is stored: duplicates (nothing changes), updates the
-                # columns' rules allow, or conflicts.
-                _exec(
-                    con,
-                    "CREATE OR REPLACE TEMP TABLE _rs_match AS SELECT s._rs_pos, "
-                    f"{duplicate} AS same, {update} AS upd FROM {src} s "
-                    f"JOIN main.{_q(table)} t ON {on}",
-                )
-                # Keys repeated inside the batch: the first row stands, later ones compare
-                # to it. A hash finds candidates cheaply; the exact check runs only then.
-                repeated = _one(
-                    con,
-                    f"SELECT count(*) FROM (SELECT hash({key_cols}) AS h FROM {src} s "
-                    "GROUP BY h HAVING count(*) > 1)",
-                )
-                if repeated and repeated[0]:
-                    self._match_repeats(con, src, key_cols, keys, same)
-                row = _one(
-                    con,
-                    "SELECT count(*), count(*) FILTER (WHERE same), count(*) FILTER (WHERE upd) "
-                    "FROM _rs_match",
-                )
-                matched, duplicates, updated = (
-                    (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-                )
-                conflicts = tuple(
-                    int(r[0])
-                    for r in con.execute(
-                        "SELECT _rs_pos FROM _rs_match WHERE NOT same AND NOT upd ORDER BY _rs_pos"
-                    ).fetchall()
-                )
-                if updated:
-                    _exec(
-                        con,
-                        f"CREATE OR REPLACE TEMP TABLE _rs_upd AS SELECT {cols} FROM {src} s "
-                        "SEMI JOIN _rs_match m ON s._rs_pos = m._rs_pos AND m.upd "
-                        f"QUALIFY row_number() OVER (PARTITION BY {key_cols} "
-                        "ORDER BY s._rs_pos) = 1",
-                    )
-                    _updates.apply(con, spec, "_rs_upd", load_id)
-                    _exec(con, "DROP TABLE _rs_upd")
-                inserted = n - matched
-                if inserted:
-                    _exec(
-                        con,
-                        f"INSERT INTO main.{_q(table)} ({cols}, _load_id) "
-                        f"SELECT {cols}, $load_id FROM {src} s "
-                        "ANTI JOIN _rs_match m ON s._rs_pos = m._rs_pos",
-                        {"load_id": load_id},
-                    )
-                _exec(con, "DROP TABLE _rs_match")
-            finally:
-                con.unregister("_rs_frame")
-        self._data_changed()
-        return BatchResult(
-            inserted=inserted, duplicates=duplicates, conflicts=conflicts, updated=updated
-        )
-
-    @staticmethod
-    def _match_repeats(
-        con: duckdb.DuckDBPyConnection,
-        src: str,
-        key_cols: str,
-        keys: Sequence[str],
-        same: str,
-    ) -> None:
-        """Add to ``_rs_match`` the later rows of keys repeated in the batch (not stored)."""
-        key_on = " AND ".join(f"s.{_q(k)} = f.{_q(k)}" for k in keys)
-        _exec(
-            con,
-            f"CREATE OR REPLACE TEMP TABLE _rs_first AS SELECT {key_cols}, "
-            f"min(_rs_pos) AS _rs_first FROM {src} s "
-            "WHERE _rs_pos NOT IN (SELECT _rs_pos FROM _rs_match) "
-            f"GROUP BY {key_cols} HAVING count(*) > 1",
-        )
-        _exec(
-            con,
-            f"INSERT INTO _rs_match SELECT s._rs_pos, {same}, FALSE FROM {src} s "
-            f"JOIN _rs_first f ON {key_on} JOIN {src} t ON t._rs_pos = f._rs_first "
-            "WHERE s._rs_pos <> f._rs_first",
-        )
-        _exec(con, "DROP TABLE _rs_first")
+        result = self._tables.write_batch(table, frame, load_id)
+        if len(frame):
+            self._data_changed()
+        return result
 
     def rollback_load(self, load_id: str, table: str) -> int:
         """Remove the rows of ``table`` that load ``load_id`` inserted, and put back the
@@ -879,155 +429,17 @@ class EmbeddedStore:
         Graph elements are derived from the tables, so the nodes and
         relationships only those rows made disappear with them.
         """
-        spec = _spec(table)
-        with self._transaction(f"roll back load {load_id} of {table}") as con:
-            row = _one(
-                con, f"DELETE FROM main.{_q(table)} WHERE _load_id = $load_id", {"load_id": load_id}
-            )
-            restored = _updates.restore(con, spec, load_id)
-            if restored is not None:
-                _exec(con, f"DROP TABLE {restored}")
+        removed = self._tables.rollback_load(load_id, table)
         self._data_changed()
-        return int(row[0]) if row else 0
-
-    def known_ids(self, entity: Entity, ids: Iterable[str]) -> set[str]:
-        """The subset of ``ids`` that name a stored account (``entity="account"``) or stream."""
-        if entity not in _ENTITY_TABLES:
-            raise ValueError(f"entity: {entity!r} is not one of {sorted(_ENTITY_TABLES)}")
-        table, column = _ENTITY_TABLES[entity]
-        wanted = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
-        if wanted.num_rows == 0:
-            return set()
-        with self._reading(f"known {entity} ids") as con:
-            con.register("_rs_ids", wanted)
-            try:
-                rows = con.execute(
-                    f"SELECT i.id FROM _rs_ids i SEMI JOIN main.{table} t ON t.{column} = i.id"
-                ).fetchall()
-            finally:
-                con.unregister("_rs_ids")
-        return {r[0] for r in rows}
-
-    def record_load(self, report: LoadReport) -> None:
-        """Keep ``report``; recording the same ``load_id`` again replaces it in place.
-
-        The load is complete: the copies of the rows it updated, kept for
-        :meth:`rollback_load`, are dropped."""
-        body = canonical_json(report.to_dict())
-        self._fingerprint.forget()
-        with self._transaction(f"record load {report.load_id}") as con:
-            _updates.forget(con, report.load_id)
-            exists = _one(
-                con, "SELECT count(*) FROM loads WHERE load_id = $id", {"id": report.load_id}
-            )
-            if exists and exists[0]:
-                _exec(
-                    con,
-                    "UPDATE loads SET fingerprint = $fp, report = $body WHERE load_id = $id",
-                    {"fp": report.fingerprint, "body": body, "id": report.load_id},
-                )
-            else:
-                _exec(
-                    con,
-                    "INSERT INTO loads SELECT coalesce(max(seq), 0) + 1, $id, $fp, $body, "
-                    "$now FROM loads",
-                    {
-                        "id": report.load_id,
-                        "fp": report.fingerprint,
-                        "body": body,
-                        "now": datetime.now(UTC),
-                    },
-                )
-        self._fingerprint.forget()
-
-    def loads(self) -> list[LoadReport]:
-        """Every recorded load, oldest first."""
-        with self._reading("read loads") as con:
-            rows = con.execute("SELECT report FROM loads ORDER BY seq").fetchall()
-        return [load_report_from_dict(json.loads(r[0])) for r in rows]
-
-    def fingerprint(self) -> str:
-        """SHA-256 over the recorded loads' fingerprints, oldest first (see
-        :func:`ringscope.graphs._graphwalk.combine_fingerprints`); kept in memory until
-        a load is recorded (:class:`~ringscope.graphs._graphwalk.FingerprintCache`)."""
-
-        def read() -> str:
-            with self._reading("fingerprint") as con:
-                rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
-            return combine_fingerprints(r[0] for r in rows)
-
-        return self._fingerprint.get(read)
+        return removed
 
     # ------------------------------------------------------------------ reading
-    def counts(self) -> dict[str, int]:
-        """Rows per contract table (every table, 0 when empty)."""
-        sql = " UNION ALL ".join(
-            f"SELECT '{name}', count(*) FROM main.{_q(name)}" for name in TABLES
-        )
-        with self._reading("counts") as con:
-            rows = dict(con.execute(sql).fetchall())
-        return {name: int(rows[name]) for name in TABLES}
-
     def graph_counts(self) -> dict[str, int]:
         """Nodes per label and relationships per type of the graph model (all keys present)."""
-        queries = {
-            "Account": "SELECT count(*) FROM main.accounts",
-            "Stream": "SELECT count(*) FROM main.streams",
-            "Product": "SELECT count(DISTINCT product_id) FROM main.orders",
-            "Order": "SELECT count(*) FROM main.orders",
-            "Identifier": "SELECT count(*) FROM "
-            "(SELECT DISTINCT kind, value FROM main.identifiers)",
-            "HOSTED": "SELECT count(*) FROM main.streams",
-            "ENGAGED": "SELECT count(*) FROM "
-            "(SELECT DISTINCT account_id, stream_id FROM main.engagements)",
-            "FOLLOWS": "SELECT count(*) FROM main.follows",
-            "PLACED": "SELECT count(*) FROM main.orders",
-            "FOR": "SELECT count(*) FROM main.orders",
-            "SELLS": "SELECT count(*) FROM "
-            "(SELECT DISTINCT seller_id, product_id FROM main.orders)",
-            "ATTRIBUTED_TO": "SELECT count(creator_id) FROM main.orders",
-            "IN_STREAM": "SELECT count(stream_id) FROM main.orders",
-            "AFFILIATE_OF": "SELECT count(*) FROM main.affiliations",
-            "USES": "SELECT count(*) FROM main.identifiers",
-        }
-        assert set(queries) == set(NODE_LABELS) | set(REL_TYPES)
-        sql = " UNION ALL ".join(f"SELECT '{k}', ({q})" for k, q in queries.items())
+        sql = " UNION ALL ".join(f"SELECT '{k}', ({c})" for k, c in _COUNT_SQL.items())
         with self._reading("graph counts") as con:
             rows = dict(con.execute(sql).fetchall())
-        return {k: int(rows[k]) for k in queries}
-
-    def _select_table(self, name: str, columns: Sequence[str] | None, ordered: bool = True) -> str:
-        spec = _spec(name)
-        wanted = list(spec.names) if columns is None else list(columns)
-        unknown = [c for c in wanted if c not in spec.names]
-        if unknown:
-            raise ValueError(f"columns: {unknown} are not columns of {name!r}")
-        cols = ", ".join(_q(c) for c in wanted) or "*"
-        sql = f"SELECT {cols} FROM main.{_q(name)}"
-        return sql + f" ORDER BY {', '.join(_q(k) for k in spec.key)}" if ordered else sql
-
-    def table_arrow(
-        self, name: str, *, columns: Sequence[str] | None = None, ordered: bool = True
-    ) -> pa.Table:
-        """:meth:`table` as an Arrow table (strings ``string``, timestamps
-        ``timestamp[us, tz=UTC]``, numbers ``double``), for detectors that work on Arrow.
-
-        ``ordered=False`` skips the sort by key, which is most of the cost on
-        large tables (10M engagement rows: about 10 s of CPU sorted, 1.3 s not).
-        """
-        sql = self._select_table(name, columns, ordered)
-        with self._reading(f"read {name}") as con:
-            return con.sql(sql).to_arrow_table()
-
-    def table(self, name: str, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """A whole contract table, normalised and sorted by its key.
-
-        Strings in pandas' ``str`` dtype (missing: NaN), timestamps
-        ``datetime64[us, UTC]`` (missing: NaT), numbers ``float64`` (missing: NaN).
-        ``columns`` picks and orders columns (default: all contract columns).
-        """
-        frame = self.table_arrow(name, columns=columns).to_pandas()
-        return frame.reset_index(drop=True)
+        return {k: int(rows[k]) for k in _COUNT_SQL}
 
     # ------------------------------------------------------------------ graph
     def _node_props(
@@ -1035,10 +447,8 @@ class EmbeddedStore:
     ) -> dict[NodeRef, dict[str, Any]]:
         """The stored nodes among the ``(label, id)`` pairs of ``nodes``, with properties."""
         out: dict[NodeRef, dict[str, Any]] = {}
-        for label, template in _NODE_SQL.items():
-            table = _NODE_TABLE.get(label)
-            cols = ", ".join(_q(c) for c in TABLES[table].names) if table else ""
-            cur = con.execute(template.format(cols=cols, nodes=nodes))
+        for label, node in NODES.items():
+            cur = con.execute(_node_sql(node, nodes))
             names = [d[0] for d in cur.description or ()]
             for row in cur.fetchall():
                 values = dict(zip(names, row, strict=True))
@@ -1056,7 +466,7 @@ class EmbeddedStore:
     ) -> list[Edge]:
         edges: list[Edge] = []
         for t in rels:
-            rel = _RELS[t]
+            rel = RELS[t]
             sql = _edges_sql(rel, nodes, start, end)
             cur = con.execute(sql, _params(sql, start=start, end=end))
             names = [d[0] for d in cur.description or ()]
@@ -1065,8 +475,8 @@ class EmbeddedStore:
                 s, d = values.pop("_s"), values.pop("_t")
                 edges.append(
                     Edge(
-                        NodeRef(rel.src_label, str(s)),
-                        NodeRef(rel.dst_label, str(d)),
+                        NodeRef(rel.source.label, str(s)),
+                        NodeRef(rel.target.label, str(d)),
                         t,
                         props(values),
                     )
@@ -1141,7 +551,7 @@ class EmbeddedStore:
                     if new:
                         con.register("_rs_new_in", self._nodes_arrow(new))
                         try:
-                            _exec(con, "INSERT INTO _rs_held SELECT * FROM _rs_new_in")
+                            execute(con, "INSERT INTO _rs_held SELECT * FROM _rs_new_in")
                         finally:
                             con.unregister("_rs_new_in")
                     return new
@@ -1152,7 +562,7 @@ class EmbeddedStore:
                 edges = self._edges(con, "_rs_held", rels, start, end)
             finally:
                 for t in ("_rs_seeds", "_rs_held", "_rs_front"):
-                    _exec(con, f"DROP TABLE IF EXISTS {t}")
+                    execute(con, f"DROP TABLE IF EXISTS {t}")
         nodes = tuple(Node(r, node_props.get(r, {})) for r in sorted(held, key=ref_key))
         return Subgraph(nodes=nodes, edges=tuple(edges), truncated=truncated)
 
@@ -1215,26 +625,30 @@ class EmbeddedStore:
             self._index = (key, index)
         return index
 
+    def warm_up(self) -> None:
+        """Build the adjacency index now (see :meth:`build_graph_index`): the investigator
+        app's walks then never wait for it."""
+        self.build_graph_index()
+
     def _build_graph_index(self, max_rows: int) -> AdjacencyIndex | None:
         if max_rows <= 0:
             return None
         with self._reading("graph index") as con:
-            sql = " UNION ALL ".join(f"SELECT count(*) FROM main.{_q(t)}" for t in _INDEX_TABLES)
+            sql = " UNION ALL ".join(f"SELECT count(*) FROM main.{q(t)}" for t in GRAPH_TABLES)
             if sum(int(r[0]) for r in con.execute(sql).fetchall()) > max_rows:
                 return None
-            nodes = {}
-            for label, template in _INDEX_NODE_SQL.items():
-                table = _NODE_TABLE.get(label)
-                cols = ", ".join(_q(c) for c in TABLES[table].names) if table else ""
-                nodes[label] = con.sql(template.format(cols=cols)).to_arrow_table()
+            nodes = {
+                label: con.sql(_node_sql(node, None)).to_arrow_table()
+                for label, node in NODES.items()
+            }
             rels = {
                 t: (
-                    r.src_label,
-                    r.dst_label,
-                    r.window[0] if r.window else "",
+                    r.source.label,
+                    r.target.label,
+                    r.window.kind if r.window else "",
                     con.sql(_index_rel_sql(r)).to_arrow_table(),
                 )
-                for t, r in _RELS.items()
+                for t, r in RELS.items()
             }
         return AdjacencyIndex.build(nodes, rels)
 
@@ -1291,7 +705,7 @@ class EmbeddedStore:
                 edges = self._edges(con, "_rs_path", rels, None, None)
             finally:
                 for t in temps:
-                    _exec(con, f"DROP TABLE IF EXISTS {t}")
+                    execute(con, f"DROP TABLE IF EXISTS {t}")
         path_edges: list[Edge] = []
         for u, v in itertools.pairwise(sequence):
             edge = pick_edge(edges, u, v)
@@ -1317,10 +731,10 @@ class EmbeddedStore:
     ) -> list[NodeRef] | None:
         """The (label, id)-smallest shortest path from ``a`` to ``b`` as node refs."""
         for side, ref in (("_rs_da", a), ("_rs_db", b)):
-            _exec(
+            execute(
                 con, f"CREATE OR REPLACE TEMP TABLE {side} (label VARCHAR, id VARCHAR, d INTEGER)"
             )
-            _exec(con, f"INSERT INTO {side} VALUES ($l, $i, 0)", {"l": ref.label, "i": ref.id})
+            execute(con, f"INSERT INTO {side} VALUES ($l, $i, 0)", {"l": ref.label, "i": ref.id})
         depth = {"_rs_da": 0, "_rs_db": 0}
         size = {"_rs_da": 1, "_rs_db": 1}
         met = False
@@ -1336,13 +750,13 @@ class EmbeddedStore:
                 f"WHERE NOT EXISTS (SELECT 1 FROM {side} s WHERE s.label = x.n_label "
                 "AND s.id = x.n_id)"
             )
-            row = _one(con, sql, {"lvl": k})
+            row = first_row(con, sql, {"lvl": k})
             added = int(row[0]) if row else 0
             if added == 0:
                 return None  # one side's component is exhausted: no path at all
             depth[side] = k + 1
             size[side] = added
-            row = _one(
+            row = first_row(
                 con,
                 f"SELECT count(*) FROM {side} s JOIN {other} o USING (label, id) WHERE s.d = $lvl",
                 {"lvl": k + 1},
@@ -1356,13 +770,13 @@ class EmbeddedStore:
         length = ka + kb
         # Layer p holds the nodes at position p of some shortest path; a link (p, u, v)
         # joins u at position p - 1 to v at position p along such a path.
-        _exec(
+        execute(
             con,
             "CREATE OR REPLACE TEMP TABLE _rs_layer AS SELECT x.label, x.id, $ka AS p "
             "FROM _rs_da x JOIN _rs_db y USING (label, id) WHERE x.d = $ka AND y.d = $kb",
             {"ka": ka, "kb": kb},
         )
-        _exec(
+        execute(
             con,
             "CREATE OR REPLACE TEMP TABLE _rs_links (p INTEGER, u_label VARCHAR, u_id VARCHAR, "
             "v_label VARCHAR, v_id VARCHAR)",
@@ -1373,14 +787,14 @@ class EmbeddedStore:
         for dst_p, src_p, side, dist in steps:
             labels = self._labels(con, "SELECT DISTINCT label FROM _rs_layer WHERE p = $lvl", src_p)
             adjacency = _adjacency_sql(front, rels, None, None, labels)
-            _exec(
+            execute(
                 con,
                 "CREATE OR REPLACE TEMP TABLE _rs_step AS SELECT DISTINCT x.* "
                 f"FROM ({adjacency}) x JOIN {side} s "
                 "ON s.label = x.n_label AND s.id = x.n_id AND s.d = $dist",
                 {"src_p": src_p, "dist": dist},
             )
-            _exec(
+            execute(
                 con,
                 "INSERT INTO _rs_layer SELECT DISTINCT n_label, n_id, $dst_p FROM _rs_step",
                 {"dst_p": dst_p},
@@ -1390,7 +804,7 @@ class EmbeddedStore:
                 if dst_p < src_p
                 else "$p, f_label, f_id, n_label, n_id"
             )
-            _exec(
+            execute(
                 con,
                 f"INSERT INTO _rs_links SELECT {link} FROM _rs_step",
                 {"p": max(src_p, dst_p)},
@@ -1398,7 +812,7 @@ class EmbeddedStore:
         sequence = [a]
         for p in range(1, length + 1):
             here = sequence[-1]
-            row = _one(
+            row = first_row(
                 con,
                 "SELECT v_label, v_id FROM _rs_links WHERE p = $p AND u_label = $l AND u_id = $i "
                 "ORDER BY v_label, v_id LIMIT 1",
@@ -1434,10 +848,10 @@ class EmbeddedStore:
         """
         run = run_with(run, status="running")
         with self._transaction(f"begin run {run.id}") as con:
-            exists = _one(con, "SELECT count(*) FROM runs WHERE id = $id", {"id": run.id})
+            exists = first_row(con, "SELECT count(*) FROM runs WHERE id = $id", {"id": run.id})
             if exists and exists[0]:
                 raise StoreError(f"run {run.id} is already recorded")
-            _exec(
+            execute(
                 con,
                 "INSERT INTO runs SELECT coalesce(max(seq), 0) + 1, $id, $started, $status, "
                 "$finished, $policy, $fp, $summary FROM runs",
@@ -1453,7 +867,7 @@ class EmbeddedStore:
             )
 
     def _require_run(self, con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-        row = _one(con, "SELECT count(*) FROM runs WHERE id = $id", {"id": run_id})
+        row = first_row(con, "SELECT count(*) FROM runs WHERE id = $id", {"id": run_id})
         if not row or not row[0]:
             raise NotFoundError(f"no such run: {run_id}")
 
@@ -1496,15 +910,15 @@ class EmbeddedStore:
         )
         with self._transaction(f"complete run {run_id}") as con:
             self._require_run(con, run_id)
-            _exec(con, "DELETE FROM findings WHERE run_id = $id", {"id": run_id})
-            _exec(con, "DELETE FROM finding_members WHERE run_id = $id", {"id": run_id})
+            execute(con, "DELETE FROM findings WHERE run_id = $id", {"id": run_id})
+            execute(con, "DELETE FROM finding_members WHERE run_id = $id", {"id": run_id})
             for name, data in (("findings", body), ("finding_members", member_rows)):
                 con.register("_rs_rows", data)
                 try:
-                    _exec(con, f"INSERT INTO {name} SELECT * FROM _rs_rows")
+                    execute(con, f"INSERT INTO {name} SELECT * FROM _rs_rows")
                 finally:
                     con.unregister("_rs_rows")
-            _exec(
+            execute(
                 con,
                 "UPDATE runs SET status = 'succeeded', finished_at = $now, summary = $summary "
                 "WHERE id = $id",
@@ -1521,10 +935,10 @@ class EmbeddedStore:
         """
         with self._transaction(f"fail run {run_id}") as con:
             self._require_run(con, run_id)
-            row = _one(con, "SELECT summary FROM runs WHERE id = $id", {"id": run_id})
+            row = first_row(con, "SELECT summary FROM runs WHERE id = $id", {"id": run_id})
             summary = json.loads(row[0]) if row else {}
             summary["error"] = error
-            _exec(
+            execute(
                 con,
                 "UPDATE runs SET status = 'failed', finished_at = $now, summary = $summary "
                 "WHERE id = $id",
@@ -1548,7 +962,9 @@ class EmbeddedStore:
     def get_run(self, run_id: str) -> Run:
         """The run ``run_id``; ``NotFoundError`` when unknown."""
         with self._reading(f"read run {run_id}") as con:
-            row = _one(con, f"SELECT {self._RUN_COLS} FROM runs WHERE id = $id", {"id": run_id})
+            row = first_row(
+                con, f"SELECT {self._RUN_COLS} FROM runs WHERE id = $id", {"id": run_id}
+            )
         if row is None:
             raise NotFoundError(f"no such run: {run_id}")
         return self._run_from_row(row)
@@ -1585,7 +1001,7 @@ class EmbeddedStore:
 
     def findings_for_account(self, account_id: str, run_id: str | None = None) -> list[Finding]:
         """The findings of a run (default: the latest succeeded) that have
-        ``account_id`` as a member, ranked. Not part of ``GraphStore``.
+        ``account_id`` as a member, ranked: only those are read.
 
         Raises
         ------
@@ -1608,7 +1024,7 @@ class EmbeddedStore:
         """Keep an investigator's decision (every decision is kept, none replaced)."""
         d = decision_with_utc(decision)
         with self._transaction(f"record decision on {d.finding_id}") as con:
-            _exec(
+            execute(
                 con,
                 "INSERT INTO decisions SELECT coalesce(max(seq), 0) + 1, $fid, $decision, $by, "
                 "$at, $note FROM decisions",
@@ -1623,8 +1039,7 @@ class EmbeddedStore:
 
     def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
-        last of :meth:`decisions` per case; only of ``cases`` when given. Not part of
-        ``GraphStore``."""
+        last of :meth:`decisions` per case; only of ``cases`` when given."""
         sql = "SELECT finding_id, arg_max(decision, (decided_at, seq)) FROM decisions"
         params: dict[str, Any] = {}
         if cases is not None:
@@ -1667,7 +1082,7 @@ class EmbeddedStore:
     def _ensure_audit(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create the audit table on first use (stores written before it existed get it too)."""
         if not getattr(self, "_audit_ready", False):
-            _exec(con, self._AUDIT_TABLE)
+            execute(con, self._AUDIT_TABLE)
             self._audit_ready = True
 
     def append_audit(
@@ -1701,7 +1116,7 @@ class EmbeddedStore:
         )
         with self._transaction(what) as con:
             self._ensure_audit(con)
-            _exec(
+            execute(
                 con,
                 "INSERT INTO audit_log SELECT m.last + v.pos, v.at_, v.who, v.action, "
                 f"v.subject, v.detail FROM (VALUES {rows}) v(pos, at_, who, action, subject, "

@@ -10,17 +10,21 @@ export into an empty database. Later (nightly) loads stay transactional
 
 The graph is the one a transactional load of the same export gives:
 
-1. the export goes through the same reading, checks and rejects as
-   :func:`~ringscope.loaders.pipeline.load_export`, into the Neo4j store's columnar
-   side file, written by the store's own code (:class:`SideFileStore`), with the
-   same load record and fingerprint. An export with any rejected row or unreadable
-   table is refused: nothing is imported, the rejects files say why;
+1. the export is loaded into a new side file of the Neo4j store
+   (:class:`~ringscope.graphs.neo4j_store.SideFile`, the same table layer the store
+   writes through), with the same load record and fingerprint, by the ``load`` the
+   caller gives: the loader layer's (:mod:`ringscope.loaders.neo4j_import`), which
+   reads and checks the export as ``ringscope load`` does and refuses an export with
+   any rejected row or unreadable table (nothing is imported, the rejects files say
+   why);
 2. the import CSV files are written from the side file by DuckDB, one file per
    label (accounts and identifiers carry their role or kind labels in a ``:LABEL``
    column; an identifier of a kind outside the whitelist is ``Identifier`` alone)
-   and per relationship type, with the properties, property types and
-   ``_load_id`` marks the store's Cypher writes (timestamps as the same ISO 8601
-   strings, numbers as ``long``/``double``, ``_t0``/``_t1`` in microseconds);
+   and per relationship type, by the SQL that gives the store's Cypher its rows
+   (:func:`~ringscope.graphs.graph_model.node_file`,
+   :func:`~ringscope.graphs.graph_model.rel_file`): the same properties, property
+   types and ``_load_id`` marks (timestamps as the same ISO 8601 strings, numbers as
+   ``long``/``double``, ``_t0``/``_t1`` in microseconds);
 3. ``neo4j-admin database import full`` builds the database from them;
 4. the constraints and indexes are created when the store first connects to the
    started server (:meth:`Neo4jStore._setup_graph`, as for any store).
@@ -32,7 +36,8 @@ file), so that the store knows them for a pair (see :mod:`ringscope.graphs.neo4j
 For a local Neo4j home (``tools/neo4j-local``, e.g. ``var/neo4j/local`` of
 ``make neo4j``) :func:`bulk_import` does all of it, the server's start included.
 For a server administered elsewhere, :func:`prepare_import` writes the files and
-:meth:`ImportFiles.command` gives the ``neo4j-admin`` command to run there.
+:meth:`ImportFiles.command` gives the ``neo4j-admin`` command to run there. Both take
+the export's load as a function, so that this package needs nothing of the loaders.
 """
 
 from __future__ import annotations
@@ -44,19 +49,18 @@ import shlex
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import duckdb
 import neo4j
 
 from ringscope.contract import TABLES
-from ringscope.errors import ConfigError, InputError, Problem, StoreError
+from ringscope.errors import ConfigError, StoreError
 from ringscope.graphs import cypher
+from ringscope.graphs.graph_model import GRAPH_TABLES, NODES, RELS, node_file, rel_file
 from ringscope.graphs.neo4j_local import (
     JVM_FLAGS,
     MODULE_DIR,
@@ -65,70 +69,19 @@ from ringscope.graphs.neo4j_local import (
     build_launcher,
     start_local_neo4j,
 )
-from ringscope.graphs.neo4j_store import _ENGAGED_SQL, DEFAULT_BATCH_SIZE, Neo4jStore
-from ringscope.loaders.pipeline import default_rejects_dir, load_export
-from ringscope.loaders.read import DEFAULT_BATCH_ROWS
-from ringscope.loaders.validate import DEFAULT_EARLIEST, rejects_to_problems
+from ringscope.graphs.neo4j_store import Neo4jStore, SideFile
+from ringscope.graphs.tables import q
 from ringscope.model import LoadReport
 
 #: The admin tool's entry point in the Neo4j jars (``neo4j-admin`` of a Neo4j installation).
 ADMIN_TOOL: Final = "org.neo4j.cli.AdminTool"
-#: Problems quoted in the message that refuses an export with rejected rows.
-MAX_PROBLEMS_SHOWN: Final = 10
 
-Progress = Callable[[str, int], None]
+#: Loads the export into the side file it is given and returns the load's report; raises
+#: to refuse the export (the side file is then removed and nothing is imported).
+LoadInto = Callable[[SideFile], LoadReport]
 
 
 # --------------------------------------------------------------------------- the side file
-
-
-class SideFileStore(Neo4jStore):
-    """The Neo4j store's columnar side file alone, with no server.
-
-    ``load_export`` into it writes every table exactly as a load through
-    :class:`Neo4jStore` does (the same sorting into new rows, duplicates and
-    conflicts, the same ``_load_id`` and load record); what the Neo4j store would
-    send to the server is left out: :func:`write_import_csv` derives it from the
-    stored tables afterwards.
-    """
-
-    def __init__(self, columnar_path: str | Path) -> None:
-        self.uri = f"side file {columnar_path}"
-        self.database = ""
-        self.batch_size = DEFAULT_BATCH_SIZE
-        self.columnar_path = str(columnar_path)
-        self._init_side_state()
-        self._driver = None  # type: ignore[assignment]
-        self._open_columnar()
-
-    def _graph_statements(self, *args: Any, **kwargs: Any) -> list[tuple[str, list[Any]]]:
-        return []
-
-    def _write_graph(self, *args: Any, **kwargs: Any) -> str | None:
-        return None
-
-    def _creates_allowed(self, table: str) -> bool:
-        return True
-
-    def _delete_all(self, statement: str, load_id: str) -> None:
-        return None
-
-    def _query(self, statement: str, **params: Any) -> list[neo4j.Record]:
-        return []
-
-    def _check_paired(self, what: str, *, claim: bool = False) -> None:
-        return None  # no database to pair with: new_store_id() gives the import's id
-
-    def new_store_id(self) -> str:
-        """Give the side file a new store id (the imported database gets the same one,
-        from the ``store_info`` node file); returns it."""
-        store_id = uuid.uuid4().hex
-        self._record_side_id(store_id)
-        return store_id
-
-    def is_empty(self) -> bool:
-        """Whether no load is recorded and every table is empty."""
-        return not self.loads() and not any(self.counts().values())
 
 
 def _remove_duckdb(path: Path) -> None:
@@ -147,11 +100,8 @@ def check_side_file(columnar_path: str | Path) -> None:
     path = Path(columnar_path)
     if not path.exists():
         return
-    side = SideFileStore(path)
-    try:
+    with SideFile(path) as side:
         empty = side.is_empty()
-    finally:
-        side.close()
     if not empty:
         raise StoreError(
             f"the columnar side file {path} already holds loaded rows: a bulk import is only "
@@ -163,177 +113,22 @@ def check_side_file(columnar_path: str | Path) -> None:
 # --------------------------------------------------------------------------- CSV files
 
 
-def _iso(col: str) -> str:
-    """SQL: a TIMESTAMPTZ as the string the Neo4j store writes (``neo4j_store._iso``)."""
-    return (
-        f"replace(strftime(timezone('UTC', {col}), '%Y-%m-%dT%H:%M:%S.%f+00:00'), '.000000+', '+')"
-    )
-
-
-def _us(col: str) -> str:
-    """SQL: a TIMESTAMPTZ as microseconds since the epoch (``neo4j_store._micros``)."""
-    return f"epoch_us({col})"
-
-
-def _roles(col: str) -> str:
-    """SQL: the ``|``-joined, sorted, distinct roles (``_graphwalk.roles_text``)."""
-    return (
-        "array_to_string(list_sort(list_distinct(list_filter("
-        f"list_transform(string_split({col}, '|'), lambda x: trim(x)), lambda x: x <> ''))), '|')"
-    )
-
-
-def _labels(base: str, col: str, labels: dict[str, str], *, split: bool) -> str:
-    """SQL: the ``:LABEL`` value, ``base`` then the labels ``labels`` gives the values of ``col``
-    (``split``: ``col`` holds ``|``-joined values). Labels come from the model's whitelists."""
-    parts = [f"'{base}'"]
-    for value, label in labels.items():
-        test = (
-            f"list_contains(string_split({col}, '|'), '{value}')" if split else f"{col} = '{value}'"
-        )
-        parts.append(f"CASE WHEN {test} THEN ';{label}' ELSE '' END")
-    return " || ".join(parts)
-
-
-def _orders_rel(rel_start: str, rel_end: str, where: str = "") -> str:
-    return (
-        f'SELECT {rel_start}, {rel_end}, {_us("ts")} AS "_t0:long", {_us("ts")} AS "_t1:long" '
-        f"FROM main.orders {where}"
-    )
-
-
 #: Node files: file name, the label given on the command line (``""``: a ``:LABEL``
-#: column), the query over the side file. Properties as ``cypher.create_*`` set them.
+#: column), the query over the side file. The model's nodes, and the store id the side
+#: file and the database share (neo4j_store's pairing).
 NODE_FILES: Final[tuple[tuple[str, str, str], ...]] = (
+    *((f"{n.label.lower()}s", "" if n.extra else n.label, node_file(n)) for n in NODES.values()),
     (
-        "accounts",
-        "",
-        'SELECT account_id AS "id:ID(Account)", '
-        f'{_labels("Account", "roles", cypher.ROLE_LABELS, split=True)} AS ":LABEL", '
-        f"account_id, {_roles('roles')} AS roles, {_iso('created_at')} AS created_at, "
-        "country, status, _load_id FROM main.accounts",
-    ),
-    (
-        "streams",
-        "Stream",
-        'SELECT stream_id AS "id:ID(Stream)", stream_id, creator_id, '
-        f"{_iso('started_at')} AS started_at, {_iso('ended_at')} AS ended_at, title, _load_id "
-        "FROM main.streams",
-    ),
-    (
-        "products",
-        "Product",
-        'SELECT product_id AS "id:ID(Product)", product_id, min(_load_id) AS _load_id '
-        "FROM main.orders GROUP BY product_id",
-    ),
-    (
-        "orders",
-        "Order",
-        'SELECT order_id AS "id:ID(Order)", order_id, buyer_id, seller_id, product_id, '
-        'amount AS "amount:double", status, '
-        f'{_iso("ts")} AS ts, creator_id, stream_id, commission AS "commission:double", '
-        f"{_iso('refunded_at')} AS refunded_at, _load_id FROM main.orders",
-    ),
-    (
-        "identifiers",
-        "",
-        "SELECT kind || ':' || value AS \"id:ID(Identifier)\", "
-        f'{_labels("Identifier", "kind", cypher.IDENTIFIER_LABELS, split=False)} AS ":LABEL", '
-        "kind, value, min(_load_id) AS _load_id FROM main.identifiers GROUP BY kind, value",
-    ),
-    (
-        # the store id the side file and the database share (neo4j_store's pairing)
         "store_info",
         cypher.STORE_INFO_LABEL,
         f'SELECT key AS "key:ID({cypher.STORE_INFO_LABEL})", store_id FROM main.store_info',
     ),
 )
 
-_ENGAGED_ALL: Final = _ENGAGED_SQL.format(
-    pairs="(SELECT DISTINCT account_id, stream_id FROM main.engagements)"
+#: Relationship files: file name, type, query.
+REL_FILES: Final[tuple[tuple[str, str, str], ...]] = tuple(
+    (r.type.lower(), r.type, rel_file(r)) for r in RELS.values()
 )
-
-#: Relationship files: file name, type, query (``cypher.REL_STATEMENTS``' properties).
-REL_FILES: Final[tuple[tuple[str, str, str], ...]] = (
-    (
-        "hosted",
-        "HOSTED",
-        'SELECT creator_id AS ":START_ID(Account)", stream_id AS ":END_ID(Stream)", '
-        f'{_us("started_at")} AS "_t0:long", {_us("ended_at")} AS "_t1:long" '
-        "FROM main.streams",
-    ),
-    (
-        "affiliate_of",
-        "AFFILIATE_OF",
-        'SELECT creator_id AS ":START_ID(Account)", seller_id AS ":END_ID(Account)", '
-        f'commission_rate AS "commission_rate:double", {_iso("since")} AS since, '
-        f'{_us("since")} AS "_t0:long", _load_id FROM main.affiliations',
-    ),
-    (
-        "follows",
-        "FOLLOWS",
-        'SELECT follower_id AS ":START_ID(Account)", creator_id AS ":END_ID(Account)", '
-        f'{_iso("ts")} AS ts, {_us("ts")} AS "_t0:long", {_us("ts")} AS "_t1:long", '
-        "_load_id FROM main.follows",
-    ),
-    (
-        "engaged",
-        "ENGAGED",
-        'SELECT account_id AS ":START_ID(Account)", stream_id AS ":END_ID(Stream)", '
-        'views AS "views:long", likes AS "likes:long", comments AS "comments:long", '
-        'shares AS "shares:long", gifts AS "gifts:long", gift_amount AS "gift_amount:double", '
-        f"{_iso('first_ts')} AS first_ts, {_iso('last_ts')} AS last_ts, "
-        f'{_us("first_ts")} AS "_t0:long", {_us("last_ts")} AS "_t1:long" '
-        f"FROM ({_ENGAGED_ALL}) g",
-    ),
-    (
-        "placed",
-        "PLACED",
-        _orders_rel('buyer_id AS ":START_ID(Account)"', 'order_id AS ":END_ID(Order)"'),
-    ),
-    (
-        "for",
-        "FOR",
-        _orders_rel('order_id AS ":START_ID(Order)"', 'product_id AS ":END_ID(Product)"'),
-    ),
-    (
-        "sells",
-        "SELLS",
-        'SELECT seller_id AS ":START_ID(Account)", product_id AS ":END_ID(Product)", '
-        "min(_load_id) AS _load_id FROM main.orders GROUP BY seller_id, product_id",
-    ),
-    (
-        "attributed_to",
-        "ATTRIBUTED_TO",
-        _orders_rel(
-            'order_id AS ":START_ID(Order)"',
-            'creator_id AS ":END_ID(Account)"',
-            "WHERE creator_id IS NOT NULL",
-        ),
-    ),
-    (
-        "in_stream",
-        "IN_STREAM",
-        _orders_rel(
-            'order_id AS ":START_ID(Order)"',
-            'stream_id AS ":END_ID(Stream)"',
-            "WHERE stream_id IS NOT NULL",
-        ),
-    ),
-    (
-        "uses",
-        "USES",
-        'SELECT account_id AS ":START_ID(Account)", '
-        "kind || ':' || value AS \":END_ID(Identifier)\", "
-        f"{_iso('first_seen')} AS first_seen, {_iso('last_seen')} AS last_seen, "
-        f'{_us("first_seen")} AS "_t0:long", {_us("last_seen")} AS "_t1:long", _load_id '
-        "FROM main.identifiers",
-    ),
-)
-
-#: Tables whose rows become graph elements (``labels`` stays in the side file only).
-_GRAPH_TABLES: Final = ("accounts", "streams", "affiliations", "follows", "engagements")
-_GRAPH_TABLES_ALL: Final = (*_GRAPH_TABLES, "orders", "identifiers")
 
 
 @dataclass(frozen=True)
@@ -439,11 +234,11 @@ def _sql_text(value: str) -> str:
 def _has_line_breaks(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a text value that goes into the graph holds a line break."""
     checks = []
-    for table in _GRAPH_TABLES_ALL:
+    for table in GRAPH_TABLES:
         for c in TABLES[table].columns:
             if c.type in ("str", "roles"):
                 checks.append(
-                    f"SELECT 1 FROM main.{table} WHERE regexp_matches(\"{c.name}\", '[\\r\\n]')"
+                    f"SELECT 1 FROM main.{table} WHERE regexp_matches({q(c.name)}, '[\\r\\n]')"
                 )
     row = con.execute(f"SELECT EXISTS ({' UNION ALL '.join(checks)})").fetchone()
     return bool(row and row[0])
@@ -452,44 +247,11 @@ def _has_line_breaks(con: duckdb.DuckDBPyConnection) -> bool:
 # --------------------------------------------------------------------------- preparing
 
 
-def _refusal(report: LoadReport, data_dir: Path, rejects_dir: Path) -> InputError:
-    """The error that refuses an export with rejected rows or unreadable tables."""
-    problems: list[Problem] = []
-    for table in report.tables.values():
-        if table.error:
-            problems.append(Problem(table.file or str(data_dir), None, None, table.error))
-    for table in report.tables.values():
-        if table.rejects_file and len(problems) < MAX_PROBLEMS_SHOWN:
-            import pandas as pd
-
-            rejects = pd.read_csv(table.rejects_file, dtype=str, keep_default_na=False)
-            rejects["row"] = pd.to_numeric(rejects["row"], errors="coerce")
-            problems.extend(rejects_to_problems(rejects)[: MAX_PROBLEMS_SHOWN - len(problems)])
-    shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
-    total = report.rejected
-    return InputError(
-        f"{data_dir}: {total:,} rejected row(s)"
-        + (
-            f" and {sum(1 for t in report.tables.values() if t.error)} unreadable table(s)"
-            if report.failed
-            else ""
-        )
-        + f"; a bulk import takes only an export without problems, nothing was imported:\n"
-        f"{shown}\n(rejects files in {rejects_dir}; fix the export, or load it with "
-        "`ringscope load`, which quarantines the bad rows and loads the rest)"
-    )
-
-
 def prepare_import(
-    data_dir: str | Path,
+    load: LoadInto,
     out_dir: str | Path,
     *,
     columnar_path: str | Path,
-    rejects_dir: str | Path | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Progress | None = None,
-    earliest: datetime = DEFAULT_EARLIEST,
-    latest: datetime | None = None,
     seconds: dict[str, float] | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> tuple[LoadReport, ImportFiles]:
@@ -497,15 +259,13 @@ def prepare_import(
 
     Parameters
     ----------
-    data_dir
-        The export's folder.
+    load
+        Loads the export into the side file it is given (see :data:`LoadInto`).
     out_dir
         Where the CSV files go.
     columnar_path
         The side file to fill: it must not exist or be empty (see
         :func:`check_side_file`). The Neo4j store reads the tables from it later.
-    rejects_dir, batch_rows, progress, earliest, latest
-        As for :func:`~ringscope.loaders.pipeline.load_export`.
     seconds
         When given, receives the wall seconds of ``load and check`` and ``write csv``.
     on_phase
@@ -518,40 +278,25 @@ def prepare_import(
 
     Raises
     ------
-    InputError
-        The export has rejected rows or a table that cannot be read: the message
-        quotes the first problems (file, row, column, reason); the side file is
-        left as it was and no CSV file is written.
     StoreError
         The side file holds data already, or cannot be written.
+    Exception
+        What ``load`` raises to refuse the export: the side file is left as it was
+        and no CSV file is written.
     """
     started = time.perf_counter()
-    folder = Path(data_dir)
     path = Path(columnar_path)
     check_side_file(path)
     _remove_duckdb(path)
-    rejects = Path(rejects_dir) if rejects_dir is not None else default_rejects_dir(folder)
-    side = SideFileStore(path)
+    side = SideFile(path)
     try:
-        report = load_export(
-            side,
-            folder,
-            rejects_dir=rejects,
-            batch_rows=batch_rows,
-            progress=progress,
-            earliest=earliest,
-            latest=latest,
-        )
-        if not (report.rejected or report.failed):
-            side.new_store_id()
+        report = load(side)
+        side.new_store_id()
     except BaseException:
         side.close()
         _remove_duckdb(path)
         raise
     side.close()
-    if report.rejected or report.failed:
-        _remove_duckdb(path)
-        raise _refusal(report, folder, rejects)
     spent = {"load and check": time.perf_counter() - started}
     if on_phase is not None:
         on_phase("write csv")
@@ -734,21 +479,18 @@ class BulkResult:
 
 
 def bulk_import(
-    data_dir: str | Path,
+    load: LoadInto,
     home: str | Path,
     *,
     columnar_path: str | Path,
     database: str = "neo4j",
     csv_dir: str | Path | None = None,
-    rejects_dir: str | Path | None = None,
     start: bool = True,
     heap: str = "1g",
     pagecache: str = "512m",
     conf: dict[str, str] | None = None,
-    progress: Progress | None = None,
     on_started: Callable[[LocalNeo4j], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> BulkResult:
     """First load of an export into an empty, stopped Neo4j database, by bulk import.
 
@@ -760,8 +502,8 @@ def bulk_import(
 
     Parameters
     ----------
-    data_dir
-        The export's folder.
+    load
+        Loads the export into the side file it is given (see :data:`LoadInto`).
     home
         The Neo4j home (``var/neo4j/local`` for ``make neo4j``; a Neo4j installation's
         folder works too, with ``start=False``).
@@ -772,8 +514,6 @@ def bulk_import(
     csv_dir
         Where the CSV files go; default a folder beside the side file, removed after
         the import.
-    rejects_dir
-        As for ``load_export``.
     start
         Start the local server after the import to create the schema (not for a
         Neo4j installation's home, which has ``bin/neo4j-admin``: its own server
@@ -781,20 +521,16 @@ def bulk_import(
     heap, pagecache, conf
         JVM heap of the importer and the server, the server's page cache and
         other settings.
-    progress
-        ``progress(table, rows)`` while loading and checking.
     on_started
         Called with the running server (before it is stopped).
     on_phase
         Called with the name of each phase after loading and checking, as it begins
         (``write csv``, ``import``, ``server start``, ``schema``).
-    batch_rows
-        Rows per loader batch.
 
     Raises
     ------
-    InputError
-        The export has rejected rows or unreadable tables (nothing imported).
+    Exception
+        What ``load`` raises to refuse the export (nothing imported).
     StoreError
         The server is running, the database or the side file is not empty, or the
         import failed.
@@ -817,14 +553,7 @@ def bulk_import(
     started = time.perf_counter()
     try:
         report, files = prepare_import(
-            data_dir,
-            out,
-            columnar_path=staging,
-            rejects_dir=rejects_dir,
-            batch_rows=batch_rows,
-            progress=progress,
-            seconds=seconds,
-            on_phase=phase,
+            load, out, columnar_path=staging, seconds=seconds, on_phase=phase
         )
         phase("import")
         started, children = time.perf_counter(), _children_cpu()

@@ -8,10 +8,12 @@ runs as ``Run`` and ``Cluster`` nodes, decisions as ``Decision`` nodes. Every
 Cypher statement is in :mod:`ringscope.graphs.cypher`.
 
 The rows of every contract table, raw engagement events included, stay in a
-columnar side file (DuckDB, ``settings.columnar_path``): detectors read their
-tables from it (:meth:`Neo4jStore.table`), and it decides which rows of a batch are
-new, duplicates or conflicts. Neo4j holds what investigators walk: nodes and
-relationships, with ENGAGED aggregated per (account, stream).
+columnar side file (:class:`SideFile`, ``settings.columnar_path``: the DuckDB table
+layer of :mod:`ringscope.graphs.tables`, as in the embedded store): detectors read
+their tables from it (:meth:`Neo4jStore.table`), and it decides which rows of a batch
+are new, duplicates, conflicts or updates. Neo4j holds what investigators walk: nodes
+and relationships, with ENGAGED aggregated per (account, stream), written as the
+model of :mod:`ringscope.graphs.graph_model` derives them from the rows.
 
 The two halves belong together, and a store refuses to work on halves that do not
 (a side file left from another database, e.g. the default relative path of an
@@ -48,9 +50,10 @@ Failure semantics of :meth:`Neo4jStore.write_batch`, across the two stores:
    transaction (``session.execute_write``, transient errors retried), as
    ``UNWIND`` statements of :attr:`Neo4jStore.batch_size` rows each, one per label
    (accounts: per combination of role labels, set as the node is created) and per
-   relationship type, together with a ``_PendingBatch`` marker node; ENGAGED
-   relationships are *set* to the aggregate of every stored event of the pair,
-   computed by DuckDB inside the open transaction;
+   relationship type, together with a ``_PendingBatch`` marker node; the rows of the
+   statements are computed by DuckDB from the batch's new rows inside the open
+   transaction (``graph_model.node_rows``, ``rel_rows``), and ENGAGED relationships
+   are *set* to the aggregate of every stored event of the pair;
 3. the DuckDB transaction commits; then the marker is deleted.
 
 A failure in 1 or 2 rolls both back: nothing of the batch is written anywhere.
@@ -63,8 +66,8 @@ has (those that one has are not written at all), ENGAGED of pairs with no earlie
 event; but only while no marker of the table is left: with one, every node and
 relationship is merged by id with absolute values, so writing the lost batch again,
 which the table side sees as new, repairs it exactly. Those elements carry the
-batch's ``_load_id`` (nodes, and the relationship types rollbacks look up, see
-``cypher.LOAD_ID_RELS``), so :meth:`Neo4jStore.rollback_load` removes them too (and
+batch's ``_load_id`` (nodes, and the relationship types rollbacks look up, marked
+``load_id`` in the model), so :meth:`Neo4jStore.rollback_load` removes them too (and
 the load's markers of that table, which lets the table use creates again).
 
 Batch size: each loader batch (200,000 rows by default) is one Neo4j transaction,
@@ -101,33 +104,47 @@ from typing import Any, Final
 
 import duckdb
 import neo4j
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 
-from ringscope.contract import TABLES, TableSpec
+from ringscope.contract import TABLES
 from ringscope.errors import ConfigError, NotFoundError, StoreError
-from ringscope.graphs import _updates, cypher
+from ringscope.graphs import cypher
 from ringscope.graphs._graphwalk import (
-    FingerprintCache,
     as_utc,
     bounded_bfs,
     check_node_refs,
     check_rel_types,
     check_window,
-    combine_fingerprints,
     decision_with_utc,
     edge_key,
-    load_report_from_dict,
     pick_edge,
     props,
     ref_key,
-    roles_text,
     run_with,
 )
 from ringscope.graphs._groupcommit import GroupCommit
-from ringscope.graphs.store import Entity
+from ringscope.graphs.graph_model import (
+    GRAPH_TABLES,
+    RelType,
+    aggregate_rows,
+    node_rows,
+    nodes_of,
+    pairs_without_rows,
+    rel_rows,
+    rels_of,
+)
+from ringscope.graphs.store import GraphStore
+from ringscope.graphs.tables import (
+    NEW_ROWS,
+    UPDATED_ROWS,
+    DuckTables,
+    TableStore,
+    execute,
+    first_row,
+    q,
+    spec_of,
+)
 from ringscope.model import (
     NODE_LABELS,
     REL_TYPES,
@@ -135,7 +152,6 @@ from ringscope.model import (
     Decision,
     Edge,
     Finding,
-    LoadReport,
     Node,
     NodeRef,
     Path,
@@ -171,87 +187,13 @@ QUIET_NOTIFICATIONS: Final = (neo4j.NotificationDisabledClassification.UNRECOGNI
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: The properties of a Run node that change whenever any other does (see ``RUN_KEYS``).
 _RUN_VERSION: Final = ("id", "seq", "status", "finished_at")
-_SQL_TYPES: Final = {"str": "VARCHAR", "roles": "VARCHAR", "ts": "TIMESTAMPTZ", "float": "DOUBLE"}
-_ENTITY_TABLES: Final = {"account": ("accounts", "account_id"), "stream": ("streams", "stream_id")}
-#: The tables whose rows become graph elements (``labels`` stays in the side file only):
-#: what makes a side file hold marketplace data, for the pairing of the two halves.
-_GRAPH_TABLES: Final = tuple(name for name in TABLES if name != "labels")
 
-#: The aggregate of an (account, stream) pair's events that ENGAGED carries.
-_ENGAGED_SQL: Final = """
-SELECT e.account_id, e.stream_id,
-       count(*) AS n, count(*) FILTER (WHERE kind = 'view') AS views,
-       count(*) FILTER (WHERE kind = 'like') AS likes,
-       count(*) FILTER (WHERE kind = 'comment') AS comments,
-       count(*) FILTER (WHERE kind = 'share') AS shares,
-       count(*) FILTER (WHERE kind = 'gift') AS gifts,
-       coalesce(sum(amount) FILTER (WHERE kind = 'gift'), 0.0) AS gift_amount,
-       min(ts) AS first_ts, max(ts) AS last_ts
-FROM main.engagements e SEMI JOIN {pairs} p USING (account_id, stream_id)
-GROUP BY e.account_id, e.stream_id
-"""
+Statements = list[tuple[str, list[dict[str, Any]]]]
 
 
-def _q(name: str) -> str:
-    """Quote an identifier that comes from the contract (never from data)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _spec(table: str) -> TableSpec:
-    try:
-        return TABLES[table]
-    except KeyError:
-        raise ValueError(f"table: unknown table {table!r}; use one of {sorted(TABLES)}") from None
-
-
-# --------------------------------------------------------------------------- values
-
-
-def _iso(series: pd.Series) -> np.ndarray:
-    """UTC timestamps as ``datetime.isoformat()`` strings (``None`` when missing)."""
-    out = np.full(len(series), None, dtype=object)
-    stamps = pd.to_datetime(series, utc=True)
-    mask = stamps.notna().to_numpy()
-    if mask.any():
-        text = stamps[mask].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-        out[mask] = text.str.replace(".000000+", "+", regex=False).to_numpy(dtype=object)
-    return out
-
-
-def _micros(series: pd.Series) -> np.ndarray:
-    """UTC timestamps as microseconds since the epoch (``None`` when missing)."""
-    out = np.full(len(series), None, dtype=object)
-    stamps = pd.to_datetime(series, utc=True)
-    mask = stamps.notna().to_numpy()
-    if mask.any():
-        values = stamps[mask].dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
-        out[mask] = values.astype(np.int64).tolist()
-    return out
-
-
-def _plain(series: pd.Series, kind: str) -> np.ndarray:
-    """A column as JSON-able Python values (``None`` when missing)."""
-    if kind == "ts":
-        return _iso(series)
-    values = np.array(series.astype(object).to_numpy(dtype=object), dtype=object, copy=True)
-    missing = pd.isna(series).to_numpy()
-    values[missing] = None
-    if kind == "float":
-        values[~missing] = [float(v) for v in values[~missing]]
-    elif kind == "roles":
-        values[~missing] = [roles_text(str(v)) for v in values[~missing]]
-    else:
-        values[~missing] = [str(v) for v in values[~missing]]
-    return values
-
-
-def _columns(frame: pd.DataFrame, spec: TableSpec) -> dict[str, np.ndarray]:
-    return {c.name: _plain(frame[c.name], c.type) for c in spec.columns if c.name in frame}
-
-
-def _records(cols: dict[str, np.ndarray], names: Sequence[str]) -> list[dict[str, Any]]:
-    """Per row, a dict of the columns ``names`` (``None`` when missing)."""
-    return [dict(zip(names, v, strict=True)) for v in zip(*(cols[k] for k in names), strict=True)]
+def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    """The rows of ``sql`` as dicts (what a statement's ``$rows`` takes)."""
+    return con.sql(sql).to_arrow_table().to_pylist()
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -259,10 +201,66 @@ def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, An
         yield rows[i : i + size]
 
 
+# --------------------------------------------------------------------------- the side file
+
+
+class SideFile(DuckTables):
+    """The Neo4j store's columnar side file: the contract tables and the loads
+    (:class:`~ringscope.graphs.tables.DuckTables`), and the store id it shares with its
+    database (a ``store_info`` table; see the module docstring).
+
+    The bulk import (:mod:`ringscope.graphs.neo4j_bulk`) fills one before its database
+    exists: loading into it alone writes every table exactly as a load through
+    :class:`Neo4jStore` does.
+    """
+
+    def __init__(self, path: str | pathlib.Path) -> None:
+        super().__init__(path, noun="the columnar file", setup=self._setup, load_times=False)
+
+    @staticmethod
+    def _setup(con: duckdb.DuckDBPyConnection) -> None:
+        execute(
+            con,
+            "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR PRIMARY KEY,"
+            " store_id VARCHAR NOT NULL)",
+        )
+
+    def state(self) -> tuple[str | None, dict[str, int]]:
+        """The side file's store id and rows per table, in one query."""
+        counts = ", ".join(f"(SELECT count(*) FROM main.{q(name)})" for name in TABLES)
+        with self.reading("read the side file's store id") as con:
+            row = first_row(con, f"SELECT (SELECT max(store_id) FROM store_info), {counts}")
+        assert row is not None
+        return row[0], {name: int(n) for name, n in zip(TABLES, row[1:], strict=True)}
+
+    def record_store_id(self, store_id: str | None) -> None:
+        """Make ``store_id`` the side file's store id (``None``: no id)."""
+        with self.transaction("record the store id") as con:
+            execute(con, "DELETE FROM store_info")
+            if store_id is not None:
+                execute(
+                    con,
+                    "INSERT INTO store_info VALUES ($key, $id)",
+                    {"key": cypher.STORE_INFO_KEY, "id": store_id},
+                )
+
+    def new_store_id(self) -> str:
+        """Give the side file a new store id (a bulk-imported database gets the same one);
+        returns it."""
+        store_id = uuid.uuid4().hex
+        self.record_store_id(store_id)
+        return store_id
+
+    def empty(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Every row, load record and the store id deleted, in the open transaction."""
+        super().empty(con)
+        execute(con, "DELETE FROM store_info")
+
+
 # --------------------------------------------------------------------------- the store
 
 
-class Neo4jStore:
+class Neo4jStore(TableStore, GraphStore):
     """The investigators' store: Neo4j for the graph, a DuckDB side file for the tables.
 
     Parameters
@@ -312,7 +310,9 @@ class Neo4jStore:
         self.database = database
         self.batch_size = batch_size
         self.columnar_path = str(columnar_path)
-        self._init_side_state()
+        #: Seconds and rows spent per load statement (for benchmarks).
+        self.load_stats: dict[str, tuple[float, int]] = {}
+        self._lock = threading.RLock()
         self._audit_writer: GroupCommit[dict[str, Any]] = GroupCommit(self._write_audit)
         #: Runs as read, by (id, seq, status, finished_at), see :meth:`_runs_in`.
         self._runs_read: dict[tuple[Any, ...], Run] = {}
@@ -333,20 +333,16 @@ class Neo4jStore:
         except (Neo4jError, ServiceUnavailable, SessionExpired, ValueError, OSError) as e:
             raise StoreError(f"cannot connect to Neo4j at {uri}: {e}") from e
         try:
-            self._open_columnar()
+            self._tables: SideFile = SideFile(columnar_path)
+        except BaseException:
+            self._driver.close()
+            raise
+        try:
             self._setup_graph()
             self._pair()
         except BaseException:
             self.close()
             raise
-
-    def _init_side_state(self) -> None:
-        """The state of the side file's side (also of stores without a server)."""
-        #: Seconds and rows spent per load statement (for benchmarks).
-        self.load_stats: dict[str, tuple[float, int]] = {}
-        self._lock = threading.RLock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._fingerprint = FingerprintCache()
 
     @classmethod
     def connect(cls, uri: str, *, settings: Settings) -> Neo4jStore:
@@ -361,30 +357,6 @@ class Neo4jStore:
         )
 
     # ------------------------------------------------------------------ plumbing
-    def _open_columnar(self) -> None:
-        path = self.columnar_path
-        if path != ":memory:":
-            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(path)
-            self._con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open the columnar file {path}: {e}") from e
-        with self._columnar("create tables") as con:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS loads (seq BIGINT NOT NULL, load_id VARCHAR NOT NULL,"
-                " fingerprint VARCHAR NOT NULL, report VARCHAR NOT NULL)"
-            )
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR PRIMARY KEY,"
-                " store_id VARCHAR NOT NULL)"
-            )
-            for spec in TABLES.values():
-                cols = ", ".join(f"{_q(c.name)} {_SQL_TYPES[c.type]}" for c in spec.columns)
-                con.execute(
-                    f"CREATE TABLE IF NOT EXISTS main.{_q(spec.name)} ({cols}, _load_id VARCHAR)"
-                )
-
     def _setup_graph(self) -> None:
         """Uniqueness constraints on every id (before any ``MERGE``) and the other
         indexes; the runs' ``started_ns`` where runs recorded before it lack it."""
@@ -401,13 +373,13 @@ class Neo4jStore:
         :meth:`write_batch` claims them). Two small queries, one per half; a pair from
         before store ids (both holding data, neither an id) is given one.
         """
-        side_id, rows = self._side_state()
+        side_id, rows = self._tables.state()
         graph_id, nodes = self._graph_state()
         self.store_id, self.mismatch = None, None
         if side_id is not None and side_id == graph_id:
             self.store_id = side_id
             return
-        side_data = any(rows[name] for name in _GRAPH_TABLES)
+        side_data = any(rows[name] for name in GRAPH_TABLES)
         graph_data = any(nodes.values())
         if not side_data and not graph_data and graph_id is None:
             return
@@ -416,15 +388,6 @@ class Neo4jStore:
             return
         self.mismatch = self._mismatch_text(side_id, rows, graph_id, nodes)
 
-    def _side_state(self) -> tuple[str | None, dict[str, int]]:
-        """The side file's store id and rows per table."""
-        counts = ", ".join(f"(SELECT count(*) FROM main.{_q(name)})" for name in TABLES)
-        with self._reading("read the side file's store id") as con:
-            (row,) = con.execute(
-                f"SELECT (SELECT max(store_id) FROM store_info), {counts}"
-            ).fetchall()
-        return row[0], {name: int(n) for name, n in zip(TABLES, row[1:], strict=True)}
-
     def _graph_state(self) -> tuple[str | None, dict[str, int]]:
         """The database's store id and nodes per label of the marketplace."""
         records = self._query(cypher.STORE_STATE, key=cypher.STORE_INFO_KEY)
@@ -432,16 +395,6 @@ class Neo4jStore:
             raise StoreError(f"Neo4j at {self.uri} answered nothing to the store id query")
         counts = [int(n) for n in records[0]["counts"]]
         return records[0]["store_id"], dict(zip(NODE_LABELS, counts, strict=True))
-
-    def _record_side_id(self, store_id: str | None) -> None:
-        """Make ``store_id`` the side file's store id (``None``: no id)."""
-        with self._columnar("record the store id") as con:
-            con.execute("DELETE FROM store_info")
-            if store_id is not None:
-                con.execute(
-                    "INSERT INTO store_info VALUES ($key, $id)",
-                    {"key": cypher.STORE_INFO_KEY, "id": store_id},
-                )
 
     def _claim(self) -> None:
         """Give the side file, then the database, a new store id.
@@ -459,12 +412,17 @@ class Neo4jStore:
             rec = tx.run(cypher.CLAIM_STORE, key=cypher.STORE_INFO_KEY, store_id=new)
             return str(rec.single(strict=True)["store_id"])
 
-        self._record_side_id(new)
+        self._tables.record_store_id(new)
         held: str = self._write("record the store id", work)
         if held == new:
             self.store_id, self.mismatch = new, None
         else:
             self._pair()
+
+    def _tables_for(self, what: str) -> DuckTables:
+        """The side file's tables, once :meth:`_check_paired` allows ``what``."""
+        self._check_paired(what)
+        return self._tables
 
     def _check_paired(self, what: str, *, claim: bool = False) -> None:
         """Refuse ``what`` on a mismatched store; with ``claim`` (a write), claim an
@@ -523,39 +481,6 @@ class Neo4jStore:
             f"at the side file this database was loaded with. {afresh}"
         )
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            raise StoreError(f"store {self.uri} is closed")
-        return self._con
-
-    @contextlib.contextmanager
-    def _columnar(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A DuckDB transaction: committed at the end, rolled back on any error."""
-        with self._lock:
-            con = self._connection()
-            try:
-                con.execute("BEGIN TRANSACTION")
-            except duckdb.Error as e:
-                raise StoreError(f"{what}: {e}") from e
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException as e:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                if isinstance(e, duckdb.Error):
-                    raise StoreError(f"{what}: {e}") from e
-                raise
-
-    @contextlib.contextmanager
-    def _reading(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            con = self._connection()
-            try:
-                yield con
-            except duckdb.Error as e:
-                raise StoreError(f"{what}: {e}") from e
-
     @contextlib.contextmanager
     def _neo4j(self, what: str) -> Iterator[None]:
         """Translate driver errors into ``StoreError``."""
@@ -584,13 +509,8 @@ class Neo4jStore:
     def close(self) -> None:
         """Close the driver and the side file."""
         with self._lock:
-            if self._con is not None:
-                con, self._con = self._con, None
-                with contextlib.suppress(duckdb.Error):
-                    con.close()
-            driver = getattr(self, "_driver", None)
-            if driver is not None:
-                driver.close()
+            self._tables.close()
+            self._driver.close()
 
     def __enter__(self) -> Neo4jStore:
         return self
@@ -614,26 +534,22 @@ class Neo4jStore:
             records = self._query(cypher.WIPE_BATCH, limit=DELETE_CHUNK, audit=erase_audit_log)
             if not records or not records[0]["removed"]:
                 break
-        self._fingerprint.forget()
-        with self._columnar("wipe") as con:
-            con.execute("DELETE FROM loads")
-            con.execute("DELETE FROM store_info")
-            for name in TABLES:
-                con.execute(f"DELETE FROM main.{_q(name)}")
+        with self._tables.transaction("wipe") as con:
+            self._tables.empty(con)
+        self._tables.forget_fingerprint()
         with self._lock:
             self.store_id, self.mismatch = None, None
-        self._fingerprint.forget()
 
     # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
         """Write one validated, normalised batch of ``table``, atomically across both stores.
 
         The side file sorts the rows into new rows, duplicates (key stored with
-        identical values; ``NULL`` equal to ``NULL``) and conflicts (key stored
-        with other values); a row repeating a key earlier in the batch counts as
-        a duplicate or conflict of that row. The graph elements of the new rows
-        go to Neo4j in one transaction before the side file commits (see the
-        module's failure semantics).
+        identical values; ``NULL`` equal to ``NULL``), updates and conflicts (key stored
+        with other values); a row repeating a key earlier in the batch counts as a
+        duplicate or conflict of that row (:meth:`DuckTables.write`). The graph elements
+        of the new and updated rows go to Neo4j in one transaction before the side file
+        commits (see the module's failure semantics).
 
         The first write into a store neither half of which is claimed yet gives both
         a store id (see the module docstring).
@@ -647,334 +563,97 @@ class Neo4jStore:
         ConfigError
             The side file and the database do not belong together; nothing is written.
         """
-        spec = _spec(table)
-        missing = [c for c in spec.required if c not in frame.columns]
-        if missing:
-            raise ValueError(f"frame: table {table!r} needs columns {missing}")
+        spec = self._tables.check_batch(table, frame)
         self._check_paired(f"write {table}", claim=True)
         if len(frame) == 0:
             return BatchResult(inserted=0, duplicates=0)
-        with self._columnar(f"write {table}") as con:
+        with self._tables.transaction(f"write {table}") as con:
             started = time.perf_counter()
-            result = self._insert_new(con, spec, frame, load_id)
+            result = self._tables.write(con, spec, frame, load_id, keep=True)
             self._stat("(side file: sort and insert the batch)", started, len(frame))
             token: str | None = None
-            statements: list[tuple[str, list[Any]]] = []
+            statements: Statements = []
             if result.inserted:
-                # engagements go to the graph as per-pair aggregates computed in DuckDB
-                new = (
-                    pd.DataFrame()
-                    if table == "engagements"
-                    else con.sql("SELECT * FROM _rs_new").arrow().read_all().to_pandas()
-                )
                 create = self._creates_allowed(table)
                 started = time.perf_counter()
-                statements = self._graph_statements(con, spec, new, create=create)
+                statements = self._graph_statements(con, table, NEW_ROWS, create=create)
                 self._stat("(rows for the graph statements)", started, result.inserted)
             if result.updated:
                 # the stored rows as updated, merged into the graph with their new values
-                statements += self._graph_statements(
-                    con, spec, self._stored_rows(con, spec, "_rs_upd"), create=False
-                )
-                con.execute("DROP TABLE _rs_upd")
+                updated = DuckTables.stored_rows(spec, UPDATED_ROWS)
+                statements += self._graph_statements(con, table, updated, create=False)
+                execute(con, f"DROP TABLE {UPDATED_ROWS}")
             if statements:
                 token = self._write_graph(f"write {table}", statements, load_id, pending=table)
-            con.execute("DROP TABLE IF EXISTS _rs_new")
+            execute(con, f"DROP TABLE {NEW_ROWS}")
             started = time.perf_counter()
         self._stat("(side file: commit)", started, result.inserted)
         if token is not None:  # both sides committed: this batch is not half-written
             self._query(cypher.CLEAR_PENDING, token=token)
         return result
 
-    def _insert_new(
-        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, frame: pd.DataFrame, load_id: str
-    ) -> BatchResult:
-        """Sort the batch against the stored table and insert its new rows (kept in ``_rs_new``)."""
-        present = [c.name for c in spec.columns if c.name in frame.columns]
-        n = len(frame)
-        try:
-            data = pa.Table.from_pandas(frame[present], preserve_index=False)
-        except (pa.ArrowException, TypeError, ValueError) as e:
-            raise StoreError(f"write {spec.name}: batch cannot be converted: {e}") from e
-        data = data.append_column("_rs_pos", pa.array(np.arange(n, dtype=np.int64)))
-        casts = []
-        for c in spec.columns:
-            sql_type = _SQL_TYPES[c.type]
-            if c.name not in present:
-                expr = f"CAST(NULL AS {sql_type})"
-            elif c.type == "float":
-                expr = f"NULLIF(CAST(f.{_q(c.name)} AS {sql_type}), 'NaN'::DOUBLE)"
-            else:
-                expr = f"CAST(f.{_q(c.name)} AS {sql_type})"
-            casts.append(f"{expr} AS {_q(c.name)}")
-        keys = spec.key
-        others = [c for c in spec.names if c not in keys]
-        on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
-        same = " AND ".join(f"s.{_q(c)} IS NOT DISTINCT FROM t.{_q(c)}" for c in others) or "TRUE"
-        duplicate, update = _updates.classify(spec)
-        cols = ", ".join(_q(c) for c in spec.names)
-        key_cols = ", ".join(_q(k) for k in keys)
-        stored = f"t.{_q(keys[0])} IS NOT NULL"
-        con.register("_rs_frame", data)
-        try:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _rs_batch AS "
-                f"WITH s AS (SELECT f._rs_pos, {', '.join(casts)} FROM _rs_frame f) "
-                f"SELECT s.*, NOT ({stored}) AS _rs_new, {duplicate} AS _rs_same, "
-                f"coalesce({stored} AND {update}, FALSE) AS _rs_upd "
-                f"FROM s LEFT JOIN main.{_q(spec.name)} t ON {on}"
-            )
-        finally:
-            con.unregister("_rs_frame")
-        # A key repeated inside the batch: the first row stands, later ones compare to it.
-        key_on = " AND ".join(f"s.{_q(k)} = f.{_q(k)}" for k in keys)
-        con.execute(
-            "UPDATE _rs_batch SET _rs_new = FALSE, _rs_same = x.same, _rs_upd = FALSE FROM ("
-            f"SELECT s._rs_pos AS pos, {same} AS same FROM _rs_batch s "
-            f"JOIN (SELECT {key_cols}, min(_rs_pos) AS _rs_first FROM _rs_batch WHERE _rs_new "
-            f"GROUP BY {key_cols} HAVING count(*) > 1) f ON {key_on} "
-            "JOIN _rs_batch t ON t._rs_pos = f._rs_first WHERE s._rs_pos <> f._rs_first"
-            ") x WHERE _rs_batch._rs_pos = x.pos"
-        )
-        row = con.execute(
-            "SELECT count(*) FILTER (WHERE _rs_new), "
-            "count(*) FILTER (WHERE NOT _rs_new AND _rs_same), "
-            "count(*) FILTER (WHERE NOT _rs_new AND _rs_upd) FROM _rs_batch"
-        ).fetchone()
-        inserted, duplicates, updated = (
-            (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-        )
-        conflicts = tuple(
-            int(r[0])
-            for r in con.execute(
-                "SELECT _rs_pos FROM _rs_batch WHERE NOT _rs_new AND NOT _rs_same "
-                "AND NOT _rs_upd ORDER BY _rs_pos"
-            ).fetchall()
-        )
-        if updated:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _rs_upd AS SELECT {cols} FROM _rs_batch "
-                "WHERE NOT _rs_new AND _rs_upd "
-                f"QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY _rs_pos) = 1"
-            )
-            _updates.apply(con, spec, "_rs_upd", load_id)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _rs_new AS SELECT {cols} FROM _rs_batch WHERE _rs_new"
-        )
-        if inserted:
-            con.execute(
-                f"INSERT INTO main.{_q(spec.name)} ({cols}, _load_id) "
-                f"SELECT {cols}, $load_id FROM _rs_new",
-                {"load_id": load_id},
-            )
-        con.execute("DROP TABLE _rs_batch")
-        return BatchResult(
-            inserted=inserted, duplicates=duplicates, conflicts=conflicts, updated=updated
-        )
-
     def _graph_statements(
-        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, new: pd.DataFrame, *, create: bool
-    ) -> list[tuple[str, list[Any]]]:
-        """The Cypher statements (with their rows) that put ``new`` rows into the graph.
+        self, con: duckdb.DuckDBPyConnection, table: str, rows: str, *, create: bool
+    ) -> Statements:
+        """The Cypher statements (with their rows) that put the rows of relation ``rows``
+        (rows of ``table``) into the graph, as the model derives them.
 
-        One statement per label (accounts: per combination of role labels) and per
-        relationship type, properties named one by one. With ``create``, every element
-        the side file proves new is CREATEd: the nodes and relationships a new table
-        row alone implies, the products, identifiers and SELLS pairs no earlier stored
-        row has (those that one has are left alone), and ENGAGED of pairs whose every
-        stored event is in the batch; ENGAGED of other pairs is MERGEd (set to the new
-        aggregate). Without ``create``, everything is MERGEd.
+        One statement per label (with extra labels: per combination of them) and per
+        relationship type, properties named one by one. With ``create`` (``rows`` the
+        batch's new rows, inserted), every element the side file proves new is
+        CREATEd: the nodes and relationships a new table row alone implies, the
+        products, identifiers and SELLS pairs no earlier stored row has (those that one
+        has are left alone), and ENGAGED of pairs whose every stored event is in the
+        batch; ENGAGED of other pairs is MERGEd (set to the new aggregate). Without
+        ``create``, everything is MERGEd.
         """
-        table = spec.name
-        rel = cypher.REL_STATEMENTS
-        pick = 1 if create else 0
-        if table == "engagements":
-            rows, only_new = self._engaged_rows(con, "_rs_new", split=create)
-            out: list[tuple[str, list[Any]]] = [(cypher.MERGE_ENGAGED, rows)]
-            if only_new:
-                out.append((rel["ENGAGED"][1], only_new))
-            return out
-        cols = _columns(new, spec)
-        if table == "accounts":
-            names = cypher.ACCOUNT_PROPS
-            rows = _records(cols, names)
-            for row in rows:
-                row["id"] = row["account_id"]
+        out: Statements = []
+        for node in nodes_of(table):
+            first: dict[str, dict[str, Any]] = {}  # per id (ids joined by ':' may meet)
+            for row in _records(con, node_rows(node, rows, fresh=create)):
+                first.setdefault(row["id"], row)
             by_labels: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for row in rows:
-                roles = (row["roles"] or "").split("|")
-                labels = tuple(label for r, label in cypher.ROLE_LABELS.items() if r in roles)
-                by_labels.setdefault(labels, []).append(row)
-            build = cypher.create_accounts if create else cypher.merge_accounts
-            return [(build(labels), group) for labels, group in sorted(by_labels.items())]
-        if table == "streams":
-            names = cypher.STREAM_PROPS
-            t0, t1 = _micros(new["started_at"]), _micros(new["ended_at"])
-            rows = _records(cols, names)
-            for i, row in enumerate(rows):
-                row["id"] = row["stream_id"]
-                row["_t0"], row["_t1"] = t0[i], t1[i]
-            nodes_statement = cypher.CREATE_STREAMS if create else cypher.MERGE_STREAMS
-            return [(nodes_statement, rows), (rel["HOSTED"][pick], rows)]
-        if table == "affiliations":
-            t0 = _micros(new["since"])
-            rows = _records(cols, ("creator_id", "seller_id", "commission_rate", "since"))
-            for i, row in enumerate(rows):
-                row["_t0"] = t0[i]
-            return [(rel["AFFILIATE_OF"][pick], rows)]
-        if table == "follows":
-            t0 = _micros(new["ts"])
-            rows = [
-                {"follower_id": f, "creator_id": c, "ts": ts, "_t0": t, "_t1": t}
-                for f, c, ts, t in zip(
-                    cols["follower_id"], cols["creator_id"], cols["ts"], t0, strict=True
-                )
-            ]
-            return [(rel["FOLLOWS"][pick], rows)]
-        if table == "orders":
-            names = cypher.ORDER_PROPS
-            t0 = _micros(new["ts"])
-            rows = _records(cols, names)
-            for i, row in enumerate(rows):
-                row["id"] = row["order_id"]
-                row["_t0"] = row["_t1"] = t0[i]
-            if create:
-                products = [p for (p,) in self._new_values(con, spec, ("product_id",))]
-                sells = self._new_values(con, spec, ("seller_id", "product_id"))
+            for row in first.values():
+                labels = row.pop("_labels", None)
+                key = tuple(label for label in labels.split(";") if label) if labels else ()
+                by_labels.setdefault(key, []).append(row)
+            for labels, group in sorted(by_labels.items()):
+                out.append((cypher.node_statement(node, labels, create=create), group))
+        for rel in rels_of(table):
+            if rel.grouping == "aggregate":
+                merged, created = self._aggregate(con, rel, rows, batch=create)
+                out.append((cypher.rel_statement(rel, create=False), merged))
+                if created:
+                    out.append((cypher.rel_statement(rel, create=True), created))
             else:
-                products = list(dict.fromkeys(r["product_id"] for r in rows))
-                sells = list(dict.fromkeys((r["seller_id"], r["product_id"]) for r in rows))
-            return [
-                (cypher.CREATE_PRODUCTS if create else cypher.MERGE_PRODUCTS, products),
-                (cypher.CREATE_ORDERS if create else cypher.MERGE_ORDERS, rows),
-                (rel["PLACED"][pick], rows),
-                (rel["FOR"][pick], rows),
-                (rel["SELLS"][pick], [{"seller_id": a, "product_id": b} for a, b in sells]),
-                (rel["ATTRIBUTED_TO"][pick], [r for r in rows if r["creator_id"] is not None]),
-                (rel["IN_STREAM"][pick], [r for r in rows if r["stream_id"] is not None]),
-            ]
-        if table == "identifiers":
-            t0, t1 = _micros(new["first_seen"]), _micros(new["last_seen"])
-            rows = [
-                {
-                    "id": f"{k}:{v}",
-                    "kind": k,
-                    "account_id": a,
-                    "first_seen": fs,
-                    "last_seen": ls,
-                    "_t0": s0,
-                    "_t1": s1,
-                }
-                for a, k, v, fs, ls, s0, s1 in zip(
-                    cols["account_id"],
-                    cols["kind"],
-                    cols["value"],
-                    cols["first_seen"],
-                    cols["last_seen"],
-                    t0,
-                    t1,
-                    strict=True,
-                )
-            ]
-            nodes: dict[str, list[dict[str, Any]]] = {}
-            seen: set[str] = set()
-            if create:  # identifiers of earlier rows are in the graph already: skip them
-                fresh = {f"{k}:{v}" for k, v in self._new_values(con, spec, ("kind", "value"))}
-                seen = {row["id"] for row in rows if row["id"] not in fresh}
-            for row, value in zip(rows, cols["value"], strict=True):
-                if row["id"] not in seen:
-                    seen.add(row["id"])
-                    nodes.setdefault(cypher.identifier_statement_key(row["kind"]), []).append(
-                        {"id": row["id"], "kind": row["kind"], "value": value}
-                    )
-            node_statements = cypher.CREATE_IDENTIFIERS if create else cypher.MERGE_IDENTIFIERS
-            out = [(node_statements[kind], nodes[kind]) for kind in sorted(nodes)]
-            out.append((rel["USES"][pick], rows))
-            return out
-        return []  # labels: table side only
+                rel_records = _records(con, rel_rows(rel, rows, fresh=create))
+                out.append((cypher.rel_statement(rel, create=create), rel_records))
+        return out
 
     @staticmethod
-    def _stored_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, keys_of: str) -> pd.DataFrame:
-        """The stored rows of the table whose keys are in relation ``keys_of``."""
-        cols = ", ".join(f"t.{_q(c)}" for c in spec.names)
-        on = " AND ".join(f"k.{_q(c)} = t.{_q(c)}" for c in spec.key)
-        return (
-            con.sql(f"SELECT {cols} FROM main.{_q(spec.name)} t SEMI JOIN {keys_of} k ON {on}")
-            .arrow()
-            .read_all()
-            .to_pandas()
-        )
-
-    @staticmethod
-    def _new_values(
-        con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: Sequence[str]
-    ) -> list[tuple[Any, ...]]:
-        """Distinct values of ``columns`` among the batch's new rows (``_rs_new``, already
-        inserted) that no other stored row of the table has, sorted: the nodes (or
-        SELLS pairs) this batch is the first to imply."""
-        cols = ", ".join(_q(c) for c in columns)
-        keys = ", ".join(_q(k) for k in spec.key)
-        sql = (
-            f"SELECT DISTINCT {cols} FROM _rs_new EXCEPT "
-            f"SELECT {cols} FROM main.{_q(spec.name)} t ANTI JOIN _rs_new n USING ({keys}) "
-            f"ORDER BY {cols}"
-        )
-        return [tuple(r) for r in con.execute(sql).fetchall()]
-
-    def _engaged_rows(
-        self, con: duckdb.DuckDBPyConnection, pairs: str, *, split: bool = False
+    def _aggregate(
+        con: duckdb.DuckDBPyConnection, rel: RelType, pairs: str, *, batch: bool = False
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """ENGAGED of the (account, stream) pairs in relation ``pairs``, from every stored event.
+        """An aggregated ``rel`` of the pairs in relation ``pairs``, from every stored row.
 
-        With ``split`` (``pairs`` being the batch's new events, already inserted), the
-        pairs all of whose stored events are in the batch come second: no earlier row
-        made their relationship, so it can be created without a check. Otherwise every
-        pair comes first (to be merged) and the second list is empty.
+        With ``batch`` (``pairs`` being the batch's new rows, already inserted), the
+        pairs all of whose stored rows are in the batch come second: no earlier row made
+        their relationship, so it can be created without a check. Otherwise every pair
+        comes first (to be merged) and the second list is empty.
         """
-        sql = _ENGAGED_SQL.format(pairs=pairs)
-        if split:
-            sql = (
-                f"WITH b AS (SELECT account_id, stream_id, count(*) AS batch_n FROM {pairs} "
-                "GROUP BY account_id, stream_id) "
-                f"SELECT g.*, g.n = b.batch_n AS only_batch FROM ({sql}) g "
-                "JOIN b USING (account_id, stream_id)"
-            )
-        agg = con.sql(sql).arrow().read_all().to_pandas()
-        first, last = _iso(agg["first_ts"]), _iso(agg["last_ts"])
-        t0, t1 = _micros(agg["first_ts"]), _micros(agg["last_ts"])
-        counts = {k: agg[k].astype(np.int64).tolist() for k in ("views", "likes", "comments")}
-        counts |= {k: agg[k].astype(np.int64).tolist() for k in ("shares", "gifts")}
-        amount = agg["gift_amount"].astype(float).tolist()
-        accounts, streams = agg["account_id"].tolist(), agg["stream_id"].tolist()
-        rows = [
-            {
-                "account_id": accounts[i],
-                "stream_id": streams[i],
-                "views": counts["views"][i],
-                "likes": counts["likes"][i],
-                "comments": counts["comments"][i],
-                "shares": counts["shares"][i],
-                "gifts": counts["gifts"][i],
-                "gift_amount": amount[i],
-                "first_ts": first[i],
-                "last_ts": last[i],
-                "_t0": t0[i],
-                "_t1": t1[i],
-            }
-            for i in range(len(agg))
-        ]
-        if not split:
-            return rows, []
-        only = agg["only_batch"].to_numpy(dtype=bool)
-        return (
-            [r for r, o in zip(rows, only, strict=True) if not o],
-            [r for r, o in zip(rows, only, strict=True) if o],
-        )
+        records = _records(con, aggregate_rows(rel, pairs, batch=pairs if batch else None))
+        if not batch:
+            return records, []
+        merged: list[dict[str, Any]] = []
+        created: list[dict[str, Any]] = []
+        for row in records:
+            (created if row.pop("_only") else merged).append(row)
+        return merged, created
 
     def _write_graph(
         self,
         what: str,
-        statements: list[tuple[str, list[Any]]],
+        statements: Statements,
         load_id: str,
         *,
         pending: str | None = None,
@@ -1034,7 +713,8 @@ class Neo4jStore:
 
     def rollback_load(self, load_id: str, table: str) -> int:
         """Remove the rows of ``table`` that load ``load_id`` inserted, and the graph
-        elements only they created. Returns the number of rows removed.
+        elements only they created; put back the rows it updated as they were. Returns
+        the number of rows removed.
 
         Neo4j is cleaned first, in transactions of :data:`DELETE_CHUNK` elements,
         then the side file commits; a rollback that fails half-way can be run again.
@@ -1044,67 +724,45 @@ class Neo4jStore:
         ConfigError
             The side file and the database do not belong together.
         """
-        spec = _spec(table)
+        spec = spec_of(table)
         self._check_paired(f"roll back load {load_id} of {table}")
-        with self._columnar(f"roll back load {load_id} of {table}") as con:
-            pairs = None
-            if table == "engagements":
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _rs_pairs AS SELECT DISTINCT account_id, "
-                    "stream_id FROM main.engagements WHERE _load_id = $load_id",
+        aggregated = [r for r in rels_of(table) if r.grouping == "aggregate"]
+        with self._tables.transaction(f"roll back load {load_id} of {table}") as con:
+            for i, rel in enumerate(aggregated):  # the pairs whose aggregate changes
+                execute(
+                    con,
+                    f"CREATE OR REPLACE TEMP TABLE _rs_pairs_{i} AS SELECT DISTINCT "
+                    f"{', '.join(rel.ends)} FROM main.{q(table)} WHERE _load_id = $load_id",
                     {"load_id": load_id},
                 )
-                pairs = "_rs_pairs"
-            row = con.execute(
-                f"DELETE FROM main.{_q(spec.name)} WHERE _load_id = $load_id", {"load_id": load_id}
-            ).fetchone()
-            removed = int(row[0]) if row else 0
-            if pairs is not None:
-                kept, _ = self._engaged_rows(con, pairs)
-                gone = (
-                    con.sql(
-                        "SELECT account_id, stream_id FROM _rs_pairs p WHERE NOT EXISTS ("
-                        "SELECT 1 FROM main.engagements e WHERE e.account_id = p.account_id "
-                        "AND e.stream_id = p.stream_id)"
-                    )
-                    .arrow()
-                    .read_all()
-                    .to_pylist()
-                )
-                con.execute("DROP TABLE _rs_pairs")
+            removed = self._tables.remove_load(con, spec, load_id)
+            for i, rel in enumerate(aggregated):
+                kept, _ = self._aggregate(con, rel, f"_rs_pairs_{i}")
+                gone = _records(con, pairs_without_rows(rel, f"_rs_pairs_{i}"))
+                execute(con, f"DROP TABLE _rs_pairs_{i}")
                 self._write_graph(
-                    f"roll back engagements of {load_id}",
-                    [(cypher.DELETE_ENGAGED, gone), (cypher.MERGE_ENGAGED, kept)],
+                    f"roll back {rel.type} of {load_id}",
+                    [
+                        (cypher.delete_rels(rel), gone),
+                        (cypher.rel_statement(rel, create=False), kept),
+                    ],
                     load_id,
                 )
-            for statement in self._rollback_statements(table):
+            for statement in cypher.rollback_statements(table):
                 self._delete_all(statement, load_id)
-            restored = _updates.restore(con, spec, load_id)
+            restored = self._tables.restore_load(con, spec, load_id)
             if restored is not None:
                 # the rows the load updated, with their values from before it
                 self._write_graph(
                     f"restore the {table} rows {load_id} updated",
                     self._graph_statements(
-                        con, spec, self._stored_rows(con, spec, restored), create=False
+                        con, table, DuckTables.stored_rows(spec, restored), create=False
                     ),
                     load_id,
                 )
-                con.execute(f"DROP TABLE {restored}")
+                execute(con, f"DROP TABLE {restored}")
             self._query(cypher.CLEAR_PENDING_LOAD, table=table, load_id=load_id)
         return removed
-
-    @staticmethod
-    def _rollback_statements(table: str) -> list[str]:
-        out: list[str] = []
-        if table in cypher.ROLLBACK_NODES:
-            out.append(cypher.ROLLBACK_NODES[table])
-        if table in cypher.ROLLBACK_RELS:
-            out.append(cypher.ROLLBACK_RELS[table])
-        if table == "orders":
-            out.append(cypher.ROLLBACK_SELLS)
-        if table in cypher.ROLLBACK_ORPHANS:
-            out.append(cypher.ROLLBACK_ORPHANS[table])
-        return out
 
     def _delete_all(self, statement: str, load_id: str) -> None:
         while True:
@@ -1112,80 +770,7 @@ class Neo4jStore:
             if not records or not records[0]["removed"]:
                 return
 
-    def known_ids(self, entity: Entity, ids: Iterable[str]) -> set[str]:
-        """The subset of ``ids`` that name a stored account (``entity="account"``) or stream."""
-        if entity not in _ENTITY_TABLES:
-            raise ValueError(f"entity: {entity!r} is not one of {sorted(_ENTITY_TABLES)}")
-        table, column = _ENTITY_TABLES[entity]
-        self._check_paired(f"known {entity} ids")
-        wanted = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
-        if wanted.num_rows == 0:
-            return set()
-        with self._reading(f"known {entity} ids") as con:
-            con.register("_rs_ids", wanted)
-            try:
-                rows = con.execute(
-                    f"SELECT i.id FROM _rs_ids i SEMI JOIN main.{table} t ON t.{column} = i.id"
-                ).fetchall()
-            finally:
-                con.unregister("_rs_ids")
-        return {r[0] for r in rows}
-
-    def record_load(self, report: LoadReport) -> None:
-        """Keep ``report``; recording the same ``load_id`` again replaces it in place.
-
-        The load is complete: the copies of the rows it updated, kept for
-        :meth:`rollback_load`, are dropped."""
-        body = canonical_json(report.to_dict())
-        self._fingerprint.forget()
-        with self._columnar(f"record load {report.load_id}") as con:
-            _updates.forget(con, report.load_id)
-            exists = con.execute(
-                "SELECT count(*) FROM loads WHERE load_id = $id", {"id": report.load_id}
-            ).fetchone()
-            if exists and exists[0]:
-                con.execute(
-                    "UPDATE loads SET fingerprint = $fp, report = $body WHERE load_id = $id",
-                    {"fp": report.fingerprint, "body": body, "id": report.load_id},
-                )
-            else:
-                con.execute(
-                    "INSERT INTO loads SELECT coalesce(max(seq), 0) + 1, $id, $fp, $body "
-                    "FROM loads",
-                    {"id": report.load_id, "fp": report.fingerprint, "body": body},
-                )
-        self._fingerprint.forget()
-
-    def loads(self) -> list[LoadReport]:
-        """Every recorded load, oldest first."""
-        with self._reading("read loads") as con:
-            rows = con.execute("SELECT report FROM loads ORDER BY seq").fetchall()
-        return [load_report_from_dict(json.loads(r[0])) for r in rows]
-
-    def fingerprint(self) -> str:
-        """SHA-256 over the recorded loads' fingerprints, oldest first.
-
-        Kept in memory once read (the app asks on every page): only this process
-        writes the side file (DuckDB locks it), and :meth:`record_load` and
-        :meth:`wipe`, which change the loads, forget it."""
-
-        def read() -> str:
-            with self._reading("fingerprint") as con:
-                rows = con.execute("SELECT fingerprint FROM loads ORDER BY seq").fetchall()
-            return combine_fingerprints(r[0] for r in rows)
-
-        return self._fingerprint.get(read)
-
     # ------------------------------------------------------------------ reading
-    def counts(self) -> dict[str, int]:
-        """Rows per contract table (every table, 0 when empty)."""
-        sql = " UNION ALL ".join(
-            f"SELECT '{name}', count(*) FROM main.{_q(name)}" for name in TABLES
-        )
-        with self._reading("counts") as con:
-            rows = con.execute(sql).fetchall()
-        return {str(name): int(n) for name, n in rows}
-
     def graph_counts(self) -> dict[str, int]:
         """Nodes per label and relationships per type of the graph model (all keys present)."""
 
@@ -1199,30 +784,6 @@ class Neo4jStore:
 
         result: dict[str, int] = self._read("graph counts", work)
         return result
-
-    def table(self, name: str, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """A whole contract table from the side file, normalised and sorted by its key.
-
-        Strings in pandas' ``str`` dtype (missing: NaN), timestamps
-        ``datetime64[us, UTC]`` (missing: NaT), numbers ``float64`` (missing: NaN).
-
-        Raises
-        ------
-        ConfigError
-            The side file and the database do not belong together: its tables are not
-            the graph's.
-        """
-        spec = _spec(name)
-        wanted = list(spec.names) if columns is None else list(columns)
-        unknown = [c for c in wanted if c not in spec.names]
-        if unknown:
-            raise ValueError(f"columns: {unknown} are not columns of {name!r}")
-        self._check_paired(f"read {name}")
-        cols = ", ".join(_q(c) for c in wanted) or "*"
-        sql = f"SELECT {cols} FROM main.{_q(name)} ORDER BY {', '.join(_q(k) for k in spec.key)}"
-        with self._reading(f"read {name}") as con:
-            data = con.sql(sql).arrow().read_all()
-        return data.to_pandas().reset_index(drop=True)
 
     # ------------------------------------------------------------------ graph
     @staticmethod
@@ -1598,8 +1159,7 @@ class Neo4jStore:
         """:meth:`latest_run` and :meth:`latest_decisions` (of the cases
         ``cases_of(run)`` names, when given) in one read transaction (what the app's
         queue reads on every request; a transaction costs the server more than these
-        statements). ``cases_of`` may be called again when the transaction is retried.
-        Not part of ``GraphStore``."""
+        statements). ``cases_of`` may be called again when the transaction is retried."""
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[Run | None, dict[str, str]]:
             latest = self._runs_in(tx, "succeeded", 1)
@@ -1621,7 +1181,7 @@ class Neo4jStore:
         the case that ``case_of(runs)`` names (as :meth:`decisions`), in one transaction
         (what the app reads on every view of a finding: one transaction instead of two).
         ``case_of`` may be called again when the transaction is retried; what it raises
-        is raised here. Not part of ``GraphStore``.
+        is raised here.
 
         The transaction is routed as a write (it writes nothing), as :meth:`decisions`'
         ``execute_query`` is: on a cluster the leader answers, which has every decision
@@ -1676,7 +1236,7 @@ class Neo4jStore:
     def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
         """The latest decision of every case that has one (case id -> decision), as the
         last of :meth:`decisions` per case; only of ``cases`` when given (read through
-        the index, not every decision). Not part of ``GraphStore``."""
+        the index, not every decision)."""
         if cases is None:
             records = self._query(cypher.LATEST_DECISIONS)
         else:

@@ -4,22 +4,47 @@ The semantics below are the contract that ``tests/contract/`` checks on every
 store; where a choice could differ between stores (ties, truncation, time
 windows), it is fixed here.
 
-Graph model (see DESIGN.md) and how each relationship is derived from the tables:
+The graph model (DESIGN.md), as :mod:`ringscope.graphs.graph_model` declares it and
+:func:`~ringscope.graphs.graph_model.describe` renders it (every store's nodes,
+relationships and their properties are generated from that declaration):
 
-=============  ===========================  =====================================  ==========================
-relationship   from -> to                   source rows                            time used by windows
-=============  ===========================  =====================================  ==========================
-HOSTED         Account -> Stream            streams.creator_id                     [started_at, ended_at]
-ENGAGED        Account -> Stream            engagements, one per (account, stream) [first_ts, last_ts]
-FOLLOWS        Account -> Account           follows                                ts
-PLACED         Account -> Order             orders.buyer_id                        order ts
-FOR            Order -> Product             orders.product_id                      order ts
-SELLS          Account -> Product           orders.seller_id (distinct pairs)      none (always kept)
-ATTRIBUTED_TO  Order -> Account             orders.creator_id when present         order ts
-IN_STREAM      Order -> Stream              orders.stream_id when present          order ts
-AFFILIATE_OF   Account -> Account           affiliations                           since (kept if since < end)
-USES           Account -> Identifier        identifiers                            [first_seen, last_seen]
-=============  ===========================  =====================================  ==========================
+Nodes:
+
+- Account: a row of accounts, id account_id; properties account_id (str), roles (roles),
+  created_at (ts), country (str), status (str); labels Creator, Seller, Buyer by roles.
+- Stream: a row of streams, id stream_id; properties stream_id (str), creator_id (str),
+  started_at (ts), ended_at (ts), title (str).
+- Product: a distinct product_id of orders, id product_id; properties product_id (str).
+- Order: a row of orders, id order_id; properties order_id (str), buyer_id (str),
+  seller_id (str), product_id (str), amount (float), status (str), ts (ts), creator_id
+  (str), stream_id (str), commission (float), refunded_at (ts).
+- Identifier: a distinct (kind, value) of identifiers, id "<kind>:<value>"; properties
+  kind (str), value (str); labels Device, IP, Payment, Phone, Address by kind.
+
+Relationships:
+
+- HOSTED (Account -> Stream): a row of streams, creator_id -> stream_id; time
+  [started_at, ended_at].
+- ENGAGED (Account -> Stream): a pair of engagements, account_id -> stream_id;
+  aggregated over the pair's rows; properties views (int), likes (int), comments (int),
+  shares (int), gifts (int), gift_amount (float), first_ts (ts), last_ts (ts); time
+  [first_ts, last_ts].
+- FOLLOWS (Account -> Account): a row of follows, follower_id -> creator_id; properties
+  ts (ts); time ts; marked with _load_id.
+- PLACED (Account -> Order): a row of orders, buyer_id -> order_id; time ts.
+- FOR (Order -> Product): a row of orders, order_id -> product_id; time ts.
+- SELLS (Account -> Product): a distinct pair of orders, seller_id -> product_id; no
+  time (always kept); marked with _load_id.
+- ATTRIBUTED_TO (Order -> Account): a row of orders with creator_id, order_id ->
+  creator_id; time ts.
+- IN_STREAM (Order -> Stream): a row of orders with stream_id, order_id -> stream_id;
+  time ts.
+- AFFILIATE_OF (Account -> Account): a row of affiliations, creator_id -> seller_id;
+  properties commission_rate (float), since (ts); time since (kept if since < end);
+  marked with _load_id.
+- USES (Account -> Identifier): a row of identifiers, account_id -> (kind, value);
+  properties first_seen (ts), last_seen (ts); time [first_seen, last_seen]; marked with
+  _load_id.
 
 A missing end of an interval (``ended_at``, ``last_seen``) means "still open".
 An edge is inside the window ``[start, end)`` when its interval overlaps it.
@@ -43,7 +68,7 @@ sorted role list. ENGAGED carries ``views, likes, comments, shares, gifts``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -64,12 +89,10 @@ Entity = Literal["account", "stream"]
 
 
 @runtime_checkable
-class GraphStore(Protocol):
-    """A store of the marketplace graph, the detectors' tables, runs and decisions."""
+class LoadTarget(Protocol):
+    """What a load writes to: every store, and a Neo4j store's side file alone (the bulk
+    import fills one before the database exists, see :mod:`ringscope.graphs.neo4j_bulk`)."""
 
-    uri: str
-
-    # ------------------------------------------------------------------ loading
     def write_batch(self, table: str, frame: pd.DataFrame, load_id: str) -> BatchResult:
         """Write one validated, normalised batch of ``table`` atomically.
 
@@ -94,6 +117,19 @@ class GraphStore(Protocol):
     def record_load(self, report: LoadReport) -> None:
         """Keep the report of a finished load (for fingerprints and audit)."""
         ...
+
+
+@runtime_checkable
+class GraphStore(LoadTarget, Protocol):
+    """A store of the marketplace graph, the detectors' tables, runs and decisions.
+
+    A store may subclass it to take the default methods of the optional abilities
+    (:meth:`findings_for_account`, :meth:`queue_state`, :meth:`case_state`,
+    :meth:`warm_up`), which read through the other methods; a store that can do better
+    (in SQL, in one transaction) overrides them.
+    """
+
+    uri: str
 
     def loads(self) -> list[LoadReport]:
         """Every recorded load, oldest first."""
@@ -185,6 +221,46 @@ class GraphStore(Protocol):
     def decisions(self, finding_id: str | None = None) -> list[Decision]:
         """Decisions, oldest first, for one finding or all."""
         ...
+
+    def latest_decisions(self, cases: Iterable[str] | None = None) -> dict[str, str]:
+        """The latest decision of every case that has one (case id -> decision), as the
+        last of :meth:`decisions` per case; only of ``cases`` when given (decisions on
+        older cases pile up, every one kept, and a page needs its own)."""
+        ...
+
+    # ------------------------------------------------------------------ optional abilities
+    def findings_for_account(self, account_id: str, run_id: str | None = None) -> list[Finding]:
+        """The findings of a run (default: the latest succeeded) that have ``account_id``
+        as a member, ranked; ``NotFoundError`` for an unknown ``run_id``. By default
+        :meth:`findings` filtered; the embedded store reads only those."""
+        return [f for f in self.findings(run_id) if account_id in f.member_ids]
+
+    def queue_state(
+        self, cases_of: Callable[[Run], Iterable[str]] | None = None
+    ) -> tuple[Run | None, dict[str, str]]:
+        """:meth:`latest_run` and :meth:`latest_decisions` (of the cases ``cases_of(run)``
+        names, when given): what the app's queue reads on every request. By default two
+        reads; Neo4j reads both in one transaction. ``cases_of`` may be called more than
+        once."""
+        run = self.latest_run()
+        cases = None if run is None or cases_of is None else cases_of(run)
+        return run, self.latest_decisions(cases)
+
+    def case_state(
+        self, case_of: Callable[[list[Run]], str], *, limit: int | None = None
+    ) -> tuple[list[Run], list[Decision]]:
+        """The succeeded runs (the ``limit`` newest, newest first) and the decisions of the
+        case that ``case_of(runs)`` names (as :meth:`decisions`): what the app reads on
+        every view of a finding. What ``case_of`` raises is raised here; it may be called
+        more than once. By default two reads; Neo4j reads both in one transaction."""
+        runs = self.runs(status="succeeded", limit=limit)
+        return runs, self.decisions(case_of(runs))
+
+    def warm_up(self) -> None:
+        """Prepare what repeated reads use, before they come (the investigator app calls
+        it at start-up): the embedded store builds its in-memory graph index. By default
+        nothing."""
+        return None
 
     def close(self) -> None: ...
 

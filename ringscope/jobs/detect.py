@@ -1,6 +1,14 @@
 """One detection run on a store: read the tables, run every enabled detector,
 build the queue, compare it with the previous run, and save it as a run.
 
+The run is the same whatever engine detects (:class:`Engine`): the local one
+(:class:`LocalEngine`, the store's tables in memory) or the Spark engine
+(``ringscope.engines.spark.detect.SparkEngine``, a Parquet export on a cluster). An
+engine only reads the tables and runs the detectors; the labels learnt from
+decisions, the comparison with the previous run, the dismissed cases held back,
+the confirmed cases raised again and the ecosystem health are this module's, so a
+run's summary has the same entries on either.
+
 Decisions are recorded against a finding's ``case_id`` (the id the network had
 when it was first found), so they follow the network from run to run.
 
@@ -21,11 +29,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+import pandas as pd
 
 from ringscope import __version__
 from ringscope.algorithms.base import MarketTables
-from ringscope.algorithms.health import ecosystem_health, first_activity
+from ringscope.algorithms.health import (
+    HealthCounts,
+    ecosystem_health,
+    first_activity,
+    flagged_accounts,
+    health_counts,
+)
 from ringscope.algorithms.impact import add_impact
 from ringscope.algorithms.queue import build_queue
 from ringscope.contract import LOAD_ORDER
@@ -182,13 +198,14 @@ def queue_with_impact(found: list[Finding], policy: Policy, tables: MarketTables
     return add_impact(ranked_queue(found, policy), tables)
 
 
-def _health(tables: MarketTables, findings: list[Finding], previous: Run | None) -> dict[str, Any]:
+def _health(detected: Detected, findings: list[Finding], previous: Run | None) -> dict[str, Any]:
     """The run's ecosystem health (``ringscope.algorithms.health``), with the hours
     from each new finding's first activity to the latest activity the run saw."""
     before = (previous.summary.get("health") or None) if previous else None
-    health = ecosystem_health(tables, findings, before)
-    ref = tables.reference_time()
-    first = first_activity(tables, [f for f in findings if f.status == "new"])
+    counts = detected.health_counts(flagged_accounts(findings))
+    health = ecosystem_health(counts, findings, before)
+    first = first_activity(counts, [f for f in findings if f.status == "new"])
+    ref = detected.reference_time
     hours = sorted(max(0.0, (ref - t).total_seconds() / 3600) for t in first.values())
     health["hours_to_detection"] = {
         "new_findings": len(hours),
@@ -210,6 +227,83 @@ def _raised_again(store: GraphStore, findings: list[Finding]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Detected:
+    """What an engine's detection gives a run: the ranked queue with impact, timings
+    (seconds by step), the values the policy's mapping left as they were
+    (``MarketTables.unmapped``), the reference time (the latest activity seen), the
+    health sums for a set of flagged accounts, and summary entries of the engine's own."""
+
+    findings: list[Finding]
+    timings: dict[str, float]
+    unmapped: dict[str, dict[str, int]]
+    reference_time: pd.Timestamp
+    health_counts: Callable[[set[str]], HealthCounts]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HowToDetect:
+    """A run's options for its engine: ``progress``, ``threads`` (detectors at once)
+    and ``release`` (see :func:`run_detection`); an engine may ignore what it cannot use."""
+
+    progress: Progress | None = None
+    threads: int | None = None
+    release: Callable[[], AbstractContextManager[None]] | None = None
+
+
+class Engine(Protocol):
+    """Where a run reads its tables and runs its detectors."""
+
+    def fingerprint(self, store: GraphStore) -> str:
+        """The input data's fingerprint, saved with the run."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """Summary entries known before detection (the engine, where it ran)."""
+        ...
+
+    def detect(
+        self, store: GraphStore, policy: Policy, learned: pd.DataFrame, how: HowToDetect
+    ) -> Detected:
+        """The policy's detectors over the input, mapped through the policy, with
+        ``learned`` (labels from decisions) added to the labels table."""
+        ...
+
+
+class LocalEngine:
+    """Detection in this process over the store's tables, read into memory."""
+
+    def fingerprint(self, store: GraphStore) -> str:
+        return store.fingerprint()
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def detect(
+        self, store: GraphStore, policy: Policy, learned: pd.DataFrame, how: HowToDetect
+    ) -> Detected:
+        if how.progress:
+            how.progress("read tables", 0, 1)
+        t0 = time.perf_counter()
+        # the one place the export's statuses and kinds become the detectors' (the policy's
+        # mapping); every detector, the impact figures and the health see the mapped tables
+        tables = read_tables(store, policy.window_days).mapped(policy.mapping.value_map())
+        tables = dataclasses.replace(tables, labels=with_decision_labels(tables.labels, learned))
+        read_s = time.perf_counter() - t0
+        with how.release() if how.release is not None else contextlib.nullcontext():
+            findings, timings = detect_tables(
+                tables, policy, progress=how.progress, threads=how.threads
+            )
+        return Detected(
+            findings,
+            {"read tables": read_s, **timings},
+            tables.unmapped,
+            tables.reference_time(),
+            lambda flagged: health_counts(tables, flagged),
+        )
+
+
 def run_detection(
     store: GraphStore,
     policy: Policy | None = None,
@@ -217,23 +311,30 @@ def run_detection(
     progress: Progress | None = None,
     threads: int | None = None,
     release: Callable[[], AbstractContextManager[None]] | None = None,
+    engine: Engine | None = None,
 ) -> DetectionResult:
     """One run on ``store``: begin, detect, complete (or fail and re-raise).
 
-    ``threads``: detectors run at once (see :func:`detect_tables`). ``release``: the
+    ``engine``: where the detectors run (default :class:`LocalEngine`). ``threads``:
+    detectors run at once (see :func:`detect_tables`). ``release``: the local
     detectors work on tables read into memory and do not use the store, which the
     block ``with release():`` around them may close and open again (a job gives the
     embedded store's file back to the investigator app meanwhile, see
     :mod:`ringscope.graphs.sharing`)."""
     policy = policy or default_policy()
+    engine = engine or LocalEngine()
     started = datetime.now(UTC)
     run = Run(
         id=new_run_id(started),
         started_at=started,
         status="running",
         policy=policy.model_dump(),
-        data_fingerprint=store.fingerprint(),
-        summary={"ringscope_version": __version__, "policy_digest": policy.digest()},
+        data_fingerprint=engine.fingerprint(store),
+        summary={
+            "ringscope_version": __version__,
+            "policy_digest": policy.digest(),
+            **engine.summary(),
+        },
     )
     for stale in store.runs(status="running"):  # a run whose process was killed
         store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
@@ -241,20 +342,11 @@ def run_detection(
     previous_findings = store.findings(previous.id) if previous else []
     store.begin_run(run)
     try:
-        if progress:
-            progress("read tables", 0, 1)
-        t0 = time.perf_counter()
-        # the one place the export's statuses and kinds become the detectors' (the policy's
-        # mapping); every detector, the impact figures and the health see the mapped tables
-        tables = read_tables(store, policy.window_days).mapped(policy.mapping.value_map())
         decisions = store.decisions()
         learned = decision_labels(decisions, previous_findings)
-        tables = dataclasses.replace(tables, labels=with_decision_labels(tables.labels, learned))
-        read_s = time.perf_counter() - t0
-        with release() if release is not None else contextlib.nullcontext():
-            findings, timings = detect_tables(tables, policy, progress=progress, threads=threads)
-        timings = {"read tables": read_s, **timings}
-        findings, changes = diff_findings(previous_findings, findings)
+        detected = engine.detect(store, policy, learned, HowToDetect(progress, threads, release))
+        timings = detected.timings
+        findings, changes = diff_findings(previous_findings, detected.findings)
         raised = _raised_again(store, findings)
         held_back = suppressed(
             findings,
@@ -273,6 +365,7 @@ def run_detection(
             "by_kind": dict(sorted(by_kind.items())),
             "accounts_flagged": len({a for f in findings for a in f.member_ids}),
             "seconds": {k: round(v, 3) for k, v in timings.items()},
+            **detected.summary,
             "previous_run": previous.id if previous else None,
             "changes": summarise(changes),
             "dissolved": [c.previous_id for c in changes if c.status == "dissolved"],
@@ -280,8 +373,8 @@ def run_detection(
             "suppressed": {fid: b.to_dict() for fid, b in sorted(held_back.items())},
             "labels_from_decisions": int(learned["subject_id"].nunique()),
             # values of the detected tables the policy's mapping left as they are
-            "unmapped": tables.unmapped,
-            "health": _health(tables, findings, previous),
+            "unmapped": detected.unmapped,
+            "health": _health(detected, findings, previous),
         }
         store.complete_run(run.id, findings, summary)
     except BaseException as e:

@@ -15,6 +15,8 @@
   findings were decided, the precision of the decided ones (confirmed /
   confirmed + dismissed) and the median time from a network's first
   appearance to its first decision.
+- :func:`decided_findings`: the finding each decided case was last seen as, which
+  ``ringscope policy suggest`` weighs (``ringscope.jobs.suggest``).
 """
 
 from __future__ import annotations
@@ -171,3 +173,17 @@ def decision_metrics(store: GraphStore, *, runs: int = 30) -> list[dict[str, Any
             }
         )
     return out
+
+
+def decided_findings(store: GraphStore, runs: int = 30) -> list[Finding]:
+    """The latest finding of each decided case, over the last ``runs`` succeeded runs."""
+    cases = {d.finding_id for d in store.decisions()}
+    found: dict[str, Finding] = {}
+    for run in store.runs(status="succeeded", limit=runs):
+        if not cases - found.keys():
+            break
+        for f in store.findings(run.id):
+            case = f.case_id or f.id
+            if case in cases and case not in found:
+                found[case] = f
+    return list(found.values())

@@ -45,6 +45,29 @@ class JobResult:
         return out
 
 
+def run_load(
+    data_dir: str | Path,
+    *,
+    store_uri: str | None = None,
+    settings: Settings | None = None,
+    progress: Any = None,
+    what: str = "ringscope load",
+) -> LoadReport:
+    """Lock the store and load ``data_dir`` into it (``ringscope load``): the load report,
+    whether or not some table failed (:attr:`LoadReport.failed` says).
+
+    Raises :class:`~ringscope.errors.ConcurrentRunError` when another job holds the
+    store; an investigator app that holds an embedded store steps aside meanwhile
+    (``what`` tells its users what is writing)."""
+    from ringscope.loaders.pipeline import load_export
+
+    settings = settings or get_settings()
+    uri = store_uri or settings.store
+    with exclusive_store(uri, settings.work_dir, settings, what=what) as (store, held):
+        held.phase("loading")
+        return load_export(store, data_dir, progress=progress)
+
+
 def run_job(
     data_dir: str | Path | None,
     *,

@@ -22,7 +22,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ringscope.jobs.feedback import latest_decisions
+from ringscope.graphs.store import GraphStore
+from ringscope.jobs.feedback import decided_findings, latest_decisions
 from ringscope.model import Decision, Finding
 from ringscope.policy import Policy
 
@@ -140,6 +141,19 @@ def suggest(
                 )
             )
     return out
+
+
+def suggest_from_store(
+    policy: Policy, store: GraphStore, *, min_decided: int = 5
+) -> list[Suggestion]:
+    """:func:`suggest` on what ``store`` holds: the decided findings of its recent runs
+    (:func:`~ringscope.jobs.feedback.decided_findings`), every decision, and the
+    findings of its latest run (``ringscope policy suggest``)."""
+    latest = store.latest_run()
+    current = store.findings(latest.id) if latest else []
+    return suggest(
+        policy, decided_findings(store), store.decisions(), current, min_decided=min_decided
+    )
 
 
 def as_policy_yaml(suggestions: list[Suggestion]) -> str:

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from ringscope.contract import LOAD_ORDER, REQUIRED_TABLES, SUFFIXES, TABLES, TableSpec
 from ringscope.errors import InputError, LoadError, Problem, RingscopeError, StoreError
-from ringscope.graphs.store import GraphStore
+from ringscope.graphs.store import LoadTarget
 from ringscope.loaders.read import (
     DEFAULT_BATCH_ROWS,
     ExactReadNeeded,
@@ -185,7 +185,7 @@ class _Sink(Protocol):
 
 @dataclass(slots=True)
 class _StoreSink:
-    store: GraphStore
+    store: LoadTarget
     load_id: str
 
     def write(self, table: str, checked: CheckedChunk) -> tuple[int, int, int, pd.DataFrame]:
@@ -493,7 +493,7 @@ def _run(
 
 
 def load_export(
-    store: GraphStore,
+    store: LoadTarget,
     data_dir: str | Path,
     *,
     rejects_dir: str | Path | None = None,
@@ -506,7 +506,7 @@ def load_export(
 
     Tables load in :data:`~ringscope.contract.LOAD_ORDER`, in chunks of
     ``batch_rows`` rows. Every chunk is checked; the rows that fail go to the
-    table's rejects file and the others to :meth:`GraphStore.write_batch`
+    table's rejects file and the others to :meth:`LoadTarget.write_batch`
     (atomic per batch). Rows whose key the store already holds with other
     values become rejects too. A table whose file cannot be read at all is
     rolled back (the store keeps what it had before) and its
@@ -517,9 +517,10 @@ def load_export(
     Parameters
     ----------
     store
-        The store to write to.
+        The store to write to (or a Neo4j store's side file alone, see
+        :mod:`ringscope.loaders.neo4j_import`).
     data_dir
-        The export's folder (see ``DESIGN.md``, "Data contract").
+        The export's folder (see ``docs/design.md``, "Data contract").
     rejects_dir
         Where ``<table>.rejects.csv`` files go; default
         :func:`default_rejects_dir`.
@@ -536,7 +537,7 @@ def load_export(
     LoadReport
         Per table: rows read, loaded, rejected, skipped as duplicates, the
         rejects file and any error; the export's fingerprint. The report is
-        also kept by the store (:meth:`GraphStore.record_load`).
+        also kept by the store (:meth:`LoadTarget.record_load`).
 
     Raises
     ------

@@ -46,7 +46,7 @@ from ringscope.contract import (
     TableSpec,
 )
 from ringscope.errors import InputError, Problem
-from ringscope.graphs.store import GraphStore
+from ringscope.graphs.store import LoadTarget
 from ringscope.loaders.read import RawChunk, arrow_type_problem
 
 #: Timestamps before this instant are rejected (default of ``earliest``).
@@ -157,7 +157,7 @@ class KnownIds:
     ones found are remembered.
     """
 
-    def __init__(self, store: GraphStore | None = None) -> None:
+    def __init__(self, store: LoadTarget | None = None) -> None:
         self._store = store
         self._ids: dict[Entity, set[str]] = {"account": set(), "stream": set()}
 

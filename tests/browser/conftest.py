@@ -1,36 +1,25 @@
 """Browser fixtures: the app served on a localhost port and a real headless Chromium
 (Debian's /usr/bin/chromium driven by Playwright). Every page records its requests,
-console errors and dialogs."""
+console errors and dialogs (helpers in ``pages.py``)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.app import ServedApp
+from helpers.market import Market, served_copy
 
-from .market import Market, ServedApp, key_of, served_copy, shared_market
-
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "var" / "artifacts"
-USER = "browser-user"
+from .pages import CHROMIUM, USER, Recorded, signed_in
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="session")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
-    return shared_market(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def app(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    with served_copy(market, tmp_path_factory.mktemp("browser-app")) as served:
+def app(app_market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    with served_copy(app_market, tmp_path_factory.mktemp("browser-app")) as served:
         yield served
 
 
@@ -65,24 +54,6 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@dataclass
-class Recorded:
-    page: Any
-    requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-
-def signed_in(browser: Any, app: ServedApp, user: str) -> tuple[Any, Any]:
-    """A browser context and page signed in as ``user`` through the login link, as
-    ``ringscope serve`` prints it (the key in the fragment; the app sets a cookie)."""
-    context = browser.new_context(base_url=app.url, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(f"/login#key={key_of(user)}")
-    page.wait_for_url(app.url + "/")
-    return context, page
-
-
 @pytest.fixture
 def tab(browser: Any, app: ServedApp) -> Iterator[Recorded]:
     context, page = signed_in(browser, app, USER)
@@ -100,16 +71,3 @@ def tab(browser: Any, app: ServedApp) -> Iterator[Recorded]:
         yield rec
     finally:
         context.close()
-
-
-def screenshot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    out = ARTIFACTS / name
-    page.screenshot(path=str(out), full_page=False)
-    return out
-
-
-def publish(shot: Path, name: str) -> None:
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copy(shot, docs / name)

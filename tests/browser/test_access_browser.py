@@ -8,10 +8,9 @@ import re
 from typing import Any
 
 import pytest
+from helpers.app import ServedApp
 
-from .conftest import Recorded, signed_in
-from .market import ServedApp
-from .test_pages_browser import api, only_the_app
+from .pages import Recorded, api, only_the_app, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -3,9 +3,9 @@ from outside, numbers downloadable."""
 
 from __future__ import annotations
 
-from .conftest import Recorded, screenshot
-from .market import ServedApp
-from .test_pages_browser import api, only_the_app
+from helpers.app import ServedApp
+
+from .pages import Recorded, api, only_the_app, screenshot
 
 
 def test_ecosystem_page_draws_its_charts_offline(tab: Recorded, app: ServedApp) -> None:

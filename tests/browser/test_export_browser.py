@@ -8,16 +8,19 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from helpers.market import Market
+
 from ringscope.api.export import export_case
 from ringscope.graphs.embedded import EmbeddedStore
 
-from .conftest import screenshot
-from .market import Market
+from .pages import screenshot
 
 
-def test_graph_html_draws_offline_from_file(browser: Any, market: Market, tmp_path: Path) -> None:
+def test_graph_html_draws_offline_from_file(
+    browser: Any, app_market: Market, tmp_path: Path
+) -> None:
     db = tmp_path / "s.duckdb"
-    shutil.copy(market.store_path, db)
+    shutil.copy(app_market.store_path, db)
     with EmbeddedStore(db) as store:
         top = store.findings()[0]
         data = export_case(store, top.id, who="browser-test", via="test").data

@@ -3,33 +3,19 @@ explorer, hostile names, the decision form. No request may leave the app."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import httpx
 import pytest
+from helpers.app import ServedApp
+from helpers.market import XSS_BUYER, XSS_SELLER, Market
 
-from .conftest import USER, Recorded, publish, screenshot
-from .market import XSS_BUYER, XSS_SELLER, Market, ServedApp, auth
+from .pages import USER, Recorded, api, only_the_app, publish, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 
-def only_the_app(rec: Recorded, app: ServedApp) -> None:
-    host = urlsplit(app.url).netloc
-    outside = [u for u in rec.requests if not u.startswith("data:") and urlsplit(u).netloc != host]
-    assert outside == []
-    assert rec.requests, "the page made no request at all"
-
-
-def api(app: ServedApp, path: str, **params: Any) -> Any:
-    r = httpx.get(app.url + path, params=params, timeout=30, headers=auth("test-admin"))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def test_queue_lists_planted_rings_at_the_top(
-    tab: Recorded, app: ServedApp, market: Market
+    tab: Recorded, app: ServedApp, app_market: Market
 ) -> None:
     page = tab.page
     page.goto("/")
@@ -38,7 +24,7 @@ def test_queue_lists_planted_rings_at_the_top(
     top = [rows.nth(i).get_attribute("data-finding-id") for i in range(3)]
     for fid in top:
         members = {m["account_id"] for m in api(app, f"/api/findings/{fid}")["members"]}
-        best = max(len(members & ring) / len(members) for ring in market.truth.values())
+        best = max(len(members & ring) / len(members) for ring in app_market.truth.values())
         assert best >= 0.5, f"{fid} is not a planted ring"
     assert "raised again" in rows.nth(0).inner_text()
     page.click("text=size")  # sort by size

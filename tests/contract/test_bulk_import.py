@@ -1,7 +1,7 @@
 """A bulk import (``neo4j-admin database import full``) gives the graph a transactional load gives.
 
 One generated export goes into the session's Neo4j through ``load_export`` (Cypher)
-and into a new local Neo4j home through ``neo4j_bulk.bulk_import``; both stores must
+and into a new local Neo4j home through ``neo4j_import.bulk_import``; both stores must
 then answer the same: every node with its labels and typed properties, every
 relationship, the read tables, the counts, neighbourhoods and detection findings.
 """
@@ -24,6 +24,7 @@ from ringscope.graphs import neo4j_bulk
 from ringscope.graphs.neo4j_local import LocalNeo4j, start_local_neo4j
 from ringscope.graphs.neo4j_store import Neo4jStore
 from ringscope.jobs.detect import run_detection
+from ringscope.loaders import neo4j_import
 from ringscope.loaders.pipeline import load_export
 from ringscope.loaders.synthetic import generate
 from ringscope.model import NodeRef
@@ -76,7 +77,7 @@ def bulk(export: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bul
     """The export bulk-imported into a new home; the server then runs for the tests."""
     folder = tmp_path_factory.mktemp("bulk-import")
     home, columnar = folder / "home", folder / "bulk.duckdb"
-    result = neo4j_bulk.bulk_import(
+    result = neo4j_import.bulk_import(
         export, home, columnar_path=columnar, rejects_dir=folder / "rejects", start=False
     )
     b = Bulk(home, columnar, result)
@@ -204,7 +205,9 @@ def test_bulk_import_gives_the_same_reads_and_findings(
 
 def test_a_running_or_written_database_is_refused(bulk: Bulk, export: Path, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="running"):
-        neo4j_bulk.bulk_import(export, bulk.home, columnar_path=tmp_path / "e.duckdb", start=False)
+        neo4j_import.bulk_import(
+            export, bulk.home, columnar_path=tmp_path / "e.duckdb", start=False
+        )
     with pytest.raises(StoreError, match="already holds loaded rows"):
         neo4j_bulk.check_side_file(bulk.columnar)
     assert not (tmp_path / "e.duckdb").exists()
@@ -217,7 +220,7 @@ def test_a_written_database_is_refused(export: Path, tmp_path: Path) -> None:
     (db / "neostore.nodestore.db").write_bytes(b"\0" * 8192)
     (db / "neostore.relationshipstore.db").write_bytes(b"")
     with pytest.raises(StoreError, match="not empty"):
-        neo4j_bulk.bulk_import(export, home, columnar_path=tmp_path / "e.duckdb", start=False)
+        neo4j_import.bulk_import(export, home, columnar_path=tmp_path / "e.duckdb", start=False)
     assert not (tmp_path / "e.duckdb").exists()
 
 
@@ -229,7 +232,7 @@ def test_a_bad_row_is_reported_and_nothing_is_imported(export: Path, tmp_path: P
     follows.to_csv(bad / "follows.csv", index=False)
     home, columnar = tmp_path / "home", tmp_path / "events.duckdb"
     with pytest.raises(InputError) as caught:
-        neo4j_bulk.bulk_import(
+        neo4j_import.bulk_import(
             bad, home, columnar_path=columnar, rejects_dir=tmp_path / "rejects", start=False
         )
     message = str(caught.value)

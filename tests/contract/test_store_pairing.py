@@ -175,7 +175,7 @@ def test_a_pair_from_before_store_ids_is_adopted(open_store: Opener, tmp_path: P
         driver.execute_query(
             f"MATCH (s:{cypher.STORE_INFO_LABEL}) DELETE s", database_=first.database
         )
-    first._record_side_id(None)
+    first._tables.record_store_id(None)
     first.close()
 
     again = open_store(side)

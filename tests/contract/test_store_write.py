@@ -344,6 +344,7 @@ def test_neo4j_role_labels_set_at_creation(neo4j_store: GraphStore, neo4j_uri: s
     import neo4j
 
     from ringscope.graphs import cypher
+    from ringscope.graphs.graph_model import NODES
 
     store = neo4j_store
     rows = (("c1", "creator"), ("s1", "seller|buyer"), ("b1", "buyer"), ("x1", "creator|seller"))
@@ -360,7 +361,7 @@ def test_neo4j_role_labels_set_at_creation(neo4j_store: GraphStore, neo4j_uri: s
         "x1": ["Account", "Creator", "Seller"],
     }
     with pytest.raises(ValueError):
-        cypher.create_accounts(("Admin",))
+        cypher.node_statement(NODES["Account"], ("Admin",), create=True)
 
 
 @pytest.mark.neo4j
@@ -383,7 +384,7 @@ def test_neo4j_batch_lost_by_the_side_file_is_repaired(
     orders, idents = store.table("orders"), store.table("identifiers")
 
     def lose_rows() -> None:  # what the failure leaves: the graph, no rows, the markers
-        with store._columnar("lose rows") as con:
+        with store._tables.transaction("lose rows") as con:
             con.execute("DELETE FROM main.orders")
             con.execute("DELETE FROM main.identifiers")
 

@@ -1,7 +1,7 @@
 """Fixtures of the security tests (the servers of the proxy tests are in ``servers.py``, the
 helpers of the hostile-input catalogue in ``helpers.py``):
 
-- the generated marketplace of ``tests/browser/market.py`` served by the real app (in
+- the generated marketplace of ``tests/helpers/market.py`` served by the real app (in
   process, real store, real keys), with a redaction key set, a decision whose note names raw
   identifier values and accounts, and the raw values that must not reach a viewer or a
   redacted case file;
@@ -12,41 +12,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from browser.market import Market, access_for, shared_market
 from fastapi.testclient import TestClient
+from helpers.app import access_for
+from helpers.market import Market
 
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.model import Decision, Finding
 
-from .helpers import PREVIOUS, Ringscope
-
-#: The redaction key of the served app and of the CLI exports.
-REDACTION_KEY = "security-tests-redaction-key"
-
-
-@dataclass(frozen=True)
-class Served:
-    """The app on a private copy of the market's store, and what the tests look for."""
-
-    client: TestClient
-    store: EmbeddedStore
-    #: another copy of the store, for the CLI (one process per DuckDB file)
-    cli_store: Path
-    runs: list[str]  # newest first
-    findings: dict[str, list[Finding]]  # run id -> its findings
-    identifier_values: frozenset[str]  # every identifier value in the store
-    account_ids: frozenset[str]  # every account id in the store
-    noted_case: str  # the case whose decision note names raw values
-
-
-@pytest.fixture(scope="session")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Market:
-    return shared_market(tmp_path_factory.getbasetemp())
+from .helpers import PREVIOUS, REDACTION_KEY, Ringscope, ServedInProcess
 
 
 def _note(f: Finding) -> str:
@@ -56,13 +33,15 @@ def _note(f: Finding) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    app_market: Market, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedInProcess]:
     from ringscope.api.app import create_app
     from ringscope.settings import get_settings
 
     root = tmp_path_factory.mktemp("security")
     path, cli_path = root / "served.duckdb", root / "cli.duckdb"
-    shutil.copy(market.store_path, path)
+    shutil.copy(app_market.store_path, path)
     store = EmbeddedStore(path)
     runs = [r.id for r in store.runs(status="succeeded")]
     findings = {r: store.findings(r) for r in runs}
@@ -87,7 +66,7 @@ def served(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         try:
             app = create_app(store=store, access=access_for())
             with TestClient(app) as client:
-                yield Served(
+                yield ServedInProcess(
                     client=client,
                     store=store,
                     cli_store=cli_path,

@@ -1,6 +1,8 @@
-"""Helpers of the hostile-input catalogue: ``ringscope`` run in processes of their own
-with their exit code, output and peak memory, the previous load every case starts
-from, and a dump of every table of a DuckDB store. The fixtures are in conftest.py."""
+"""Helpers of the security tests: the app served in process with a redaction key (what
+the ``served`` fixture gives); and for the hostile-input catalogue, ``ringscope`` run in
+processes of their own with their exit code, output and peak memory, the previous load
+every case starts from, and a dump of every table of a DuckDB store. The fixtures are in
+conftest.py; the servers of the proxy tests in servers.py."""
 
 from __future__ import annotations
 
@@ -14,6 +16,30 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from fastapi.testclient import TestClient
+
+from ringscope.graphs.embedded import EmbeddedStore
+from ringscope.model import Finding
+
+#: The redaction key of the served app and of the CLI exports.
+REDACTION_KEY = "security-tests-redaction-key"
+
+
+@dataclass(frozen=True)
+class ServedInProcess:
+    """The app in this process on a private copy of the market's store (the ``served``
+    fixture), and what the tests look for."""
+
+    client: TestClient
+    store: EmbeddedStore
+    #: another copy of the store, for the CLI (one process per DuckDB file)
+    cli_store: Path
+    runs: list[str]  # newest first
+    findings: dict[str, list[Finding]]  # run id -> its findings
+    identifier_values: frozenset[str]  # every identifier value in the store
+    account_ids: frozenset[str]  # every account id in the store
+    noted_case: str  # the case whose decision note names raw values
+
 
 HERE = Path(__file__).resolve().parent
 #: Longest a command of the catalogue may run.

@@ -2,7 +2,7 @@
 a real nginx (Debian's package, installed by ``make proxy``) in front of it.
 
 ``served(...)`` starts ``ringscope serve`` on a private copy of the session's generated
-marketplace (``tests/browser/market.py``) with the given ``RINGSCOPE_*`` settings and
+marketplace (``tests/helpers/market.py``) with the given ``RINGSCOPE_*`` settings and
 stops it with Ctrl-C (SIGINT), as an operator would; ``Nginx`` runs nginx with a
 configuration made by the test, in the foreground, as a child of the test.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser.market import Market
+from helpers.market import Market
 
 from ringscope.api.auth import add_user
 

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_loaders_helpers import ACCOUNTS, ORDERS_HEAD, STREAMS, read_rejects, write_export
+from helpers.exports import ACCOUNTS, ORDERS_HEAD, STREAMS, read_rejects, write_export
 
 from ringscope.contract import MAX_ID_LENGTH, MAX_TEXT_LENGTH, TABLES
 from ringscope.graphs.embedded import EmbeddedStore

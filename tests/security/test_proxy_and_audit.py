@@ -15,7 +15,7 @@ start-up errors and the Neo4j wipe, each reproduced against the real thing.
   first.
 
 Each server is ``ringscope serve`` in its own process (``tests/security/servers.py``) on a
-copy of the generated marketplace of ``tests/browser/market.py``; clients connect from
+copy of the generated marketplace of ``tests/helpers/market.py``; clients connect from
 other loopback addresses (127.0.0.2, 127.0.0.3) than nginx (127.0.0.1).
 """
 
@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser.market import Market
+from helpers.market import Market
 
 from ringscope.api.auth import TrustedProxies
 from ringscope.api.refusals import OTHER_CLIENTS, RefusalAudit, RefusalLimits
@@ -146,12 +146,12 @@ def test_refusals_are_audited_at_a_bounded_rate_with_bounded_memory() -> None:
 # =========================================================================== finding 1
 
 
-def test_a_spoofed_forwarded_for_does_not_make_an_admin(market: Market, tmp_path: Path) -> None:
+def test_a_spoofed_forwarded_for_does_not_make_an_admin(app_market: Market, tmp_path: Path) -> None:
     """The review's request: proxy mode trusting 10.9.9.9 only; from 127.0.0.1, a header
     naming an admin and a header claiming to come through 10.9.9.9."""
     make_users(tmp_path / "users.json", USERS)
     env = {"RINGSCOPE_AUTH": "proxy", "RINGSCOPE_TRUSTED_PROXIES": '["10.9.9.9", "192.0.2.0/24"]'}
-    with served(market, tmp_path, env) as app, httpx.Client(base_url=app.url, timeout=30) as c:
+    with served(app_market, tmp_path, env) as app, httpx.Client(base_url=app.url, timeout=30) as c:
         for claimed in ("10.9.9.9", "192.0.2.44", "10.9.9.9, 127.0.0.1"):
             r = c.get(
                 "/api/settings", headers={"X-Forwarded-User": "root", "X-Forwarded-For": claimed}
@@ -171,17 +171,17 @@ def test_a_spoofed_forwarded_for_does_not_make_an_admin(market: Market, tmp_path
 
 
 @pytest.fixture(scope="module")
-def proxy_app(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def proxy_app(app_market: Market, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Proxy mode with the default trusted proxies (127.0.0.1, ::1)."""
     root = tmp_path_factory.mktemp("proxy-app")
     make_users(root / "users.json", USERS)
-    with served(market, root, {"RINGSCOPE_AUTH": "proxy"}) as app:
+    with served(app_market, root, {"RINGSCOPE_AUTH": "proxy"}) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
 def key_app(
-    market: Market, tmp_path_factory: pytest.TempPathFactory
+    app_market: Market, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Served, dict[str, str]]]:
     """Key mode (``key``, the alias of the default ``keys``), short refusal periods."""
     root = tmp_path_factory.mktemp("key-app")
@@ -191,7 +191,7 @@ def key_app(
         "RINGSCOPE_AUDIT_REFUSALS_PER_CLIENT": str(PER_CLIENT),
         "RINGSCOPE_AUDIT_REFUSAL_PERIOD_S": str(PERIOD_S),
     }
-    with served(market, root, env) as app:
+    with served(app_market, root, env) as app:
         yield app, keys
 
 

@@ -63,14 +63,14 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from browser.market import auth
 from fastapi.routing import APIRoute
+from helpers.app import auth
 from starlette.routing import BaseRoute, Mount, Route
 
 from ringscope.api.export import FILES
 from ringscope.contract import IDENTIFIER_KINDS
 
-from .conftest import REDACTION_KEY, Served
+from .helpers import REDACTION_KEY, ServedInProcess
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -262,7 +262,7 @@ def _filled(values: dict[str, str], m: re.Match[str]) -> str:
     return quote(values[m.group(1)], safe=":")
 
 
-def viewer_samples(served: Served) -> Samples:
+def viewer_samples(served: ServedInProcess) -> Samples:
     """Samples from the data and from the viewer's own graphs (the ids a viewer can see)."""
     c = served.client
     latest, older = served.runs[0], served.runs[-1]
@@ -305,7 +305,9 @@ def viewer_samples(served: Served) -> Samples:
     )
 
 
-def sweep_viewer(served: Served, user: str, secrets: Secrets) -> tuple[Leaks, dict[str, int]]:
+def sweep_viewer(
+    served: ServedInProcess, user: str, secrets: Secrets
+) -> tuple[Leaks, dict[str, int]]:
     """Ask every GET route as ``user``; the sweep and the answers' statuses by route."""
     leaks, statuses = Leaks(), {}
     samples = viewer_samples(served)
@@ -325,7 +327,7 @@ def sweep_viewer(served: Served, user: str, secrets: Secrets) -> tuple[Leaks, di
 # ----------------------------------------------------------------------------- tests
 
 
-def test_a_viewer_sees_no_piece_of_an_identifier_value_anywhere(served: Served) -> None:
+def test_a_viewer_sees_no_piece_of_an_identifier_value_anywhere(served: ServedInProcess) -> None:
     secrets = Secrets.of(served.identifier_values)
     leaks, statuses = sweep_viewer(served, "test-viewer", secrets)
     # the sweep reached what a viewer may read, and was refused the rest
@@ -351,7 +353,7 @@ def test_a_viewer_sees_no_piece_of_an_identifier_value_anywhere(served: Served) 
     assert not leaks.found, leaks.report()
 
 
-def test_investigators_and_admins_see_identifier_values(served: Served) -> None:
+def test_investigators_and_admins_see_identifier_values(served: ServedInProcess) -> None:
     """The sweep finds what it looks for: an investigator's and an admin's answers hold
     the raw values (unredacted), in graph labels and tooltips too."""
     secrets = Secrets.of(served.identifier_values)
@@ -367,7 +369,7 @@ def test_investigators_and_admins_see_identifier_values(served: Served) -> None:
     assert value not in viewer
 
 
-def test_the_decision_note_is_redacted_for_a_viewer(served: Served) -> None:
+def test_the_decision_note_is_redacted_for_a_viewer(served: ServedInProcess) -> None:
     note_values = []
     f = next(
         x for fs in served.findings.values() for x in fs if (x.case_id or x.id) == served.noted_case
@@ -409,7 +411,9 @@ def sweep_case_file(leaks: Leaks, where: str, files: dict[str, bytes], secrets: 
         leaks.check(f"{where}/{name}", data.decode("utf-8"), secrets, page=page)
 
 
-def cli_export(served: Served, finding_id: str, out: Path, *extra: str) -> dict[str, bytes]:
+def cli_export(
+    served: ServedInProcess, finding_id: str, out: Path, *extra: str
+) -> dict[str, bytes]:
     env = {
         **os.environ,
         "RINGSCOPE_REDACTION_KEY": REDACTION_KEY,
@@ -430,7 +434,7 @@ def cli_export(served: Served, finding_id: str, out: Path, *extra: str) -> dict[
 
 @pytest.mark.parametrize("accounts", [False, True], ids=["identifiers", "accounts"])
 def test_redacted_case_files_hold_no_piece_of_a_raw_value(
-    served: Served, tmp_path: Path, accounts: bool
+    served: ServedInProcess, tmp_path: Path, accounts: bool
 ) -> None:
     raw = set(served.identifier_values) | (set(served.account_ids) if accounts else set())
     secrets = Secrets.of(raw)

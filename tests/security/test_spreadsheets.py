@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser.market import access_for, auth
 from fastapi.testclient import TestClient
+from helpers.app import access_for, auth
 
 from ringscope.api.export import export_case
 from ringscope.csvsafe import cell

@@ -183,6 +183,10 @@ def _draw(
         too_big = sub.truncated
         if too_big and view != "full":
             sub = None
+    elif view == "full" and too_big:
+        # More members than the budget: "draw anyway" draws the first ``budget``
+        # members and the links among them, not the collapsed view again.
+        sub = store.neighbourhood(refs[:budget], hops=0, limit=budget)
     collapsed = sub is None
     if sub is None and len(refs) <= budget:
         sub = store.neighbourhood(refs, hops=0, limit=budget)

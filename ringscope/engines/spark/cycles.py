@@ -1,28 +1,27 @@
 """Money cycles on Spark: the findings of
 :func:`ringscope.algorithms.cycles.detect_money_cycles`.
 
-The heavy steps run on Spark: every order becomes its transfers (buyer ->
-seller, and seller -> creator for a commission), the transfers are counted
-and summed per pair of accounts, and the median order amount is taken. Only
-the counted pairs (one row per pair that carries ``min_edge_orders``
-transfers and ``min_amount``) come to the driver, where hubs are left out and
-the strongly connected components found
-(:func:`~ringscope.algorithms.cycles.candidate_edges`). The transfers paid
-out by the few accounts of candidate components are then read back from
-Spark, and the cycles enumerated and scored with the local code
+The heavy steps run on Spark: every order becomes its transfers (buyer -> seller, and
+seller -> creator for a commission), and the market's activity is counted there: payments
+in and out and distinct counterparties per account, the distribution of counterparties
+and of amounts (as value counts), payments per account and day, the time span. Only counts
+and the transfers among the accounts that both pay and receive (the only ones a cycle can
+use) come to the driver, where the local code builds the same
+:class:`~ringscope.algorithms.money.Activity` and
+:class:`~ringscope.algorithms.cycles.Hosts` and searches and scores the cycles
 (:func:`~ringscope.algorithms.cycles.cycle_findings`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ringscope.algorithms import cycles as local
-from ringscope.algorithms.base import iso
 from ringscope.algorithms.identifiers import account_created
+from ringscope.algorithms.money import activity_from_counts, degree_quantile
 from ringscope.engines.spark._params import keyword_defaults, with_defaults
 from ringscope.engines.spark.tables import to_pandas
 from ringscope.model import DetectorInfo, Finding
@@ -36,10 +35,12 @@ if TYPE_CHECKING:
 DEFAULTS: dict[str, Any] = keyword_defaults(
     local.detect_money_cycles, inputs=("accounts", "as_of", "seed")
 )
+_DAY_US = 86_400_000_000
 
 
 def money_transfers(orders: DataFrame, *, statuses: tuple[str, ...]) -> DataFrame:
-    """:func:`ringscope.algorithms.cycles.money_transfers` on Spark (unordered)."""
+    """:func:`ringscope.algorithms.money.money_transfers` on Spark (unordered), with the
+    time as ``t_us`` (microseconds since the epoch) beside ``ts``."""
     from pyspark.sql import functions as F
 
     o = orders.where(
@@ -65,13 +66,94 @@ def money_transfers(orders: DataFrame, *, statuses: tuple[str, ...]) -> DataFram
         "order_id",
         F.lit("commission").alias("via"),
     )
-    return sale.unionByName(paid).where(F.col("src") != F.col("dst"))
+    return (
+        sale.unionByName(paid)
+        .where(F.col("src") != F.col("dst"))
+        .withColumn("t_us", F.unix_micros(F.col("ts")))
+    )
+
+
+def _day_counts(
+    tr: DataFrame, side: str, hosts: DataFrame, codes: pd.Index
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(host code, day, payments)`` of the hosts' payments out (``side`` ``src``) or in."""
+    from pyspark.sql import functions as F
+
+    days = to_pandas(
+        tr.join(hosts.withColumnRenamed("account", side), side, "left_semi")
+        .groupBy(F.col(side).alias("account"), F.expr(f"t_us div {_DAY_US}").alias("day"))
+        .count()
+    )
+    return (
+        codes.get_indexer(pd.Index(days["account"])).astype(np.int64),
+        days["day"].to_numpy(dtype=np.int64),
+        days["count"].to_numpy(dtype=np.int64),
+    )
+
+
+def hosts(
+    tables: SparkTables, *, statuses: tuple[str, ...], min_amount: float, hub_quantile: float
+) -> local.Hosts:
+    """:func:`ringscope.algorithms.cycles.hosts_of` with the counting on Spark."""
+    from pyspark.sql import functions as F
+
+    tr = money_transfers(tables.orders, statuses=statuses).where(F.col("amount") >= min_amount)
+    tr = tr.cache()
+    try:
+        outs = tr.groupBy(F.col("src").alias("account")).agg(F.count("*").alias("n_out"))
+        ins = tr.groupBy(F.col("dst").alias("account")).agg(F.count("*").alias("n_in"))
+        pairs = tr.select(
+            F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b")
+        ).distinct()
+        degree = (
+            pairs.select(F.col("a").alias("account"))
+            .unionAll(pairs.select(F.col("b").alias("account")))
+            .groupBy("account")
+            .agg(F.count("*").alias("degree"))
+        ).cache()
+        degrees = to_pandas(degree.groupBy("degree").count())
+        amounts = to_pandas(tr.groupBy("amount").count())
+        span = tr.agg(F.min("t_us").alias("lo"), F.max("t_us").alias("hi"), F.count("*")).first()
+        host = (
+            outs.join(ins, "account")
+            .join(degree, "account")
+            .select("account", "n_in", "n_out", "degree")
+        ).cache()
+        counts = to_pandas(host).sort_values("account", ignore_index=True)
+        codes = pd.Index(counts["account"].astype(str).to_numpy(dtype=object))
+        inner = tr.join(host.select(F.col("account").alias("src")), "src", "left_semi").join(
+            host.select(F.col("account").alias("dst")), "dst", "left_semi"
+        )
+        frame = to_pandas(inner.select("src", "dst", "amount", "t_us", "order_id", "via"))
+        days_in = _day_counts(tr, "dst", host.select("account"), codes)
+        days_out = _day_counts(tr, "src", host.select("account"), codes)
+        host.unpersist()
+        degree.unpersist()
+    finally:
+        tr.unpersist()
+    lo, hi, total = (0, 0, 0) if span is None else (span[0] or 0, span[1] or 0, span[2])
+    act = activity_from_counts(
+        amount_values=amounts["amount"].to_numpy(dtype=float),
+        amount_counts=amounts["count"].to_numpy(dtype=np.int64),
+        n_in=counts["n_in"].to_numpy(dtype=np.int64),
+        n_out=counts["n_out"].to_numpy(dtype=np.int64),
+        degree=counts["degree"].to_numpy(dtype=np.int64),
+        days_in=days_in,
+        days_out=days_out,
+        span=max(float(hi - lo) / 1e6, local.MIN_WINDOW),
+        hub_degree=degree_quantile(
+            degrees["degree"].to_numpy(dtype=np.int64),
+            degrees["count"].to_numpy(dtype=np.int64),
+            hub_quantile,
+        ),
+    )
+    return local.hosts_from_frame(frame, codes.to_numpy(), act, int(total))
 
 
 def detect_money_cycles(
     tables: SparkTables, *, as_of: Any = None, seed: int | None = None, **params: Any
 ) -> list[Finding]:
-    """Money-cycle findings of ``tables``, with the money graph aggregated on Spark.
+    """Money-cycle findings of ``tables``, with the money graph counted on Spark.
 
     Takes the policy parameters of the local detector (same names, same
     defaults) and returns the same findings.
@@ -79,65 +161,35 @@ def detect_money_cycles(
     from pyspark.sql import functions as F
 
     p = with_defaults(params, DEFAULTS)
-    local._check(p["min_length"], p["max_length"], p["min_rounds"], p["min_score"])
+    local._check(
+        p["min_length"], p["max_length"], p["max_change"], p["max_links"], p["min_rounds"],
+        p["hub_quantile"], p["max_cycles"], p["min_score"],
+    )  # fmt: skip
     statuses = tuple(p["statuses"])
     ref = pd.Timestamp(as_of if as_of is not None else tables.reference_time())
     now = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
     info = DetectorInfo(
         name=local.NAME,
         version=local.VERSION,
-        params={
-            **{k: p[k] for k in DEFAULTS if k != "max_evidence"},
-            "statuses": list(statuses),
-            "as_of": iso(as_of) if as_of is not None else None,
-            "seed": seed if isinstance(seed, int) else None,
-        },
+        params=local._params({**p, "statuses": statuses, "as_of": as_of, "seed": seed}),
     )
-    tr = money_transfers(tables.orders, statuses=statuses).cache()
-    try:
-        edges = to_pandas(
-            tr.groupBy("src", "dst")
-            .agg(F.count("*").alias("cnt"), F.sum("amount").alias("tot"))
-            .where((F.col("cnt") >= p["min_edge_orders"]) & (F.col("tot") >= p["min_amount"]))
-        )
-        cand = local.candidate_edges(
-            edges,
-            min_length=p["min_length"],
-            min_amount=p["min_amount"],
-            min_edge_orders=p["min_edge_orders"],
-            max_degree=p["max_degree"],
-            max_component_size=p["max_component_size"],
-        )
-        if not len(cand):
-            return []
-        # the median as pandas takes it: the mean of the two middle values
-        typical = tr.where(F.col("via") == "order").agg(F.percentile("amount", 0.5)).first()
-        spark = tr.sparkSession
-        payers = F.broadcast(
-            spark.createDataFrame([(a,) for a in sorted(set(cand["src"]))], "src string")
-        )
-        paid = to_pandas(tr.join(payers, "src", "left_semi"))
-    finally:
-        tr.unpersist()
-    paid = paid.sort_values(["ts", "order_id", "via"], kind="stable").reset_index(drop=True)
-    paid = paid[["src", "dst", "amount", "ts", "order_id", "via"]]
-    members = sorted(set(cand["src"]) | set(cand["dst"]))
+    h = hosts(tables, statuses=statuses, min_amount=p["min_amount"], hub_quantile=p["hub_quantile"])
+    if len(h) < p["min_length"]:
+        return []
+    spark = tables.orders.sparkSession
+    names = spark.createDataFrame([(str(a),) for a in h.names], "account_id string")
     accounts = to_pandas(
-        tables.accounts.select("account_id", "created_at").where(F.col("account_id").isin(members))
+        tables.accounts.select("account_id", "created_at").join(
+            F.broadcast(names), "account_id", "left_semi"
+        )
     )
     return local.cycle_findings(
-        paid,
-        cand,
-        typical=math.nan if typical is None or typical[0] is None else float(typical[0]),
+        h,
         now=now,
         created=account_created(accounts),
         know_accounts=not tables.accounts.isEmpty(),
         info=info,
-        min_length=p["min_length"],
-        max_length=p["max_length"],
-        min_rounds=p["min_rounds"],
-        max_span_days=p["max_span_days"],
-        max_cycles=p["max_cycles"],
+        search={k: p[k] for k in local.SEARCH},
         new_account_days=p["new_account_days"],
         min_score=p["min_score"],
         max_evidence=p["max_evidence"],

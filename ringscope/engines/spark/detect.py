@@ -1,5 +1,10 @@
 """One detection run on Spark: read the export, run the policy's detectors, build the queue.
 
+A run on Spark is saved by the same pipeline as a local one
+(:func:`ringscope.jobs.detect.run_detection` with :class:`SparkEngine`), so its summary
+has the same entries (health, suppressed, raised again) and the investigator app shows
+it alike.
+
 Detectors with a Spark implementation (:data:`SPARK_DETECTORS`) run their heavy
 steps on the cluster. The others run with the local code on the driver, over
 their input tables collected from Spark (:data:`DRIVER_DETECTORS` says which),
@@ -14,19 +19,19 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 from inspect import signature
 from typing import TYPE_CHECKING, Any
 
-from ringscope import __version__
+import pandas as pd
+
 from ringscope.algorithms.base import MarketTables
 from ringscope.algorithms.impact import add_impact
 from ringscope.contract import LOAD_ORDER
 from ringscope.engines.spark import commission, cycles, dense, identifiers, linkanalysis, lockstep
 from ringscope.engines.spark.tables import SparkTables, read_export, to_pandas
-from ringscope.jobs.detect import enabled_detectors, ranked_queue
-from ringscope.model import Finding, Run
+from ringscope.jobs.detect import Detected, HowToDetect, enabled_detectors, ranked_queue
+from ringscope.model import Finding
 from ringscope.policy import Policy, default_policy
 
 if TYPE_CHECKING:
@@ -64,6 +69,8 @@ class SparkDetection:
     engines: dict[str, str] = field(default_factory=dict)
     #: values of the export the policy's mapping left as they are (``MarketTables.unmapped``)
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the tables the detectors read (windowed and mapped through the policy)
+    tables: SparkTables | None = None
 
 
 def impact_tables(tables: SparkTables, findings: list[Finding]) -> MarketTables:
@@ -158,7 +165,7 @@ def detect_spark_tables(
     queue = ranked_queue([f for fs in by_detector.values() for f in fs], policy)
     queue = add_impact(queue, impact_tables(tables, queue))
     timings["queue and impact"] = time.perf_counter() - t0
-    return SparkDetection(queue, by_detector, timings, engines, tables.unmapped)
+    return SparkDetection(queue, by_detector, timings, engines, tables.unmapped, tables)
 
 
 def export_fingerprint(spark: SparkSession, export: str) -> str:
@@ -184,68 +191,49 @@ def export_fingerprint(spark: SparkSession, export: str) -> str:
     return "spark:" + h.hexdigest()
 
 
-def run_spark_detection(
-    store: GraphStore,
-    spark: SparkSession,
-    export: str,
-    policy: Policy | None = None,
-    *,
-    progress: Progress | None = None,
-) -> tuple[Run, SparkDetection]:
-    """One run on Spark, saved to ``store`` as the local engine saves its runs.
+def with_labels(tables: SparkTables, extra: pd.DataFrame) -> SparkTables:
+    """``tables`` with the rows of ``extra`` (labels learnt from decisions, columns of
+    the labels table) added to its labels, as ``with_decision_labels`` does locally."""
+    if extra.empty:
+        return tables
+    labels = tables.labels
+    rows = labels.sparkSession.createDataFrame(extra[list(labels.columns)], schema=labels.schema)
+    return replace(tables, labels=labels.unionByName(rows))
 
-    The run is compared with the store's previous run (new, grown, shrunk,
-    unchanged, dissolved) and written atomically; a failure marks it failed.
-    """
-    from ringscope.jobs.detect import new_run_id
-    from ringscope.jobs.diff import diff_findings, summarise
 
-    policy = policy or default_policy()
-    started = datetime.now(UTC)
-    run = Run(
-        id=new_run_id(started),
-        started_at=started,
-        status="running",
-        policy=policy.model_dump(),
-        data_fingerprint=export_fingerprint(spark, export),
-        summary={
-            "ringscope_version": __version__,
-            "policy_digest": policy.digest(),
+@dataclass(frozen=True)
+class SparkEngine:
+    """The Spark engine of a run (:class:`ringscope.jobs.detect.Engine`): the Parquet
+    export at ``export`` read and detected on ``spark``; the run is saved to the store
+    by :func:`ringscope.jobs.detect.run_detection` as a local run is."""
+
+    spark: SparkSession
+    export: str
+
+    def fingerprint(self, store: GraphStore) -> str:
+        return export_fingerprint(self.spark, self.export)
+
+    def summary(self) -> dict[str, Any]:
+        return {
             "engine": "spark",
-            "spark_master": spark.sparkContext.master,
-            "export": export,
-        },
-    )
-    for stale in store.runs(status="running"):
-        store.fail_run(stale.id, "abandoned: the run's process stopped before it finished")
-    previous = store.latest_run()
-    previous_findings = store.findings(previous.id) if previous else []
-    store.begin_run(run)
-    try:
-        result = detect_export(spark, export, policy, progress=progress)
-        findings, changes = diff_findings(previous_findings, result.findings)
-        by_kind: dict[str, int] = {}
-        for f in findings:
-            by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
-        summary: dict[str, Any] = {
-            **run.summary,
-            "findings": len(findings),
-            "by_kind": dict(sorted(by_kind.items())),
-            "accounts_flagged": len({a for f in findings for a in f.member_ids}),
-            "seconds": {k: round(v, 3) for k, v in result.timings.items()},
-            "detector_engines": result.engines,
-            "previous_run": previous.id if previous else None,
-            "changes": summarise(changes),
-            "dissolved": [c.previous_id for c in changes if c.status == "dissolved"],
-            "unmapped": result.unmapped,
+            "spark_master": self.spark.sparkContext.master,
+            "export": self.export,
         }
-        store.complete_run(run.id, findings, summary)
-    except BaseException as e:
-        try:
-            store.fail_run(run.id, f"{type(e).__name__}: {e}")
-        except Exception as status_error:
-            e.add_note(f"marking run {run.id} as failed also failed: {status_error}")
-        raise
-    return store.get_run(run.id), SparkDetection(
-        findings, result.by_detector, result.timings, result.engines, result.unmapped
-    )
+
+    def detect(
+        self, store: GraphStore, policy: Policy, learned: pd.DataFrame, how: HowToDetect
+    ) -> Detected:
+        from ringscope.engines.spark.health import health_counts
+
+        tables = with_labels(read_export(self.spark, self.export), learned)
+        result = detect_spark_tables(tables, policy, progress=how.progress)
+        used = result.tables
+        assert used is not None
+        return Detected(
+            result.findings,
+            result.timings,
+            result.unmapped,
+            used.reference_time(),
+            lambda flagged: health_counts(used, flagged),
+            {"detector_engines": result.engines},
+        )

@@ -30,9 +30,9 @@ def detect_with_spark(
     :class:`~ringscope.engines.EngineUnavailable` without PySpark.
     """
     require_pyspark()
-    from ringscope.engines.spark.detect import run_spark_detection
+    from ringscope.engines.spark.detect import SparkEngine
     from ringscope.engines.spark.session import spark_session
-    from ringscope.jobs.detect import DetectionResult
+    from ringscope.jobs.detect import run_detection
     from ringscope.jobs.lock import exclusive_store
     from ringscope.settings import get_settings
 
@@ -42,5 +42,4 @@ def detect_with_spark(
     spark = spark_session(master)
     with exclusive_store(uri, settings.work_dir, settings) as (store, held):
         held.phase("detecting on spark")
-        run, result = run_spark_detection(store, spark, export, policy, progress=progress)
-    return DetectionResult(run=run, findings=result.findings, timings=result.timings)
+        return run_detection(store, policy, progress=progress, engine=SparkEngine(spark, export))

@@ -1,30 +1,16 @@
-"""The audit log of every store: append-only, newest first, filtered, paged."""
+"""The audit log of every store: append-only, newest first, filtered, paged (``store`` is
+the contract suite's: each kind of store in turn)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from ringscope.graphs.store import GraphStore
-
-
-@pytest.fixture(params=["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
-    if request.param == "embedded":
-        from ringscope.graphs.embedded import EmbeddedStore
-
-        s = EmbeddedStore(tmp_path / "audit.duckdb")
-        try:
-            yield s
-        finally:
-            s.close()
-    else:
-        yield request.getfixturevalue("neo4j_store")
 
 
 def test_audit_log_round_trip(store: GraphStore) -> None:

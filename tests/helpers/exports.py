@@ -1,4 +1,4 @@
-"""Small exports written to disk for the loader tests (helpers only, no tests)."""
+"""Small exports written to disk for the loader tests (and the hostile-input catalogue)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import csv
 from pathlib import Path
 
 from ringscope.errors import Problem
+
+#: The small export of the data contract (tests/data/small-export/README.md says what it holds).
+SMALL_EXPORT = Path(__file__).resolve().parents[1] / "data" / "small-export"
 
 ACCOUNTS = (
     "account_id,roles,created_at,country\n"

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser.market import ServedApp, auth, fill_store, open_neo4j
+from helpers.app import ServedApp, auth
+from helpers.stores import fill_store, open_neo4j
 
 pytestmark = pytest.mark.timeout(600)
 

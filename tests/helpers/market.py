@@ -1,4 +1,5 @@
-"""A generated marketplace for the app's tests, built once per test session.
+"""A generated marketplace for the app's tests (the API, the pages in a browser, access and
+security), built once per test session (the ``app_market`` fixture of ``tests/conftest.py``).
 
 Two detection runs: run 1 on the generated marketplace plus a small export that
 plants a copy of a commission ring under hostile names (a seller named
@@ -18,22 +19,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from helpers.app import ServedApp
+
 if TYPE_CHECKING:
     from ringscope.api.auth import Access
     from ringscope.api.refusals import RefusalLimits
-    from ringscope.graphs.store import GraphStore
-
-#: The app's users in these tests, by name, with their roles; see ``key_of``.
-USERS = {
-    "test-viewer": "viewer",
-    "test-investigator": "investigator",
-    "test-admin": "admin",
-    "inspector-7": "investigator",
-    "analyst-3": "investigator",
-    "form-user": "investigator",
-    "browser-user": "investigator",
-    "browser-viewer": "viewer",
-}
 
 XSS_SELLER = "<img src=x onerror=alert(1)>"
 XSS_BUYER = '"><script>window.__xss=1</script>'
@@ -164,114 +154,6 @@ def shared_market(base: Path) -> Market:
         confirmed_case=done.read_text(encoding="utf-8"),
         xss_ring=rename_names,
     )
-
-
-def key_of(name: str) -> str:
-    """The API key of the test user ``name``."""
-    return f"rsk_test_{name}"
-
-
-def auth(name: str) -> dict[str, str]:
-    """Headers that authenticate as the test user ``name``."""
-    return {"Authorization": f"Bearer {key_of(name)}"}
-
-
-def access_for(users: dict[str, str] | None = None) -> Access:
-    """Who may use the app in the tests: ``USERS`` (or ``users``), each with ``key_of``."""
-    from ringscope.api.auth import Access, User, Users, check_role, hash_key
-
-    chosen = USERS if users is None else users
-    return Access(Users(User(n, check_role(r), hash_key(key_of(n))) for n, r in chosen.items()))
-
-
-class ServedApp:
-    """The real app served by uvicorn on a free localhost port, in a thread."""
-
-    def __init__(
-        self,
-        store_path: Path | None,
-        access: Access | None = None,
-        *,
-        store: GraphStore | None = None,
-        refusals: RefusalLimits | None = None,
-    ) -> None:
-        """Serve the embedded store at ``store_path``, or ``store`` (left open at exit);
-        ``refusals``: how many refused requests the audit log keeps (default: settings)."""
-        import socket
-        import threading
-
-        import uvicorn
-
-        from ringscope.api.app import create_app
-        from ringscope.graphs.embedded import EmbeddedStore
-
-        self._owned = store is None
-        if store is None:
-            assert store_path is not None
-            store = EmbeddedStore(store_path)
-        self.store = store
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(store=self.store, access=access or access_for(), refusals=refusals),
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
-            proxy_headers=False,  # as `ringscope serve`: the app trusts on the socket's peer
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServedApp:
-        import time
-
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the app did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-        if self._owned:
-            self.store.close()
-
-
-def fill_store(store: GraphStore, root: Path, *, events: int = 3000, seed: int = 11) -> None:
-    """Load a small generated marketplace into ``store`` and run detection once."""
-    from ringscope.jobs.detect import run_detection
-    from ringscope.loaders.pipeline import load_export
-    from ringscope.loaders.synthetic import generate
-
-    generate(root / "data", events=events, seed=seed)
-    load_export(store, root / "data", rejects_dir=root / "rejects")
-    run_detection(store)
-
-
-def open_neo4j(uri: str, root: Path) -> GraphStore:
-    """A Neo4j store on an emptied database (credentials as in tests/conftest.py), with
-    its columnar file under ``root``."""
-    import os
-
-    from ringscope.graphs.neo4j_store import Neo4jStore
-
-    password = os.environ.get("NEO4J_PASSWORD")
-    store = Neo4jStore(
-        uri,
-        auth=(os.environ.get("NEO4J_USER", "neo4j"), password) if password else None,
-        database=os.environ.get("NEO4J_DATABASE", "neo4j"),
-        columnar_path=root / "events.duckdb",
-    )
-    store.wipe(erase_audit_log=True)  # an emptied database: the audit log too
-    return store
 
 
 def served_copy(
