@@ -814,6 +814,23 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _save_sign_in_link(link: str) -> Path | None:
+    """Write the one-time sign-in link to ``<work dir>/sign-in-link.txt`` (mode 0600),
+    for a terminal that wraps or cuts long lines; ``None`` when it cannot be written."""
+    from ringscope.settings import get_settings
+
+    path = Path(get_settings().work_dir) / "sign-in-link.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(link + "\n")
+    except OSError:
+        return None
+    return path
+
+
 def _serve(store: str | None, host: str, port: int) -> None:
     """Serve the app on ``host``:``port`` until interrupted.
 
@@ -833,11 +850,18 @@ def _serve(store: str | None, host: str, port: int) -> None:
     if access.mode == "keys" and len(access.users) == 0:
         # no users configured: a one-time admin key for this start, in the link only
         key = new_key()
-        access.users.add(User("local-admin", "admin", hash_key(key)))
+        access.add_for_this_start(User("local-admin", "admin", hash_key(key)))
+        link = f"{url}login#key={key}"
+        saved = _save_sign_in_link(link)
         err.print(
             "no users configured (`ringscope key NAME --role ROLE` adds one); "
-            f"sign in as local-admin for this start with:\n  {url}login#key={key}"
+            "sign in as local-admin for this start with the link below"
+            + (f" (also in {saved}, readable by you only)" if saved else "")
+            + ":"
         )
+        # on a line of its own, never wrapped: a half-copied link does not sign in
+        sys.stderr.write(f"{link}\n")
+        sys.stderr.flush()
     config = uvicorn.Config(
         create_app(store_uri=store, access=access),
         log_level="warning",

@@ -377,3 +377,41 @@ def test_the_key_command(tmp_path: Path) -> None:
         [*cli, "key", "dan", "--role", "root"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1 and "unknown role" in bad.stderr
+
+
+def test_a_key_made_while_the_app_runs_works_at_once(app_market: Market, tmp_path: Path) -> None:
+    """The sign-in page says to make a key with ``ringscope key``: made while the app
+    runs, it opens the app at once, and a user's replaced key stops working at once."""
+    users_file = tmp_path / "users.json"
+    env = {**os.environ, "RINGSCOPE_USERS_FILE": str(users_file)}
+
+    def make_key(name: str, role: str) -> str:
+        made = subprocess.run(
+            [sys.executable, "-m", "ringscope.cli", "key", name, "--role", role],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    first = make_key("erin", "viewer")
+    access = Access(Users.read(users_file), users_file=users_file)
+    with (
+        served_copy(app_market, tmp_path / "app", access=access) as app,
+        httpx.Client(base_url=app.url, timeout=30) as c,
+    ):
+
+        def status(key: str) -> int:
+            return c.get("/api/findings", headers={"Authorization": f"Bearer {key}"}).status_code
+
+        assert status(first) == 200
+        newcomer = make_key("frank", "investigator")  # while the app runs
+        assert status(newcomer) == 200
+        replaced = make_key("erin", "viewer")
+        assert status(replaced) == 200 and status(first) == 401
+        users_file.write_text("not json")  # a broken file keeps the users read before
+        assert status(newcomer) == 200
+        signed = c.post("/login", data={"key": newcomer}, follow_redirects=False)
+        assert signed.status_code == 303, signed.text

@@ -201,7 +201,9 @@ def _free_port() -> int:
 
 def test_run_generates_loads_detects_and_serves(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "RINGSCOPE_WORK_DIR": str(tmp_path / "var"), "COLUMNS": "200"}
+    # a narrow terminal: the sign-in link is on a line of its own all the same
+    env = {**os.environ, "RINGSCOPE_WORK_DIR": str(tmp_path / "var"), "COLUMNS": "60"}
+    env["RINGSCOPE_USERS_FILE"] = str(tmp_path / "users.json")
     proc = subprocess.Popen(
         [*RINGSCOPE, "run", "--events", "20000", "--seed", "5", "--port", str(port),
          "--store", str(tmp_path / "r.duckdb")],
@@ -225,8 +227,10 @@ def test_run_generates_loads_detects_and_serves(tmp_path: Path) -> None:
         while not link:
             line = proc.stderr.readline()
             assert line, "no sign-in link printed"
-            link = next((w for w in line.split() if "/login#key=" in w), "")
-        assert link.startswith(f"http://127.0.0.1:{port}/login#key=rsk_")
+            link = line.strip() if "/login#key=" in line else ""
+        assert link.startswith(f"http://127.0.0.1:{port}/login#key=rsk_"), link
+        saved = tmp_path / "var" / "sign-in-link.txt"
+        assert saved.read_text().strip() == link and saved.stat().st_mode & 0o777 == 0o600
         key = {"Authorization": f"Bearer {link.split('#key=')[1]}"}
         url = f"http://127.0.0.1:{port}/api/findings"
         with pytest.raises(urllib.error.HTTPError) as denied:
@@ -239,6 +243,15 @@ def test_run_generates_loads_detects_and_serves(tmp_path: Path) -> None:
         with urllib.request.urlopen(home, timeout=10) as r:
             html = r.read().decode()
         assert page["items"][0]["id"] in html
+        # a first user added while the app runs: the one-time admin key keeps working
+        made = subprocess.run(
+            [*RINGSCOPE, "key", "gina", "--role", "viewer"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        gina = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        for who in (key, gina):
+            with urllib.request.urlopen(urllib.request.Request(url, headers=who), timeout=10) as r:
+                assert r.status == 200
     finally:
         proc.terminate()
         proc.wait(timeout=30)

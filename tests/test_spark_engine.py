@@ -7,6 +7,7 @@ this module; the marketplace is a small generated one, written as Parquet.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,46 @@ def test_missing_export_and_bad_options_are_clear(market: Path, tmp_path: Path) 
     missing = runner.invoke(app, args, env=env)
     assert missing.exit_code == 1
     assert "accounts table is required" in missing.output
+
+
+def test_executors_without_ringscope_stop_the_run_at_once(market: Path, tmp_path: Path) -> None:
+    """Executors whose Python lacks ringscope (here Debian's own python3): the command
+    stops after one tiny job with the fix, before reading the export, and saves no run."""
+    system_python = Path("/usr/bin/python3")
+    probe = subprocess.run(
+        [str(system_python), "-c", "import ringscope"],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert probe.returncode != 0, "the system Python must not have ringscope for this test"
+    store = tmp_path / "s.duckdb"
+    args = ["detect", "--engine", "spark", "--spark-master", "local[1]"]
+    args += ["--data", str(market), "--store", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-m", "ringscope.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={
+            **os.environ,
+            "PYSPARK_PYTHON": str(system_python),
+            "RINGSCOPE_WORK_DIR": str(tmp_path),
+        },
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert (
+        "ringscope/cli.py" not in done.stderr
+    )  # Spark logs the worker's error; no traceback of ours
+    error = done.stderr[done.stderr.index("error:") :]
+    assert "executors" in error and "No module named" in error, error
+    assert "pip install" in error and "PYSPARK_PYTHON" in error, error
+    if store.exists():
+        from ringscope.graphs.embedded import EmbeddedStore
+
+        with EmbeddedStore(store) as s:
+            assert s.runs() == []
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:

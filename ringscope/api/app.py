@@ -39,6 +39,7 @@ from ringscope.api.deps import (
     audit_writer,
     bounded_input,
     refusal_response,
+    wants_page,
 )
 from ringscope.api.lazy_store import ReopeningStore
 from ringscope.api.queries import RunCache
@@ -91,14 +92,32 @@ def warm_up(store: GraphStore, run_cache: RunCache) -> None:
         log.debug("warm-up stopped: %s", e)
 
 
+def error_page(request: Request, status: int, detail: str) -> Response:
+    """An error as a page in the app's frame, with a way back: what was wrong (the
+    value and why), a link to the queue and, for a wrong query value, to the same page
+    without the query."""
+    from ringscope.api.routes.pages import templates
+
+    titles = {404: "Not found", 422: "A value was not understood", 409: "Conflict"}
+    back = request.url.path if request.url.query and request.method == "GET" else None
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "version": __version__,
+            "title": titles.get(status, HTTPStatus(status).phrase),
+            "detail": detail,
+            "back": back,
+        },
+        status_code=status,
+    )
+
+
 def away_answer(request: Request, exc: StoreAway) -> Response:
     """503 with ``Retry-After`` while the app stands aside for a job: a page that tries
     again by itself for a page, JSON for the API. Nothing of the request was done."""
     headers = {"Retry-After": str(exc.retry_after)}
-    page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-    if page:
+    if wants_page(request):
         from ringscope.api.routes.pages import templates
 
         reload = request.method in ("GET", "HEAD")
@@ -221,7 +240,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # every error answer has the same shape, ``ErrorOut``: {"error", "detail"}
+        # every error answer has the same shape, ``ErrorOut``: {"error", "detail"}; a
+        # page in the app's frame for a browser
+        if wants_page(request):
+            return error_page(request, exc.status_code, str(exc.detail))
         error = HTTPStatus(exc.status_code).phrase.replace(" ", "")
         return JSONResponse(
             {"error": error, "detail": str(exc.detail)},
@@ -235,6 +257,8 @@ def create_app(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in exc.errors()[:10]
         ]
+        if wants_page(request):
+            return error_page(request, 422, "; ".join(problems) or "invalid request")
         return JSONResponse(
             {"error": "ValidationError", "detail": "; ".join(problems) or "invalid request"},
             status_code=422,
@@ -249,8 +273,10 @@ def create_app(
         return away_answer(request, exc)
 
     @app.exception_handler(RingscopeError)
-    async def _ringscope_error(request: Request, exc: RingscopeError) -> JSONResponse:
+    async def _ringscope_error(request: Request, exc: RingscopeError) -> Response:
         status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 500)
+        if wants_page(request):
+            return error_page(request, status, str(exc))
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
     from ringscope.api.routes import access as access_routes

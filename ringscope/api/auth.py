@@ -20,15 +20,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
 from ringscope.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 Role = Literal["viewer", "investigator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "investigator", "admin")
@@ -242,17 +246,65 @@ class Access:
     #: ``trusted_proxies`` parsed (a bad entry is a ``ConfigError`` here, at start-up).
     proxies: TrustedProxies = field(init=False, repr=False)
 
+    #: The users file ``users`` was read from: read again when it changes, so that a key
+    #: made with ``ringscope key`` while the app runs works at once (``None``: fixed users).
+    users_file: Path | None = None
+    #: Users of this start only (``ringscope serve``'s one-time admin), kept when the
+    #: users file is read again.
+    extra_users: list[User] = field(default_factory=list)
+    _stamp: tuple[int, int, int] | None = field(default=None, init=False, repr=False)
+    _reading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.proxies = TrustedProxies.parse(self.trusted_proxies)
+        self._stamp = _file_stamp(self.users_file)
+
+    def add_for_this_start(self, user: User) -> None:
+        """Let ``user`` in until the app stops, whatever the users file says."""
+        self.extra_users.append(user)
+        self.users.add(user)
+
+    def current_users(self) -> Users:
+        """The users as the users file says now: one ``stat`` per call, and the file read
+        again only when it changed (time, size or inode: ``ringscope key`` replaces it).
+        A file that cannot be read then keeps the users read before, with a warning."""
+        if self.users_file is None:
+            return self.users
+        stamp = _file_stamp(self.users_file)
+        if stamp != self._stamp:
+            with self._reading:
+                if stamp != self._stamp:
+                    try:
+                        self.users = Users.read(self.users_file)
+                        for user in self.extra_users:
+                            self.users.add(user)
+                    except ConfigError as e:
+                        log.warning("kept the users read before: %s", e)
+                    self._stamp = stamp
+        return self.users
 
     @staticmethod
     def from_settings() -> Access:
         from ringscope.settings import get_settings
 
         s = get_settings()
+        path = s.users_path()
         return Access(
-            users=Users.read(s.users_path()),
+            users=Users.read(path),
             mode=s.auth,
             proxy_user_header=s.proxy_user_header,
             trusted_proxies=tuple(s.trusted_proxies),
+            users_file=path,
         )
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells that a file changed: modification time, size and inode (``None``:
+    no file)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

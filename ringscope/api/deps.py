@@ -180,7 +180,7 @@ def identify(request: Request, access: Access) -> Principal | Refusal:
             return Refusal(401, f"proxy header not accepted from {peer}", detail=claimed)
         if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
             return Refusal(401, f"no user in {access.proxy_user_header}")
-        user = access.users.by_name(name)
+        user = access.current_users().by_name(name)
         if user is None:
             return Refusal(401, "unknown user", who=name)
         return Principal(user.name, user.role, "proxy")
@@ -192,7 +192,7 @@ def identify(request: Request, access: Access) -> Principal | Refusal:
         key, via = request.cookies.get(LOGIN_COOKIE, ""), "cookie"
     if not key:
         return Refusal(401, "no API key")
-    user = access.users.by_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    user = access.current_users().by_key(key) if len(key) <= MAX_KEY_LENGTH else None
     if user is None:
         return Refusal(401, "unknown API key")
     if via == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -217,13 +217,19 @@ async def get_principal(
     return found
 
 
+def wants_page(request: Request) -> bool:
+    """Whether a person's browser asked for a page (answered with HTML in the app's
+    frame) rather than a program for JSON: not under ``/api/`` and accepting HTML."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
 def refusal_response(request: Request, exc: AccessDenied) -> Response:
     """The answer to a refused request: JSON for the API, the sign-in form (401) or the
     "denied" page (403) for a browser asking for a page."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-    page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
+    page = wants_page(request)
     if page and exc.status == 401:
         from ringscope.api.routes.access import login_page
 

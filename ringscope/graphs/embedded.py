@@ -74,9 +74,6 @@ from ringscope.graphs._adjacency import AdjacencyIndex
 from ringscope.graphs._graphwalk import (
     as_utc,
     bounded_bfs,
-    check_node_refs,
-    check_rel_types,
-    check_window,
     decision_with_utc,
     edge_key,
     pick_edge,
@@ -86,7 +83,7 @@ from ringscope.graphs._graphwalk import (
 )
 from ringscope.graphs._groupcommit import GroupCommit
 from ringscope.graphs.graph_model import GRAPH_TABLES, NODES, RELS, NodeType, RelType
-from ringscope.graphs.store import GraphStore
+from ringscope.graphs.store import AuditQuery, GraphStore, Walk
 from ringscope.graphs.tables import DuckTables, TableStore, execute, first_row, q
 from ringscope.model import (
     BatchResult,
@@ -483,36 +480,13 @@ class EmbeddedStore(TableStore, GraphStore):
                 )
         return sorted(edges, key=edge_key)
 
-    def neighbourhood(
-        self,
-        seeds: Sequence[NodeRef],
-        *,
-        hops: int = 1,
-        rel_types: Sequence[str] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int = 200,
-    ) -> Subgraph:
-        """Nodes within ``hops`` of the seeds, per :meth:`GraphStore.neighbourhood`.
-
-        Each hop is one SQL query: the union, over the allowed relationship
-        types and both directions, of the rows touching the frontier, minus the
-        nodes already held, ordered by (label, id) and cut at the room left.
-
-        Raises
-        ------
-        NotFoundError
-            When no seed exists.
-        ValueError
-            Negative ``hops``, ``limit`` < 1, an unknown label or relationship type.
+    def _neighbourhood(self, walk: Walk, limit: int) -> Subgraph:
+        """:meth:`GraphStore.neighbourhood` of a checked walk: from the adjacency index
+        when built, else each hop is one SQL query (the union, over the allowed
+        relationship types and both directions, of the rows touching the frontier,
+        minus the nodes already held, ordered by (label, id) and cut at the room left).
         """
-        if hops < 0:
-            raise ValueError(f"hops: must be >= 0, got {hops}")
-        if limit < 1:
-            raise ValueError(f"limit: must be >= 1, got {limit}")
-        wanted = check_node_refs(seeds, "seeds")
-        rels = check_rel_types(rel_types)
-        start, end = check_window(start, end)
+        wanted, hops, rels, start, end = walk
         index = self._graph_index(hops)
         if index is not None:
             existing, sub = index.neighbourhood(
@@ -652,15 +626,10 @@ class EmbeddedStore(TableStore, GraphStore):
             }
         return AdjacencyIndex.build(nodes, rels)
 
-    def shortest_path(
-        self,
-        a: NodeRef,
-        b: NodeRef,
-        *,
-        rel_types: Sequence[str] | None = None,
-        max_hops: int = 6,
+    def _shortest_path(
+        self, a: NodeRef, b: NodeRef, rels: tuple[str, ...], max_hops: int
     ) -> Path | None:
-        """A shortest undirected path from ``a`` to ``b``, per :meth:`GraphStore.shortest_path`.
+        """:meth:`GraphStore.shortest_path` with checked arguments.
 
         Bidirectional breadth-first search in SQL: two temporary tables hold
         each side's distances, and each step expands the side with the smaller
@@ -677,16 +646,7 @@ class EmbeddedStore(TableStore, GraphStore):
 
         Between two consecutive nodes, the relationship smallest by (type,
         source, target) is used (:func:`~ringscope.graphs._graphwalk.pick_edge`).
-
-        Raises
-        ------
-        NotFoundError
-            When ``a`` or ``b`` does not exist.
         """
-        if max_hops < 0:
-            raise ValueError(f"max_hops: must be >= 0, got {max_hops}")
-        check_node_refs([a, b], "a, b")
-        rels = check_rel_types(rel_types)
         temps = ("_rs_ends", "_rs_da", "_rs_db", "_rs_layer", "_rs_links", "_rs_step", "_rs_path")
         with self._reading("shortest path") as con:
             try:
@@ -945,11 +905,7 @@ class EmbeddedStore(TableStore, GraphStore):
                 {"now": datetime.now(UTC), "summary": canonical_json(summary), "id": run_id},
             )
 
-    def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
-        """Every run (only those of ``status``; the ``limit`` newest), newest first (by
-        ``started_at``, then the later recorded)."""
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit: must be >= 0, got {limit}")
+    def _runs(self, status: str | None, limit: int | None) -> list[Run]:
         with self._reading("read runs") as con:
             rows = con.execute(
                 f"SELECT {self._RUN_COLS} FROM runs "
@@ -968,11 +924,6 @@ class EmbeddedStore(TableStore, GraphStore):
         if row is None:
             raise NotFoundError(f"no such run: {run_id}")
         return self._run_from_row(row)
-
-    def latest_run(self) -> Run | None:
-        """The newest succeeded run, or ``None``."""
-        found = self.runs(status="succeeded", limit=1)
-        return found[0] if found else None
 
     def _run_for_findings(self, run_id: str | None) -> str | None:
         if run_id is None:
@@ -1124,20 +1075,8 @@ class EmbeddedStore(TableStore, GraphStore):
                 params,
             )
 
-    def audit_log(
-        self,
-        *,
-        who: str | None = None,
-        action: str | None = None,
-        subject: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[dict[str, object]]:
-        """Audit entries, newest first (see ``GraphStore.audit_log``)."""
-        if limit < 1:
-            raise ValueError(f"limit: must be >= 1, got {limit}")
-        if offset < 0:
-            raise ValueError(f"offset: must be >= 0, got {offset}")
+    def _audit_log(self, query: AuditQuery) -> list[dict[str, object]]:
+        who, action, subject, limit, offset = query
         sql = "SELECT seq, at_, who, action, subject, detail FROM audit_log WHERE true"
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         for name, value in (("who", who), ("action", action), ("subject", subject)):

@@ -113,9 +113,6 @@ from ringscope.graphs import cypher
 from ringscope.graphs._graphwalk import (
     as_utc,
     bounded_bfs,
-    check_node_refs,
-    check_rel_types,
-    check_window,
     decision_with_utc,
     edge_key,
     pick_edge,
@@ -134,7 +131,7 @@ from ringscope.graphs.graph_model import (
     rel_rows,
     rels_of,
 )
-from ringscope.graphs.store import GraphStore
+from ringscope.graphs.store import AuditQuery, GraphStore, Walk
 from ringscope.graphs.tables import (
     NEW_ROWS,
     UPDATED_ROWS,
@@ -796,35 +793,12 @@ class Neo4jStore(TableStore, GraphStore):
             return None
         return (value - _EPOCH) // timedelta(microseconds=1)
 
-    def neighbourhood(
-        self,
-        seeds: Sequence[NodeRef],
-        *,
-        hops: int = 1,
-        rel_types: Sequence[str] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int = 200,
-    ) -> Subgraph:
-        """Nodes within ``hops`` of the seeds, per :meth:`GraphStore.neighbourhood`.
-
-        One read transaction; each level is one ``MATCH`` from the frontier (a
-        parameter of element ids) over the allowed relationships in the window.
-
-        Raises
-        ------
-        NotFoundError
-            When no seed exists.
-        ValueError
-            Negative ``hops``, ``limit`` < 1, an unknown label or relationship type.
-        """
-        if hops < 0:
-            raise ValueError(f"hops: must be >= 0, got {hops}")
-        if limit < 1:
-            raise ValueError(f"limit: must be >= 1, got {limit}")
-        wanted = check_node_refs(seeds, "seeds")
-        types = list(check_rel_types(rel_types))
-        start, end = check_window(start, end)
+    def _neighbourhood(self, walk: Walk, limit: int) -> Subgraph:
+        """:meth:`GraphStore.neighbourhood` of a checked walk: one read transaction; each
+        level is one ``MATCH`` from the frontier (a parameter of element ids) over the
+        allowed relationships in the window."""
+        wanted, hops, rels, start, end = walk
+        types = list(rels)
         window: dict[str, Any] = {"start": self._window(start), "end": self._window(end)}
 
         def work(tx: neo4j.ManagedTransaction) -> Subgraph:
@@ -887,30 +861,13 @@ class Neo4jStore(TableStore, GraphStore):
     def _rel_props(stored: dict[str, Any]) -> dict[str, Any]:
         return props({k: v for k, v in stored.items() if not k.startswith("_")})
 
-    def shortest_path(
-        self,
-        a: NodeRef,
-        b: NodeRef,
-        *,
-        rel_types: Sequence[str] | None = None,
-        max_hops: int = 6,
+    def _shortest_path(
+        self, a: NodeRef, b: NodeRef, types: tuple[str, ...], max_hops: int
     ) -> Path | None:
-        """A shortest undirected path from ``a`` to ``b``, per :meth:`GraphStore.shortest_path`.
-
-        ``allShortestPaths`` bounded by ``max_hops`` gives every shortest path (at
-        most :data:`MAX_PATHS`); the one whose (label, id) sequence is smallest is
-        kept, and between two consecutive nodes the relationship smallest by
-        (type, source, target).
-
-        Raises
-        ------
-        NotFoundError
-            When ``a`` or ``b`` does not exist.
-        """
-        if max_hops < 0:
-            raise ValueError(f"max_hops: must be >= 0, got {max_hops}")
-        check_node_refs([a, b], "a, b")
-        types = check_rel_types(rel_types)
+        """:meth:`GraphStore.shortest_path` with checked arguments: ``allShortestPaths``
+        bounded by ``max_hops`` gives every shortest path (at most :data:`MAX_PATHS`);
+        the one whose (label, id) sequence is smallest is kept, and between two
+        consecutive nodes the relationship smallest by (type, source, target)."""
 
         def work(tx: neo4j.ManagedTransaction) -> Path | None:
             ends: dict[NodeRef, dict[str, Any]] = {}
@@ -1084,14 +1041,9 @@ class Neo4jStore(TableStore, GraphStore):
 
         self._write(f"fail run {run_id}", work)
 
-    def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
-        """Every run (only those of ``status``; the ``limit`` newest), newest first (by
-        ``started_at``, then the later recorded).
-
-        One read transaction: the runs' order keys, then the chosen runs whole (their
-        policies and summaries grow with every run kept)."""
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit: must be >= 0, got {limit}")
+    def _runs(self, status: str | None, limit: int | None) -> list[Run]:
+        """:meth:`GraphStore.runs` in one read transaction: the runs' order keys, then the
+        chosen runs whole (their policies and summaries grow with every run kept)."""
         runs: list[Run] = self._read("read runs", lambda tx: self._runs_in(tx, status, limit))
         return runs
 
@@ -1147,11 +1099,6 @@ class Neo4jStore(TableStore, GraphStore):
         if not records:
             raise NotFoundError(f"no such run: {run_id}")
         return self._run_from(records[0]["props"])
-
-    def latest_run(self) -> Run | None:
-        """The newest succeeded run, or ``None`` (``runs(status="succeeded", limit=1)``)."""
-        found = self.runs(status="succeeded", limit=1)
-        return found[0] if found else None
 
     def queue_state(
         self, cases_of: Callable[[Run], Iterable[str]] | None = None
@@ -1301,20 +1248,8 @@ class Neo4jStore(TableStore, GraphStore):
     def _write_audit(self, entries: Sequence[dict[str, Any]]) -> None:
         self._query(cypher.APPEND_AUDIT, entries=list(entries))
 
-    def audit_log(
-        self,
-        *,
-        who: str | None = None,
-        action: str | None = None,
-        subject: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[dict[str, object]]:
-        """Audit entries, newest first (see ``GraphStore.audit_log``)."""
-        if limit < 1:
-            raise ValueError(f"limit: must be >= 1, got {limit}")
-        if offset < 0:
-            raise ValueError(f"offset: must be >= 0, got {offset}")
+    def _audit_log(self, query: AuditQuery) -> list[dict[str, object]]:
+        who, action, subject, limit, offset = query
         records = self._query(
             cypher.AUDIT_LOG, who=who, action=action, subject=subject, limit=limit, offset=offset
         )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from ringscope.errors import StoreError, StoreLocked
+from ringscope.graphs import NEO4J_SCHEMES
 
 if TYPE_CHECKING:
     from ringscope.graphs.embedded import EmbeddedStore
@@ -75,8 +77,6 @@ def request_path(store_path: str | os.PathLike[str]) -> Path:
 def shared_path(store_uri: str) -> str | None:
     """The file of an embedded store that processes share, or ``None`` (a Neo4j
     store, an in-memory one)."""
-    from ringscope.graphs import NEO4J_SCHEMES
-
     if store_uri.startswith(NEO4J_SCHEMES):
         return None
     path = store_uri.removeprefix("duckdb://")
@@ -143,11 +143,21 @@ def pending(store_path: str | os.PathLike[str]) -> StepAsideRequest | None:
         os.close(fd)
 
 
+def lock_path(store_uri: str, work_dir: str | os.PathLike[str]) -> Path:
+    """Where the job lock of ``store_uri`` lives (taken by :mod:`ringscope.jobs.lock`;
+    named here, where the app reads what the job holding it says)."""
+    if store_uri.startswith(NEO4J_SCHEMES):
+        digest = hashlib.sha256(store_uri.encode()).hexdigest()[:16]
+        return Path(work_dir) / "locks" / f"neo4j-{digest}.job.lock"
+    path = store_uri.removeprefix("duckdb://")
+    if path == ":memory:":
+        return Path(work_dir) / "locks" / f"memory-{os.getpid()}.job.lock"
+    return Path(f"{path}.job.lock")
+
+
 def _job_stamp(store_path: str | os.PathLike[str]) -> dict[str, object]:
     """What the store's job lock says of the job holding it (``{}``: nothing).
     Read only: the job lock is never taken here (a second job would be refused for it)."""
-    from ringscope.jobs.lock import lock_path
-
     try:
         doc = json.loads(lock_path(os.fspath(store_path), ".").read_text(encoding="utf-8"))
     except (OSError, ValueError):

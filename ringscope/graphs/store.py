@@ -70,10 +70,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import pandas as pd
 
+from ringscope.graphs._graphwalk import check_node_refs, check_rel_types, check_window
 from ringscope.model import (
     BatchResult,
     Decision,
@@ -86,6 +87,27 @@ from ringscope.model import (
 )
 
 Entity = Literal["account", "stream"]
+
+
+class Walk(NamedTuple):
+    """A checked neighbourhood walk: the seeds, the hops, the allowed relationship
+    types and the time window (``None``: open)."""
+
+    seeds: list[NodeRef]
+    hops: int
+    rels: tuple[str, ...]
+    start: datetime | None
+    end: datetime | None
+
+
+class AuditQuery(NamedTuple):
+    """A checked audit-log read: filters (``None``: any), page size and offset."""
+
+    who: str | None
+    action: str | None
+    subject: str | None
+    limit: int
+    offset: int
 
 
 @runtime_checkable
@@ -171,8 +193,19 @@ class GraphStore(LoadTarget, Protocol):
         by (label, id) and added while fewer than ``limit`` nodes are held.
         When a level does not fit, the result is ``truncated`` and the walk
         stops. Edges: every allowed relationship in the window between two
-        returned nodes.
+        returned nodes. ``ValueError``: negative ``hops``, ``limit`` < 1, an unknown
+        label or relationship type. A store walks in :meth:`_neighbourhood`.
         """
+        if hops < 0:
+            raise ValueError(f"hops: must be >= 0, got {hops}")
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        start, end = check_window(start, end)
+        walk = Walk(check_node_refs(seeds, "seeds"), hops, check_rel_types(rel_types), start, end)
+        return self._neighbourhood(walk, limit)
+
+    def _neighbourhood(self, walk: Walk, limit: int) -> Subgraph:
+        """:meth:`neighbourhood` of a checked ``walk``."""
         ...
 
     def shortest_path(
@@ -185,7 +218,18 @@ class GraphStore(LoadTarget, Protocol):
     ) -> Path | None:
         """A shortest undirected path from ``a`` to ``b`` of at most ``max_hops``
         relationships, or ``None``. Among shortest paths, the one whose
-        sequence of (label, id) is smallest."""
+        sequence of (label, id) is smallest; between two consecutive nodes, the
+        relationship smallest by (type, source, target). ``NotFoundError`` when ``a``
+        or ``b`` does not exist. A store searches in :meth:`_shortest_path`."""
+        if max_hops < 0:
+            raise ValueError(f"max_hops: must be >= 0, got {max_hops}")
+        check_node_refs([a, b], "a, b")
+        return self._shortest_path(a, b, check_rel_types(rel_types), max_hops)
+
+    def _shortest_path(
+        self, a: NodeRef, b: NodeRef, rels: tuple[str, ...], max_hops: int
+    ) -> Path | None:
+        """:meth:`shortest_path` with checked arguments."""
         ...
 
     # ------------------------------------------------------------------ runs and findings
@@ -201,7 +245,14 @@ class GraphStore(LoadTarget, Protocol):
     def fail_run(self, run_id: str, error: str) -> None: ...
 
     def runs(self, *, status: str | None = None, limit: int | None = None) -> list[Run]:
-        """Every run (only those of ``status``; the ``limit`` newest), newest first."""
+        """Every run (only those of ``status``; the ``limit`` newest), newest first (by
+        ``started_at``, then the later recorded). A store reads them in :meth:`_runs`."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit: must be >= 0, got {limit}")
+        return self._runs(status, limit)
+
+    def _runs(self, status: str | None, limit: int | None) -> list[Run]:
+        """:meth:`runs` with a checked ``limit``."""
         ...
 
     def get_run(self, run_id: str) -> Run:
@@ -209,8 +260,9 @@ class GraphStore(LoadTarget, Protocol):
         ...
 
     def latest_run(self) -> Run | None:
-        """The newest succeeded run."""
-        ...
+        """The newest succeeded run, or ``None``."""
+        found = self.runs(status="succeeded", limit=1)
+        return found[0] if found else None
 
     def findings(self, run_id: str | None = None) -> list[Finding]:
         """The findings of a run (default: the latest succeeded), ranked."""
@@ -290,5 +342,13 @@ class GraphStore(LoadTarget, Protocol):
         """Audit entries, newest first, as ``{"seq", "at", "who", "action", "subject",
         "detail"}`` (``at`` an aware UTC datetime, ``detail`` a dict), filtered by
         ``who``, ``action`` and ``subject`` when given. ``limit < 1`` or
-        ``offset < 0`` raise ``ValueError``."""
+        ``offset < 0`` raise ``ValueError``. A store reads them in :meth:`_audit_log`."""
+        if limit < 1:
+            raise ValueError(f"limit: must be >= 1, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset: must be >= 0, got {offset}")
+        return self._audit_log(AuditQuery(who, action, subject, limit, offset))
+
+    def _audit_log(self, query: AuditQuery) -> list[dict[str, object]]:
+        """:meth:`audit_log` of a checked ``query``."""
         ...

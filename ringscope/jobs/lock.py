@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -36,24 +35,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ringscope.errors import ConcurrentRunError, StoreError
-from ringscope.graphs import NEO4J_SCHEMES, check_store_uri
-from ringscope.graphs.sharing import SharedFile, shared_path
+from ringscope.graphs import check_store_uri
+from ringscope.graphs.sharing import SharedFile, lock_path, shared_path
 
 #: Seconds a store lease lasts without renewal.
 LEASE_TTL_S = 120.0
 #: The name of the job lease in a store.
 LEASE_NAME = "job"
-
-
-def lock_path(store_uri: str, work_dir: str | Path) -> Path:
-    """Where the job lock of ``store_uri`` lives."""
-    if store_uri.startswith(NEO4J_SCHEMES):
-        digest = hashlib.sha256(store_uri.encode()).hexdigest()[:16]
-        return Path(work_dir) / "locks" / f"neo4j-{digest}.job.lock"
-    path = store_uri.removeprefix("duckdb://")
-    if path == ":memory:":
-        return Path(work_dir) / "locks" / f"memory-{os.getpid()}.job.lock"
-    return Path(f"{path}.job.lock")
 
 
 def _describe(info: dict[str, Any]) -> str:

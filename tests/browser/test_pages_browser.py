@@ -38,6 +38,60 @@ def test_queue_lists_planted_rings_at_the_top(
     only_the_app(tab, app)
 
 
+def test_queue_filter_form_and_pages(tab: Recorded, app: ServedApp) -> None:
+    """An investigator picks a kind, leaves the other choices at "all", filters, pages
+    through the result, then mistypes an id in the address bar and finds the way back."""
+    page = tab.page
+    page.goto("/")
+    kinds = page.locator("select[name=kind] option").all_inner_texts()
+    everything = api(app, "/api/findings", limit=1000)["items"]
+    counts = {k: sum(1 for i in everything if i["kind"] == k) for k in kinds if k != "all"}
+    kind = max(counts, key=lambda k: counts[k])
+    page.select_option("select[name=kind]", kind)
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**kind=**")
+    rows = page.locator("#queue tbody tr.finding")
+    assert rows.count() == counts[kind]
+    assert set(page.locator("#queue tbody tr.finding td:nth-child(3)").all_inner_texts()) == {kind}
+    assert f"1–{rows.count()} of {counts[kind]}" in page.locator(".pager .shown").first.inner_text()
+    # every kind again, ten rows a page, sorted by size
+    assert len(everything) > 10, len(everything)
+    page.select_option("select[name=kind]", "")
+    page.select_option("select[name=limit]", "10")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**limit=10**")
+    assert rows.count() == 10
+    page.click("text=size")
+    page.wait_for_url("**sort=size**")
+    first_page = page.locator("#queue tbody tr.finding").evaluate_all(
+        "rows => rows.map(r => r.dataset.findingId)"
+    )
+    page.locator("a[rel=next]").first.click()
+    page.wait_for_url("**page=2**")
+    assert page.locator("#queue tbody tr.finding td:first-child").first.inner_text() == "11"
+    second_page = page.locator("#queue tbody tr.finding").evaluate_all(
+        "rows => rows.map(r => r.dataset.findingId)"
+    )
+    by_size = sorted(everything, key=lambda i: -i["size"])
+    assert len(first_page) == 10 and not set(first_page) & set(second_page)
+    assert [i["size"] for i in by_size[:20]][: 10 + len(second_page)] == [
+        next(i["size"] for i in everything if i["id"] == f) for f in first_page + second_page
+    ]
+    # a score bound typed by hand that is not a number: a page in the frame, a way back
+    page.goto("/?min_score=high")
+    assert page.locator("#error").inner_text().startswith("min_score: 'high' is not a number")
+    page.click("text=back to the page without the wrong value")
+    page.wait_for_selector("#queue")
+    page.goto("/findings/no-such-finding")
+    assert "no-such-finding" in page.locator("#error").inner_text()
+    page.click("text=queue")
+    page.wait_for_selector("#queue")
+    # the browser reports the two error answers themselves, and nothing else
+    assert all("status of 422" in e or "status of 404" in e for e in tab.errors), tab.errors
+    assert len(tab.errors) == 2, tab.errors
+    only_the_app(tab, app)
+
+
 def test_cluster_page_draws_the_graph(tab: Recorded, app: ServedApp) -> None:
     page = tab.page
     top = api(app, "/api/findings")["items"][0]

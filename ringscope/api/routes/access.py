@@ -97,7 +97,7 @@ async def login(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key = form.get("key", [""])[0].strip()
     nxt = safe_next(form.get("next", ["/"])[0])
-    user = get_access(request).users.by_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    user = get_access(request).current_users().by_key(key) if len(key) <= MAX_KEY_LENGTH else None
     if user is None:
         deny(request, 401, "unknown API key at sign-in")
         return login_page(request, status=401, message="Unknown key.", nxt=nxt)
@@ -141,7 +141,7 @@ async def settings(request: Request, principal: Annotated[Principal, Admin]) -> 
         proxy_user_header=access.proxy_user_header,
         trusted_proxies=list(access.trusted_proxies),
         redaction_key_set=bool(s.redaction_key.get_secret_value()),
-        users=[UserOut(name=u.name, role=u.role) for u in access.users],
+        users=[UserOut(name=u.name, role=u.role) for u in access.current_users()],
         refusals=RefusalsOut.model_validate(request.app.state.refusals.counts()),
     )
 

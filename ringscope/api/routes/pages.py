@@ -7,10 +7,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2.utils import htmlsafe_json_dumps
@@ -64,29 +64,62 @@ def _common(**extra: Any) -> dict[str, Any]:
     return {"version": __version__, **extra}
 
 
+#: Rows of the queue page by default, and at most.
+QUEUE_PAGE_ROWS, QUEUE_PAGE_MAX = 50, 500
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """A filter's value from the form: empty (the form's "all") is no filter."""
+    if value is None or value.strip() == "":
+        return None
+    if value not in allowed:
+        raise HTTPException(422, f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _score(name: str, value: str | None, default: float) -> float:
+    """A score bound from the form: empty is ``default``; else a number in [0, 1]."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        x = float(value)
+    except ValueError:
+        raise HTTPException(422, f"{name}: {value!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise HTTPException(422, f"{name}: {value!r} is not between 0 and 1")
+    return x
+
+
 @router.get("/", response_class=HTMLResponse)
 def queue_page(
     request: Request,
     caller: CallerDep,
     run: str | None = None,
     kind: str | None = None,
-    status: DiffStatus | None = None,
-    decision: DecisionStatus | None = None,
+    status: str | None = None,
+    decision: str | None = None,
     beneficiary: str | None = None,
-    min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
-    max_score: Annotated[float, Query(ge=0, le=1)] = 1.0,
+    min_score: str | None = None,
+    max_score: str | None = None,
     sort: SortKey = "rank",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    limit: Annotated[int, Query(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE_ROWS,
+    page: Annotated[int, Query(ge=1)] = 1,
 ) -> HTMLResponse:
+    """The queue as a page. The filter form sends every field, "all" and an empty score
+    as empty values, which mean no filter; ``limit`` rows from page ``page``."""
+    low, high = _score("min_score", min_score, 0.0), _score("max_score", max_score, 1.0)
+    chosen_status = _choice("status", status, get_args(DiffStatus))
+    chosen_decision = _choice("decision", decision, get_args(DecisionStatus))
     q = queries.queue(
         caller.store,
         cache=caller.cache,
-        run=run,
+        run=run or None,
         kind=kind or None,
-        min_score=min_score,
-        max_score=max_score,
-        status=status,
-        decision=decision,
+        min_score=low,
+        max_score=high,
+        status=cast(DiffStatus | None, chosen_status),
+        decision=cast(DecisionStatus | None, chosen_decision),
         beneficiary=beneficiary or None,
         sort=sort,
         descending=order == "desc",
@@ -94,16 +127,20 @@ def queue_page(
     red = redact.for_run(
         caller.redaction, caller.store, q.run, caller.cache, request.app.state.page_cache
     )
-    items = [dataclasses.replace(i, finding=red(i.finding)) for i in q.items]
+    first = (page - 1) * limit
+    items = [dataclasses.replace(i, finding=red(i.finding)) for i in q.items[first : first + limit]]
     filters = {
         "run": run or "",
         "kind": kind or "",
-        "status": status or "",
-        "decision": decision or "",
+        "status": chosen_status or "",
+        "decision": chosen_decision or "",
         "beneficiary": beneficiary or "",
-        "min_score": min_score if min_score > 0 else "",
-        "max_score": max_score if max_score < 1 else "",
+        "min_score": low if low > 0 else "",
+        "max_score": high if high < 1 else "",
     }
+    query = {k: v for k, v in filters.items() if v != ""}
+    if limit != QUEUE_PAGE_ROWS:
+        query["limit"] = limit
     return templates.TemplateResponse(
         request,
         "queue.html",
@@ -111,13 +148,17 @@ def queue_page(
             me=caller.principal,
             run=q.run,
             items=items,
+            total=len(q.items),
+            first=first,
+            page=page,
+            pages=max(1, -(-len(q.items) // limit)),
             kinds=q.kinds,
             filters=filters,
-            query={k: v for k, v in filters.items() if v != ""},
+            query=query,
             sort=sort,
             order=order,
-            statuses=["new", "grown", "shrunk", "unchanged"],
-            decisions=["confirmed", "dismissed", "escalated", "undecided"],
+            statuses=list(get_args(DiffStatus)),
+            decisions=list(get_args(DecisionStatus)),
         ),
     )
 

@@ -31,7 +31,7 @@ def detect_with_spark(
     """
     require_pyspark()
     from ringscope.engines.spark.detect import SparkEngine
-    from ringscope.engines.spark.session import spark_session
+    from ringscope.engines.spark.session import check_executors, spark_session
     from ringscope.jobs.detect import run_detection
     from ringscope.jobs.lock import exclusive_store
     from ringscope.settings import get_settings
@@ -40,6 +40,7 @@ def detect_with_spark(
     uri = store_uri or settings.store
     policy = policy or default_policy()
     spark = spark_session(master)
+    check_executors(spark)
     with exclusive_store(uri, settings.work_dir, settings) as (store, held):
         held.phase("detecting on spark")
         return run_detection(store, policy, progress=progress, engine=SparkEngine(spark, export))

@@ -83,3 +83,54 @@ def spark_session(
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def check_executors(session: SparkSession) -> None:
+    """Run one tiny job that imports ringscope's Spark engine on the executors, and raise
+    :class:`EngineUnavailable` with the fix when they cannot (or run another version).
+
+    The detectors run Python code on the executors; without this check a cluster whose
+    executors' Python lacks ringscope fails minutes later, deep in a stage.
+    """
+    import re
+
+    from ringscope import __version__
+
+    def versions(_: Any) -> Any:
+        # defined here, so that it is shipped by value: the executors need not have
+        # ringscope to run it
+        import importlib
+        import pkgutil
+        import platform
+
+        try:  # the engine's modules, and so the packages they need (numpy, pandas...)
+            import ringscope
+            import ringscope.engines.spark as engine
+
+            for m in pkgutil.iter_modules(engine.__path__, "ringscope.engines.spark."):
+                importlib.import_module(m.name)
+            found = ringscope.__version__
+        except Exception as e:  # ModuleNotFoundError, or a broken install
+            found = f"{type(e).__name__}: {e}"
+        yield platform.python_version(), found
+
+    sc = session.sparkContext
+    try:
+        seen = set(sc.parallelize([0], 1).mapPartitions(versions).collect())
+    except Exception as e:  # the worker's Python could not even start
+        errors = re.findall(r"^\w+(?:Error|Exception): .*$", str(e), flags=re.M)
+        why = errors[-1] if errors else type(e).__name__
+        raise EngineUnavailable(
+            f"the Spark executors could not run Python ({why[:300]}); set "
+            "spark.pyspark.python (or PYSPARK_PYTHON) to an interpreter with ringscope "
+            f"{__version__} installed on every executor"
+        ) from e
+    bad = sorted(v for v in seen if v[1] != __version__)
+    if bad:
+        python, found = bad[0]
+        raise EngineUnavailable(
+            f"the Spark executors' Python {python} cannot use ringscope {__version__} "
+            f"(it has: {found}); install it on every executor (pip install "
+            f"'ringscope[spark]=={__version__}') or set spark.pyspark.python (or "
+            "PYSPARK_PYTHON) to an interpreter that has it"
+        )
