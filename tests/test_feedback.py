@@ -19,7 +19,7 @@ from ringscope.jobs.detect import run_detection
 from ringscope.jobs.feedback import decision_labels, decision_metrics, suppressed
 from ringscope.jobs.suggest import as_policy_yaml, suggest
 from ringscope.model import Decision, DetectorInfo, Finding, Member
-from ringscope.policy import default_policy
+from ringscope.policy import default_policy, load_policy
 
 D = DetectorInfo("commission_rings", "1")
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -72,9 +72,14 @@ def test_a_dismissed_network_comes_back_only_when_it_changed_materially() -> Non
     assert confirmed == {}
 
 
-def test_suggestions_move_thresholds_the_way_the_decisions_point() -> None:
-    policy = default_policy()
+def test_suggestions_move_thresholds_the_way_the_decisions_point(tmp_path: Path) -> None:
+    # a policy that has raised the threshold (the default, 0, reports every significant
+    # group), so that a suggestion may go either way
+    path = tmp_path / "policy.yaml"
+    path.write_text("detectors:\n  commission_rings:\n    params:\n      min_score: 0.6\n")
+    policy = load_policy(path)
     current = float(policy.detectors["commission_rings"].params["min_score"])
+    assert current == 0.6
     noisy = [mk([f"n{i}", f"m{i}"], score=current + 0.01 * (i + 1)) for i in range(8)]
     good = [mk([f"g{i}", f"h{i}"], score=current + 0.3) for i in range(2)]
     decisions = [decide(f.id, "dismissed") for f in noisy] + [

@@ -20,8 +20,9 @@ DOCS = {
     "streams within the same short windows, again and again.",
     "dense_blocks": "Dense blocks (FRAUDAR): account x creator engagement and buyer x seller "
     "orders denser than camouflage can explain.",
-    "commission_rings": "Commission rings: buyer groups ordering through one creator's affiliate "
-    "links for one seller, then refunding or cancelling.",
+    "commission_rings": "Commission rings: creators, sellers and buyers acting together, the "
+    "buyers ordering through the creators' links and little else, with refunds, shared "
+    "identifiers or new accounts beyond the market's own rates.",
     "money_cycles": "Money cycles: money going round a loop of accounts (A pays B pays C pays "
     "A), once or many times, hops minutes to days apart, more coherent than ordinary trade "
     "makes. Parameters: see the docstring of ringscope.algorithms.cycles.",
