@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/lockstep_quality.py --events 200000 --seeds 1000 1001 1002 [--dense]
+    python benchmarks/lockstep_quality.py --worlds --seeds 1000 ... 1029 [--max-buyers 30000]
 
 For each seed a marketplace is generated (or reused) under ``--work``, its tables
 are read with pandas (timestamps parsed as UTC), the detectors run, and the
@@ -16,6 +17,14 @@ the large majority of the ring (``--bots-only`` repeats the match on the bots al
 False positives on hard negatives: the share of each hard-negative kind's accounts
 that any finding names as a member.
 
+With ``--worlds`` each seed is a random world (``WorldParams.random(seed)``, at most
+``--max-buyers`` buyers, cached as ``robustness.py`` caches them) and the lockstep
+detector runs alone on its tables as the detection job calls it; the figures are
+``robustness.py``'s, for ``engagement_farm`` findings only: per ring size band the mean
+and worst-decile ring recall and finding precision over the worlds, the reasons of the
+misses and wrong findings, and the share of each hard-negative kind's accounts named
+(mean and maximum over worlds), with the detector's seconds per world.
+
 Seeds below 1000 tune the detectors; seeds from 1000 on report. The benchmark
 refuses seeds below 1000 unless ``--allow-tuning-seeds``.
 """
@@ -28,11 +37,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import DEFAULT_CACHE, check_report_seeds, ensure_market
+from _common import (
+    DEFAULT_CACHE,
+    check_report_seeds,
+    ensure_market,
+    ensure_world,
+    read_market_tables,
+    read_market_truth,
+)
 
 from ringscope.algorithms.dense import detect_dense_blocks
 from ringscope.algorithms.evaluate import evaluate, is_hard_negative
-from ringscope.algorithms.lockstep import detect_lockstep
+from ringscope.algorithms.lockstep import detect_lockstep, detect_lockstep_tables
 from ringscope.model import Finding
 
 TS_COLUMNS = {
@@ -99,9 +115,43 @@ def official_quality(findings: list[Finding], truth: pd.DataFrame) -> dict[str, 
     return out
 
 
+def run_worlds(seeds: list[int], cache: Path, max_buyers: int, show: int) -> None:
+    """The lockstep detector alone on random worlds, summarised as ``robustness.py`` does."""
+    from robustness import print_method, world_figures
+
+    figures = []
+    for seed in seeds:
+        folder, _ = ensure_world(cache, seed, max_buyers)
+        tables = read_market_tables(folder)
+        truth = read_market_truth(folder)
+        t = time.perf_counter()
+        found = detect_lockstep_tables(tables, seed=0)
+        dt = time.perf_counter() - t
+        fig = world_figures(evaluate(found, truth), truth)
+        fig.update(seed=seed)
+        figures.append(fig)
+        ef = fig["rings"].get("engagement_farm", {}).get("all", [0, 0, 0])
+        fk = fig["findings_by_kind"].get("engagement_farm", {}).get("all", [0, 0, 0])
+        hn = {k: round(h["fp_rate"], 4) for k, h in fig["hard_negatives"].items()}
+        print(
+            f"seed {seed:>4} buyers {tables.accounts.shape[0]:>7,} events "
+            f"{len(tables.engagements):>9,} farms found {ef[1]}/{ef[0]} findings right "
+            f"{fk[1]}/{fk[0]} {dt:6.1f} s fan_club {hn.get('fan_club', 0):.2%} viral_stream "
+            f"{hn.get('viral_stream', 0):.2%}",
+            flush=True,
+        )
+        farm_lines = [x for x in fig["missed"] + fig["wrong"] if "engagement_farm" in x]
+        for line in farm_lines[:show]:
+            print(f"    {line}")
+    print_method("lockstep", figures)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--worlds", action="store_true", help="random worlds (lockstep alone)")
+    ap.add_argument("--max-buyers", type=int, default=30_000, help="with --worlds")
+    ap.add_argument("--show", type=int, default=6, help="miss lines per world, with --worlds")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
     ap.add_argument("--allow-tuning-seeds", action="store_true")
     ap.add_argument("--work", type=Path, default=DEFAULT_CACHE)
@@ -111,6 +161,9 @@ def main() -> None:
     problem = check_report_seeds(args.seeds, args.allow_tuning_seeds)
     if problem:
         ap.error(problem)
+    if args.worlds:
+        run_worlds(args.seeds, args.work, args.max_buyers, args.show)
+        return
     for seed in args.seeds:
         folder, _ = ensure_market(args.work, args.events, seed)
         tables = {

@@ -53,6 +53,7 @@ def _lockstep(t: MarketTables, p: dict[str, Any], seed: int) -> list[Finding]:
         t.engagements,
         streams=t.streams,
         accounts=t.accounts,
+        follows=t.follows,
         as_of=t.reference_time(),
         seed=seed,
         **p,

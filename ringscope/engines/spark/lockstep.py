@@ -5,7 +5,8 @@ Where each step of the local detector (see its module documentation) runs:
 
 1. **Arrivals, on Spark.** The first event of each (account, stream, kind) is a
    reduction of the engagements (:func:`arrivals`); only the arrivals are
-   collected to the driver, with the streams and the accounts' creation times.
+   collected to the driver, with the streams, the accounts' creation times and
+   the follows (whose followers are excused at a creator's starts).
 2. **Start graces, buckets and the reach pre-filter, on the driver.** The local
    code runs on the collected arrivals (linear numpy work): each creator's
    start surge, the (stream, time window) buckets on the two staggered grids
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 #: The local detector's policy parameters and their defaults.
 DEFAULTS: dict[str, Any] = keyword_defaults(
-    local.detect_lockstep, inputs=("streams", "accounts", "as_of", "seed")
+    local.detect_lockstep, inputs=("streams", "accounts", "follows", "as_of", "seed")
 )
 
 _Counts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -93,8 +94,8 @@ def co_bursts(
     entries : pyspark.sql.DataFrame
         Bucket entries, one per (bucket, account): ``bucket``, ``acct``,
         ``stream`` (the bucket's), ``t0`` (its window start, seconds) and
-        ``size`` (accounts in the bucket, all of them: buckets of fewer than 2
-        or more than ``max_bucket`` are skipped).
+        ``size`` (entries in the bucket: buckets of fewer than 2 are skipped, and
+        the driver has sampled crowded buckets down to ``max_bucket``).
     acct_streams : pyspark.sql.DataFrame
         Distinct (``acct``, ``stream``) of every account's arrivals.
     max_bucket, min_bursts : int
@@ -165,30 +166,29 @@ def sync_counts(
     """:func:`ringscope.algorithms.lockstep._sync_counts` with the pair work on Spark.
 
     ``bk`` and ``arr`` are the local detector's buckets and arrivals. The
-    entries of the accounts that can reach ``min_bursts`` bursts (the local
-    reach pre-filter, which leaves every qualifying pair in) go to Spark for
-    :func:`co_bursts`; the qualifying pairs come back. Returns (a, b, bursts,
+    entries the local count walks (:func:`ringscope.algorithms.lockstep._pair_entries`:
+    the accounts that can reach ``min_bursts`` bursts, and in a bucket of more
+    than ``max_bucket`` of them the same bottom-k sample) go to Spark for
+    :func:`co_bursts`, with each bucket's size counted over those entries; the
+    qualifying pairs come back. Returns (a, b, bursts,
     burst streams, streams both engaged with), ``a < b``, ordered by (a, b):
     the same arrays as the local count.
     """
-    n_acct = arr.account_ids.size
     empty = np.zeros(0, dtype=np.int64)
     if bk.acct.size == 0:
         return empty, empty, empty, empty, empty
-    entry_bucket, _, _, able = local._able_accounts(
-        bk, n_acct, max_bucket=max_bucket, min_bursts=min_bursts, gap=gap
-    )
-    keep = able[bk.acct]
+    keep, able = local._pair_entries(bk, arr, max_bucket=max_bucket, min_bursts=min_bursts, gap=gap)
     if not keep.any():
         return empty, empty, empty, empty, empty
-    eb = entry_bucket[keep]
+    eb = bk.bucket[keep]
+    kept_size = np.bincount(eb, minlength=bk.size.size)  # at most max_bucket (sampled)
     entries = pd.DataFrame(
         {
             "bucket": eb,
             "acct": bk.acct[keep],
             "stream": bk.stream[keep],
             "t0": bk.bucket_t0[eb],
-            "size": bk.size[eb],
+            "size": kept_size[eb],
         }
     ).astype(np.int64)
     n_s = np.int64(max(arr.stream_ids.size, 1))
@@ -232,6 +232,7 @@ def detect_lockstep(
     first = to_pandas(arrivals(tables.engagements, p["kinds"]))
     streams = to_pandas(tables.streams.select("stream_id", "creator_id", "started_at", "ended_at"))
     accounts = to_pandas(tables.accounts.select("account_id", "created_at"))
+    follows = to_pandas(tables.follows.select("follower_id", "creator_id", "ts"))
 
     def count_pairs(
         bk: local._Buckets, arr: local._Arrivals, *, max_bucket: int, min_bursts: int, gap: float
@@ -243,6 +244,7 @@ def detect_lockstep(
         count_pairs=count_pairs,
         streams=streams,
         accounts=accounts,
+        follows=follows,
         as_of=as_of,
         seed=seed,
         **p,
