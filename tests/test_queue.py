@@ -396,13 +396,18 @@ def test_gallery_end_to_end_a_farm_in_device_pools_is_one_case() -> None:
     clusters = DETECTORS["shared_identifiers"].run(
         tables, pol.detectors["shared_identifiers"].params, 0
     )
-    assert len(clusters) >= 2  # the pools are seen apart
+    # shared identifiers 2.1 judge a cohort by its accounts' first orders: these bots
+    # only like, so their pools may be left to lockstep; whatever pools are reported
+    # must join the farm's case, none may stand beside it
     queue, _ = detect_tables(tables, pol, threads=1)
     assert len(queue) == 1
     (case,) = queue
     assert case.kind == "engagement_farm"
     assert case.member_ids == tuple(bots)
     assert case.id == finding_id("engagement_farm", bots)
-    assert {d.name for d in case.detectors} == {"lockstep", "shared_identifiers"}
-    assert case.evidence["engagements"] and case.evidence["identifiers"]
-    assert {s.name: s.value for s in case.signals}["case_parts"] == 1 + len(clusters)
+    seen_by = {"lockstep"} | ({"shared_identifiers"} if clusters else set())
+    assert {d.name for d in case.detectors} == seen_by
+    assert case.evidence["engagements"]
+    assert bool(case.evidence.get("identifiers")) == bool(clusters)
+    # a finding of one part carries no case_parts signal
+    assert {s.name: s.value for s in case.signals}.get("case_parts", 1) == 1 + len(clusters)
