@@ -589,7 +589,7 @@ def test_the_app_serves_and_redacts_identifiers_of_every_kind(
 def test_the_bulk_import_labels_identifiers_from_the_whitelist_only(
     variety: Path, tmp_path: Path
 ) -> None:
-    from ringscope.graphs.neo4j_bulk import prepare_import
+    from ringscope.loaders.neo4j_import import prepare_import
 
     out = tmp_path / "csv"
     report, _ = prepare_import(

@@ -43,7 +43,7 @@ HEAD = """\
 # Each parameter is documented in its detector's docstring
 # (python -m pydoc ringscope.algorithms.<module>).
 
-version: default-2026.11
+version: default-2026.12
 seed: 0              # every detector is deterministic for a given seed
 # Detect on the last N days of activity before the latest event or order in the store
 # (engagements, orders, follows; identifiers last seen before then). null: all the data.
