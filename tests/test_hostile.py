@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from ringscope.cli import app
 from ringscope.graphs.embedded import EmbeddedStore
 from ringscope.loaders.pipeline import load_export
+from ringscope.loaders.synthetic import generate
 
 SMALL = Path(__file__).parent / "data" / "small-export"
 HEAD = "account_id,roles,created_at\n"
@@ -68,11 +69,13 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """The small export loaded and detected once, and a finding of the run."""
+    """A small generated marketplace loaded and detected once, and a finding of the run
+    (the hand-made small export is too small for any ring to stand out)."""
     folder = tmp_path_factory.mktemp("cli")
     store = folder / "store.duckdb"
     run = Cli(folder, store, "")
-    assert run("load", SMALL, "--store", store)[0] == 0
+    generate(folder / "market", events=4_000, seed=7)
+    assert run("load", folder / "market", "--store", store)[0] == 0
     assert run("detect", "--store", store)[0] == 0
     code, out = run("findings", "--store", store, "--out", folder / "f.json")
     assert code == 0, out

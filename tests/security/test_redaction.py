@@ -291,7 +291,12 @@ def viewer_samples(served: ServedInProcess) -> Samples:
             "ref": refs,
             "run_id": served.runs,
         },
-        required={"a,b": pairs},
+        # search: the start of an account id and of a finding id (a viewer's own typing
+        # is echoed back; identifier values are not searched for viewers)
+        required={
+            "a,b": pairs,
+            "q": [{"q": accounts[0][:4]}, {"q": findings[0].id[:6]}],
+        },
         variants={
             "run": [older],
             "kind": sorted({f.kind for f in findings}),
